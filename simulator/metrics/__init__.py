@@ -1,0 +1,1 @@
+"""Run metrics: streaming per-request statistics, confidence intervals, summaries."""

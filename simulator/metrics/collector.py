@@ -1,0 +1,204 @@
+"""Per-replication statistics, gathered in chunks so memory stays bounded on long runs.
+
+Every finished request (served or dropped) is handed to ``record``; requests that arrived
+during warm-up are ignored. Chunks are reduced with numpy into running sums, streaming
+quantiles and batch sums (for batch-means confidence intervals), and optionally written out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from operator import attrgetter
+
+import numpy as np
+
+from simulator.metrics.quantiles import StreamingQuantiles
+from simulator.model.request import Request
+
+QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p99.9": 0.999}
+CHUNK_SIZE = 65536
+ALL = "all"
+
+
+class RequestChunk:
+    """Column arrays of one chunk of finished requests (times in simulated ms)."""
+
+    def __init__(self, requests: Sequence[Request]) -> None:
+        count = len(requests)
+
+        def column(attribute: str, dtype: type) -> np.ndarray:
+            return np.fromiter(map(attrgetter(attribute), requests), dtype, count)
+
+        self.request_id = column("request_id", np.int64)
+        self.class_index = column("class_index", np.int64)
+        self.node_index = column("node_index", np.int64)
+        self.arrival_ms = column("arrival_ms", np.float64)
+        self.start_ms = column("start_ms", np.float64)
+        self.end_ms = column("end_ms", np.float64)
+        self.service_ms = column("service_ms", np.float64)
+        self.drop_reason = [r.drop_reason for r in requests]
+        self.dropped = np.fromiter(map(bool, self.drop_reason), bool, count)
+        self.latency_ms = self.end_ms - self.arrival_ms
+        self.wait_ms = np.where(self.dropped, np.nan, self.start_ms - self.arrival_ms)
+        self.queued_ms = np.where(self.dropped, self.end_ms, self.start_ms) - self.arrival_ms
+
+
+class _Series:
+    """Running statistics of one class (or of all classes together)."""
+
+    def __init__(self, batches: int) -> None:
+        self.finished = 0
+        self.completed = 0
+        self.met = 0
+        self.dropped: dict[str, int] = {}
+        self.latency_sum_ms = 0.0
+        self.wait_sum_ms = 0.0
+        self.service_sum_ms = 0.0
+        self.latency = StreamingQuantiles()
+        self.wait = StreamingQuantiles()
+        self.batch_finished = np.zeros(batches)
+        self.batch_completed = np.zeros(batches)
+        self.batch_met = np.zeros(batches)
+        self.batch_latency_sum_ms = np.zeros(batches)
+        self.batch_wait_sum_ms = np.zeros(batches)
+        self.batch_service_sum_ms = np.zeros(batches)
+
+    def add(self, chunk: RequestChunk, select: np.ndarray, met: np.ndarray, batch: np.ndarray) -> None:
+        served = select & ~chunk.dropped
+        latency_ms = chunk.latency_ms[served]
+        wait_ms = chunk.wait_ms[served]
+        service_ms = chunk.service_ms[served]
+        self.finished += int(select.sum())
+        self.completed += len(latency_ms)
+        self.met += int(met[select].sum())
+        for index in np.flatnonzero(select & chunk.dropped):
+            reason = chunk.drop_reason[index]
+            self.dropped[reason] = self.dropped.get(reason, 0) + 1
+        self.latency_sum_ms += float(latency_ms.sum())
+        self.wait_sum_ms += float(wait_ms.sum())
+        self.service_sum_ms += float(service_ms.sum())
+        self.latency.extend(latency_ms)
+        self.wait.extend(wait_ms)
+        batches = len(self.batch_finished)
+        self.batch_finished += np.bincount(batch[select], minlength=batches)
+        served_batch = batch[served]
+        self.batch_completed += np.bincount(served_batch, minlength=batches)
+        self.batch_met += np.bincount(batch[select & met], minlength=batches)
+        self.batch_latency_sum_ms += np.bincount(served_batch, latency_ms, minlength=batches)
+        self.batch_wait_sum_ms += np.bincount(served_batch, wait_ms, minlength=batches)
+        self.batch_service_sum_ms += np.bincount(served_batch, service_ms, minlength=batches)
+
+    def estimates(self, window_s: float) -> dict:
+        """Point estimates of this replication (NaN where nothing was served)."""
+        nan = float("nan")
+
+        def distribution(quantiles: StreamingQuantiles, total_ms: float) -> dict:
+            values = quantiles.quantiles(list(QUANTILES.values()))
+            stats = {"mean": total_ms / self.completed if self.completed else nan}
+            stats.update(zip(QUANTILES, values))
+            stats["max"] = quantiles.max
+            return stats
+
+        return {
+            "finished": self.finished,
+            "completed": self.completed,
+            "dropped": dict(sorted(self.dropped.items())),
+            "throughput_per_s": self.completed / window_s if window_s > 0 else nan,
+            "latency_ms": distribution(self.latency, self.latency_sum_ms),
+            "wait_ms": distribution(self.wait, self.wait_sum_ms),
+            "service_ms": {"mean": self.service_sum_ms / self.completed if self.completed else nan},
+            "deadline_met_ratio": self.met / self.finished if self.finished else nan,
+            "processing_ratio": self.service_sum_ms / self.latency_sum_ms if self.latency_sum_ms > 0 else nan,
+            "quantiles_exact": self.latency.exact,
+        }
+
+    def batch_estimates(self) -> dict[str, list[float]]:
+        """Per-batch means of the mean-type metrics, for batch-means intervals."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return {
+                "latency_ms.mean": (self.batch_latency_sum_ms / self.batch_completed).tolist(),
+                "wait_ms.mean": (self.batch_wait_sum_ms / self.batch_completed).tolist(),
+                "service_ms.mean": (self.batch_service_sum_ms / self.batch_completed).tolist(),
+                "deadline_met_ratio": (self.batch_met / self.batch_finished).tolist(),
+                "processing_ratio": (self.batch_service_sum_ms / self.batch_latency_sum_ms).tolist(),
+            }
+
+
+class ReplicationRecorder:
+    """Collects the finished requests of one replication after warm-up."""
+
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        relative_deadlines_ms: Sequence[float],
+        warmup_requests: int,
+        measured_requests: int,
+        batches: int,
+        node_count: int,
+        chunk_sink: Callable[[RequestChunk], None] | None = None,
+    ) -> None:
+        self.class_names = list(class_names)
+        self._deadlines_ms = np.asarray(relative_deadlines_ms, dtype=float)
+        self.warmup_requests = warmup_requests
+        self.measured_requests = max(measured_requests, 1)
+        self.batches = batches
+        self.chunk_sink = chunk_sink
+        self._series = [_Series(batches) for _ in range(len(self.class_names) + 1)]
+        self._buffer: list[Request] = []
+        self.node_busy_ms = np.zeros(node_count)
+        self.node_queued_ms = np.zeros(node_count)
+        self.node_served = np.zeros(node_count, dtype=np.int64)
+        self.on_chunk: Callable[[int], None] | None = None
+
+    def record(self, request: Request) -> None:
+        if request.request_id >= self.warmup_requests:
+            buffer = self._buffer
+            buffer.append(request)
+            if len(buffer) == CHUNK_SIZE:
+                self.flush()
+
+    def flush(self) -> None:
+        if not self._buffer:
+            return
+        chunk = RequestChunk(self._buffer)
+        self._buffer = []
+        met = ~chunk.dropped & (chunk.latency_ms <= self._deadlines_ms[chunk.class_index])
+        batch = np.minimum((chunk.request_id - self.warmup_requests) * self.batches // self.measured_requests, self.batches - 1)
+        for class_index, series in enumerate(self._series[:-1]):
+            series.add(chunk, chunk.class_index == class_index, met, batch)
+        self._series[-1].add(chunk, np.ones(len(chunk.request_id), bool), met, batch)
+        self._add_node_sums(chunk)
+        if self.chunk_sink is not None:
+            self.chunk_sink(chunk)
+        if self.on_chunk is not None:
+            self.on_chunk(len(chunk.request_id))
+
+    def _add_node_sums(self, chunk: RequestChunk) -> None:
+        nodes = len(self.node_served)
+        reached = chunk.node_index >= 0
+        served = reached & ~chunk.dropped
+        self.node_busy_ms += np.bincount(chunk.node_index[served], chunk.service_ms[served], minlength=nodes)
+        self.node_queued_ms += np.bincount(chunk.node_index[reached], chunk.queued_ms[reached], minlength=nodes)
+        self.node_served += np.bincount(chunk.node_index[served], minlength=nodes)
+
+    def node_estimates(self, node_names: Sequence[str], workers: Sequence[int], window_ms: float) -> dict[str, dict]:
+        """Utilization and mean queue length per node, by Little's law over the measured requests."""
+        nan = float("nan")
+        return {
+            name: {
+                "utilization": float(busy_ms / (count * window_ms)) if window_ms > 0 else nan,
+                "mean_queue_length": float(queued_ms / window_ms) if window_ms > 0 else nan,
+                "served": int(served),
+            }
+            for name, count, busy_ms, queued_ms, served in zip(
+                node_names, workers, self.node_busy_ms, self.node_queued_ms, self.node_served
+            )
+        }
+
+    def estimates(self, window_s: float) -> dict[str, dict]:
+        names = [*self.class_names, ALL]
+        return {name: series.estimates(window_s) for name, series in zip(names, self._series)}
+
+    def batch_estimates(self) -> dict[str, dict[str, list[float]]]:
+        names = [*self.class_names, ALL]
+        return {name: series.batch_estimates() for name, series in zip(names, self._series)}

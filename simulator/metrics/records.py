@@ -1,0 +1,70 @@
+"""Per-request records written as parquet, chunk by chunk, so memory stays bounded."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from simulator.metrics.collector import RequestChunk
+
+
+class RecordWriter:
+    """Writes chunks of one replication's finished requests to a parquet file (atomically on close)."""
+
+    def __init__(self, path: Path, replication: int, class_names: Sequence[str], node_names: Sequence[str]) -> None:
+        self.path = path
+        self.replication = replication
+        self.class_names = pa.array(list(class_names))
+        self.node_names = pa.array([*node_names, ""])
+        self._partial = path.with_name(path.name + ".partial")
+        self._writer: pq.ParquetWriter | None = None
+
+    def __call__(self, chunk: RequestChunk) -> None:
+        count = len(chunk.request_id)
+        served = ~chunk.dropped
+        table = pa.table(
+            {
+                "replication": pa.array([self.replication] * count, pa.int32()),
+                "request_id": chunk.request_id,
+                "class": self.class_names.take(pa.array(chunk.class_index)),
+                "node": self.node_names.take(pa.array(np.where(chunk.node_index < 0, len(self.node_names) - 1, chunk.node_index))),
+                "arrival_ms": chunk.arrival_ms,
+                "start_ms": pa.array(chunk.start_ms, mask=~served),
+                "service_ms": pa.array(chunk.service_ms, mask=~served),
+                "end_ms": chunk.end_ms,
+                "wait_ms": pa.array(chunk.wait_ms, mask=~served),
+                "latency_ms": pa.array(chunk.latency_ms, mask=~served),
+                "dropped": pa.array(chunk.drop_reason, pa.string()),
+            }
+        )
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._partial, table.schema, compression="zstd")
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            os.replace(self._partial, self.path)
+
+
+def concatenate_parquet(parts: Sequence[Path], destination: Path) -> None:
+    """Join replication files into one, row group by row group, then remove the parts."""
+    partial = destination.with_name(destination.name + ".partial")
+    writer = None
+    for part in parts:
+        source = pq.ParquetFile(part)
+        for group in range(source.num_row_groups):
+            table = source.read_row_group(group)
+            if writer is None:
+                writer = pq.ParquetWriter(partial, table.schema, compression="zstd")
+            writer.write_table(table)
+    if writer is not None:
+        writer.close()
+        os.replace(partial, destination)
+    for part in parts:
+        part.unlink()

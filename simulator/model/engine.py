@@ -1,0 +1,246 @@
+"""The run loop: build the SimPy model of a scenario, simulate replications, summarize.
+
+``run_scenario`` is the one entry point other layers (CLI, planner, tests) use:
+scenario + seed → RunResult. Time inside the model is simulated milliseconds.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import simpy
+
+from simulator.errors import UnstableSystemError
+from simulator.metrics.collector import ReplicationRecorder
+from simulator.metrics.records import RecordWriter, concatenate_parquet
+from simulator.metrics.summary import RunResult, summarize
+from simulator.model.admission import ADMISSION_POLICIES
+from simulator.model.capacity import offered_load
+from simulator.model.disciplines import DISCIPLINES
+from simulator.model.events import Due
+from simulator.model.node import Node
+from simulator.model.request import Request
+from simulator.model.router import ROUTERS
+from simulator.random_streams import draws, stream
+from simulator.scenario.loader import LoadedScenario
+from simulator.service.base import ServiceTimeModel, build_service_model
+from simulator.workload.arrivals import ARRIVAL_PROCESSES, ArrivalProcess
+
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What one run simulates, after command-line overrides."""
+
+    loaded: LoadedScenario
+    seed: int
+    replications: int
+    requests: int
+    warmup_requests: int
+
+
+def _service_models(loaded: LoadedScenario) -> list[list[ServiceTimeModel]]:
+    """``models[node_spec][class]``: a class's own service model, else its node's."""
+    scenario = loaded.scenario
+    built: dict[int, ServiceTimeModel] = {}
+
+    def model(config) -> ServiceTimeModel:
+        if id(config) not in built:
+            built[id(config)] = build_service_model(config, loaded.base_dir)
+        return built[id(config)]
+
+    return [[model(c.service or spec.service) for c in scenario.workload.classes] for spec in scenario.nodes]
+
+
+def _arrival_process(loaded: LoadedScenario, seed: int, replication: int) -> ArrivalProcess:
+    config = loaded.scenario.workload.arrival
+    rng = stream(seed, replication, "arrivals")
+    return ARRIVAL_PROCESSES.policy_class(config)(config, rng, loaded.base_dir)
+
+
+class _ArrivalSource:
+    """Schedules arrivals one at a time, classifies and routes each, and marks the window."""
+
+    def __init__(self, env, process, total, class_draw, classes, nodes, router, warmup):
+        self.env = env
+        self.gaps_ms = process.gaps_ms()
+        self.total = total
+        self.class_draw = class_draw
+        self.priorities = [c.priority for c in classes]
+        self.deadlines_ms = [c.deadline_ms for c in classes]
+        self.nodes = nodes
+        self.router = router
+        self.warmup = warmup
+        self.next_id = 0
+        self.window_start_ms = 0.0
+        self.window_end_ms = 0.0
+        self.route = nodes[0].submit if len(nodes) == 1 else self._route
+
+    def start(self) -> None:
+        self._schedule_next()
+
+    def _schedule_next(self) -> None:
+        gap_ms = next(self.gaps_ms, None)
+        if gap_ms is None:
+            self._close_window()
+        else:
+            Due(self.env, gap_ms, None, self._arrive)
+
+    def _arrive(self, _event) -> None:
+        now_ms = self.env._now
+        request_id = self.next_id
+        class_index = next(self.class_draw)
+        request = Request(
+            request_id, class_index, self.priorities[class_index], now_ms, now_ms + self.deadlines_ms[class_index]
+        )
+        if request_id == self.warmup:
+            self.window_start_ms = now_ms
+        self.route(request)
+        self.next_id = request_id + 1
+        if self.next_id < self.total:
+            self._schedule_next()
+        else:
+            self._close_window()
+
+    def _route(self, request: Request) -> None:
+        self.nodes[self.router.choose(request)].submit(request)
+
+    def _close_window(self) -> None:
+        self.window_end_ms = self.env._now
+
+
+def simulate_replication(
+    plan: RunPlan, replication: int, records_path: Path | None = None, progress: ProgressCallback | None = None
+) -> dict:
+    """One independent replication: its point estimates, node statistics and batch sums."""
+    scenario = plan.loaded.scenario
+    classes = scenario.workload.classes
+    seed = plan.seed
+    env = simpy.Environment()
+    process = _arrival_process(plan.loaded, seed, replication)
+    total = plan.warmup_requests + plan.requests
+    limit = process.max_arrivals()
+    if limit is not None:
+        total = min(total, limit)
+    measured = max(total - plan.warmup_requests, 0)
+
+    service_models = _service_models(plan.loaded)
+    node_names, node_specs = [], []
+    for spec in scenario.nodes:
+        for replica in range(spec.replicas):
+            node_names.append(spec.name if spec.replicas == 1 else f"{spec.name}-{replica}")
+            node_specs.append((spec, service_models[scenario.nodes.index(spec)]))
+
+    writer = (
+        RecordWriter(records_path, replication, [c.name for c in classes], node_names) if records_path else None
+    )
+    recorder = ReplicationRecorder(
+        [c.name for c in classes], [c.deadline_ms for c in classes], plan.warmup_requests, measured,
+        scenario.run.batches, len(node_names), writer,
+    )
+    recorder.on_chunk = progress
+    firm = [c.kind == "firm" for c in classes]
+    nodes = []
+    for index, (name, (spec, models)) in enumerate(zip(node_names, node_specs)):
+        service_draws = [
+            draws(lambda size, m=model, rng=stream(seed, replication, f"service/{name}/{c.name}"): m.draw_block(rng, size))
+            for c, model in zip(classes, models)
+        ]
+        means_ms = [model.mean_ms() for model in models]
+        nodes.append(
+            Node(
+                env, index, name, spec.workers,
+                DISCIPLINES.policy_class(spec.discipline)(),
+                spec.queue_capacity,
+                ADMISSION_POLICIES.policy_class(spec.admission)(spec.admission, firm, means_ms),
+                service_draws, means_ms, recorder.record, scenario.run.max_queue_length,
+            )
+        )
+    router = ROUTERS.policy_class(scenario.router)(scenario.router, nodes, stream(seed, replication, "router"))
+    class_rng = stream(seed, replication, "classes")
+    shares = [c.share for c in classes]
+    probabilities = [share / sum(shares) for share in shares]
+    class_draw = draws(lambda size: class_rng.choice(len(classes), size, p=probabilities))
+    source = _ArrivalSource(env, process, total, class_draw, classes, nodes, router, plan.warmup_requests)
+    source.start()
+    env.run()
+    recorder.flush()
+    if writer is not None:
+        writer.close()
+
+    window_ms = source.window_end_ms - source.window_start_ms
+    window_s = window_ms / 1000.0
+    return {
+        "classes": recorder.estimates(window_s),
+        "nodes": recorder.node_estimates(node_names, [node.workers for node in nodes], window_ms),
+        "batches": recorder.batch_estimates(),
+        "window_s": window_s,
+        "measured_requests": measured,
+        "simulated_s": env.now / 1000.0,
+    }
+
+
+def plan_run(
+    loaded: LoadedScenario, seed: int | None = None, replications: int | None = None, requests: int | None = None
+) -> RunPlan:
+    """Apply command-line overrides to the scenario's run settings."""
+    run = loaded.scenario.run
+    measured = requests or run.requests
+    warmup = run.warmup if requests is None or run.warmup_requests is not None else measured // 10
+    return RunPlan(loaded, run.seed if seed is None else seed, replications or run.replications, measured, warmup)
+
+
+def check_stability(plan: RunPlan) -> float:
+    """Offered load of the scenario; raises UnstableSystemError if queues would grow forever."""
+    scenario = plan.loaded.scenario
+    process = _arrival_process(plan.loaded, plan.seed, 0)
+    load = offered_load(scenario, process.mean_rate_per_s(), _service_models(plan.loaded))
+    if load >= 1 and all(spec.queue_capacity is None for spec in scenario.nodes):
+        raise UnstableSystemError(
+            f"{plan.loaded.source}: offered load is {load:.3f} of capacity (≥ 1): queues grow without "
+            "bound and no steady state exists. Add workers/nodes, lower the arrival rate, or set "
+            "nodes[].queue_capacity to simulate a loss system."
+        )
+    return load
+
+
+def run_scenario(
+    loaded: LoadedScenario,
+    *,
+    seed: int | None = None,
+    replications: int | None = None,
+    requests: int | None = None,
+    jobs: int = 1,
+    records_path: Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> RunResult:
+    """Simulate every replication of a scenario and summarize with confidence intervals.
+
+    Same scenario + seed → identical results, whatever ``jobs`` is: each replication draws
+    from its own random streams. ``records_path`` writes per-request records as parquet.
+    ``progress`` is called with the number of newly finished measured requests.
+    """
+    plan = plan_run(loaded, seed, replications, requests)
+    load = check_stability(plan)
+    parts = [None] * plan.replications
+    with tempfile.TemporaryDirectory(dir=records_path.parent if records_path else None) as scratch:
+        if records_path is not None:
+            parts = [Path(scratch) / f"replication-{r}.parquet" for r in range(plan.replications)]
+        if jobs > 1 and plan.replications > 1:
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                futures = [pool.submit(simulate_replication, plan, r, parts[r]) for r in range(plan.replications)]
+                results = []
+                for future in futures:
+                    results.append(future.result())
+                    if progress is not None:
+                        progress(results[-1]["measured_requests"])
+        else:
+            results = [simulate_replication(plan, r, parts[r], progress) for r in range(plan.replications)]
+        if records_path is not None:
+            concatenate_parquet(parts, records_path)
+    return summarize(plan, results, load)

@@ -1,0 +1,1 @@
+"""Scenario files: the pydantic schema, loading and clear errors."""

@@ -1,0 +1,125 @@
+"""The scenario schema: what a YAML scenario file may say, validated by pydantic.
+
+Unknown keys are errors everywhere. Policies (arrival processes, service models, queue
+disciplines, admission, routers) come from their registries, so a new policy class appears
+here without edits.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    model_validator,
+)
+
+from simulator.model.admission import ADMISSION_POLICIES, AdmitAll
+from simulator.model.disciplines import DISCIPLINES, Fifo
+from simulator.model.router import ROUTERS, RoundRobin
+from simulator.service import SERVICE_MODELS
+from simulator.workload.arrivals import ARRIVAL_PROCESSES
+
+ArrivalConfig = ARRIVAL_PROCESSES.config_type()
+ServiceConfig = SERVICE_MODELS.config_type()
+DisciplineConfig = DISCIPLINES.config_type()
+AdmissionConfig = ADMISSION_POLICIES.config_type()
+RouterConfig = ROUTERS.config_type()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RequestClass(_Strict):
+    """A class of requests: its share of arrivals, priority, deadline and real-time kind."""
+
+    name: str = Field(min_length=1)
+    share: PositiveFloat = Field(1.0, description="relative weight of this class among arrivals")
+    priority: NonNegativeInt = Field(0, description="0 is served first under the priority discipline")
+    deadline_ms: PositiveFloat = Field(description="relative deadline: arrival to completion")
+    kind: Literal["hard", "firm", "soft"] = Field(
+        "soft",
+        description="hard: no request may miss; firm: a late result is worthless (may be dropped); "
+        "soft: at least `target` of requests must meet the deadline",
+    )
+    target: float | None = Field(None, gt=0, le=1, description="fraction that must meet the deadline")
+    service: ServiceConfig | None = Field(None, description="service model of this class (default: the node's)")
+
+    @model_validator(mode="after")
+    def _target_fits_kind(self) -> "RequestClass":
+        if self.kind == "soft" and self.target is None:
+            raise ValueError("a soft class needs `target`, the fraction that must meet the deadline (e.g. 0.99)")
+        if self.kind == "hard" and self.target not in (None, 1.0):
+            raise ValueError("a hard class allows no miss: leave `target` out (it is 1.0)")
+        return self
+
+    @property
+    def required_met_ratio(self) -> float | None:
+        return 1.0 if self.kind == "hard" else self.target
+
+
+class Workload(_Strict):
+    """One arrival process; each arrival belongs to a class drawn by the classes' shares."""
+
+    arrival: ArrivalConfig
+    classes: list[RequestClass] = Field(min_length=1)
+
+
+class NodeSpec(_Strict):
+    """A node kind: workers serving one queue; ``replicas`` identical copies of it."""
+
+    name: str = Field(min_length=1)
+    replicas: PositiveInt = 1
+    workers: PositiveInt = 1
+    service: ServiceConfig
+    discipline: DisciplineConfig = Field(default_factory=lambda: Fifo.Config(policy="fifo"))
+    queue_capacity: NonNegativeInt | None = Field(
+        None, description="waiting places; an arrival finding them full is dropped (0 = a loss system)"
+    )
+    admission: AdmissionConfig = Field(default_factory=lambda: AdmitAll.Config(policy="none"))
+
+
+class RunSettings(_Strict):
+    """How long, how often and how precisely to simulate."""
+
+    requests: PositiveInt = Field(100_000, description="measured requests per replication (after warm-up)")
+    warmup_requests: NonNegativeInt | None = Field(None, description="requests ignored at the start (default requests/10)")
+    replications: PositiveInt = Field(5, description="independent replications; confidence intervals come from them")
+    seed: int = 1
+    confidence: float = Field(0.95, gt=0, lt=1)
+    batches: int = Field(20, ge=2, le=1000, description="batches for batch-means intervals when replications = 1")
+    max_queue_length: PositiveInt = Field(
+        100_000, description="a queue longer than this stops the run as unstable instead of growing forever"
+    )
+
+    @property
+    def warmup(self) -> int:
+        return self.requests // 10 if self.warmup_requests is None else self.warmup_requests
+
+
+class Scenario(_Strict):
+    """A whole scenario file."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    run: RunSettings = Field(default_factory=RunSettings)
+    workload: Workload
+    nodes: list[NodeSpec] = Field(min_length=1)
+    router: RouterConfig = Field(default_factory=lambda: RoundRobin.Config(policy="round_robin"))
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "Scenario":
+        for what, names in (
+            ("workload.classes", [c.name for c in self.workload.classes]),
+            ("nodes", [n.name for n in self.nodes]),
+        ):
+            duplicates = sorted({name for name in names if names.count(name) > 1})
+            if duplicates:
+                raise ValueError(f"{what}: names must be unique; repeated: {', '.join(duplicates)}")
+        return self

@@ -1,0 +1,1 @@
+"""The offered load: arrival processes and request classes."""

@@ -1,0 +1,252 @@
+"""Arrival processes: each yields successive inter-arrival times in ms.
+
+A process is built per replication from its config and a random stream; ``gaps_ms`` is an
+iterator of the gaps between successive arrivals, which ends when the process does (a trace).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from pathlib import Path
+from collections.abc import Iterator
+from itertools import repeat
+from typing import ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, model_validator
+
+from simulator.random_streams import draws
+from simulator.registry import Registry
+from simulator.service.distributions import read_sample_column
+
+MS_PER_S = 1000.0
+
+
+class ArrivalProcess(ABC):
+    """One arrival stream; ``mean_rate_per_s`` is its long-run rate, used for stability checks."""
+
+    Config: ClassVar[type[BaseModel]]
+
+    def __init__(self, config: BaseModel, rng: np.random.Generator, base_dir: Path) -> None:
+        self.config = config
+        self.rng = rng
+
+    @abstractmethod
+    def gaps_ms(self) -> Iterator[float]:
+        """Times from each arrival to the next (the first from time 0)."""
+
+    @abstractmethod
+    def mean_rate_per_s(self) -> float:
+        """Long-run average arrival rate."""
+
+    def peak_rate_per_s(self) -> float:
+        """Highest instantaneous rate (equal to the mean for stationary processes)."""
+        return self.mean_rate_per_s()
+
+    def max_arrivals(self) -> int | None:
+        """How many arrivals the process can produce at most (None: unbounded)."""
+        return None
+
+
+ARRIVAL_PROCESSES: Registry[ArrivalProcess] = Registry("arrival process", "process")
+
+
+def _config(**fields) -> ConfigDict:
+    return ConfigDict(extra="forbid", **fields)
+
+
+@ARRIVAL_PROCESSES.register
+class Poisson(ArrivalProcess):
+    """Exponential gaps at a constant rate."""
+
+    class Config(BaseModel):
+        model_config = _config()
+        process: Literal["poisson"]
+        rate_per_s: PositiveFloat
+
+    def gaps_ms(self):
+        mean_gap_ms = MS_PER_S / self.config.rate_per_s
+        return draws(lambda size: self.rng.exponential(mean_gap_ms, size))
+
+    def mean_rate_per_s(self):
+        return self.config.rate_per_s
+
+
+@ARRIVAL_PROCESSES.register
+class Deterministic(ArrivalProcess):
+    """Evenly spaced arrivals (a fixed-rate client)."""
+
+    class Config(BaseModel):
+        model_config = _config()
+        process: Literal["deterministic"]
+        rate_per_s: PositiveFloat
+
+    def gaps_ms(self):
+        return repeat(MS_PER_S / self.config.rate_per_s)
+
+    def mean_rate_per_s(self):
+        return self.config.rate_per_s
+
+
+class _StateSequence(BaseModel):
+    model_config = _config()
+    rate_per_s: NonNegativeFloat
+    mean_duration_s: PositiveFloat = Field(description="mean (exponential) time spent in this state")
+
+
+@ARRIVAL_PROCESSES.register
+class MarkovModulated(ArrivalProcess):
+    """Markov-modulated Poisson process: states visited in cycle, each with its own rate.
+
+    An on/off source is the two-state case with one rate 0; bursts come from slow switching.
+    """
+
+    class Config(BaseModel):
+        model_config = _config()
+        process: Literal["mmpp"]
+        states: list[_StateSequence] = Field(min_length=2)
+
+        @model_validator(mode="after")
+        def _some_state_sends(self) -> "MarkovModulated.Config":
+            if not any(state.rate_per_s > 0 for state in self.states):
+                raise ValueError("at least one state needs rate_per_s > 0")
+            return self
+
+    def gaps_ms(self):
+        states, rng = self.config.states, self.rng
+        unit_exponential = draws(rng.standard_exponential)
+        state = 0
+        state_left_ms = next(unit_exponential) * states[0].mean_duration_s * MS_PER_S
+        gap_ms = 0.0
+        while True:
+            rate_per_ms = states[state].rate_per_s / MS_PER_S
+            candidate_ms = next(unit_exponential) / rate_per_ms if rate_per_ms > 0 else math.inf
+            if candidate_ms <= state_left_ms:
+                state_left_ms -= candidate_ms
+                yield gap_ms + candidate_ms
+                gap_ms = 0.0
+            else:
+                gap_ms += state_left_ms
+                state = (state + 1) % len(states)
+                state_left_ms = next(unit_exponential) * states[state].mean_duration_s * MS_PER_S
+
+    def mean_rate_per_s(self):
+        states = self.config.states
+        total_time = sum(state.mean_duration_s for state in states)
+        return sum(state.rate_per_s * state.mean_duration_s for state in states) / total_time
+
+    def peak_rate_per_s(self):
+        return max(state.rate_per_s for state in self.config.states)
+
+
+class _ThinnedPoisson(ArrivalProcess):
+    """Non-homogeneous Poisson arrivals by thinning (Lewis–Shedler) against the peak rate."""
+
+    @abstractmethod
+    def rate_per_s_at(self, time_ms: float) -> float:
+        """Instantaneous arrival rate at a simulated time."""
+
+    def gaps_ms(self):
+        peak = self.peak_rate_per_s()
+        candidate_gaps_ms = draws(lambda size: self.rng.exponential(MS_PER_S / peak, size))
+        uniforms = draws(self.rng.random)
+        now_ms = last_ms = 0.0
+        while True:
+            now_ms += next(candidate_gaps_ms)
+            if next(uniforms) * peak <= self.rate_per_s_at(now_ms):
+                yield now_ms - last_ms
+                last_ms = now_ms
+
+
+class _Segment(BaseModel):
+    model_config = _config()
+    duration_s: PositiveFloat
+    rate_per_s: NonNegativeFloat
+
+
+@ARRIVAL_PROCESSES.register
+class Piecewise(_ThinnedPoisson):
+    """Poisson arrivals whose rate steps through segments (a load profile), repeating."""
+
+    class Config(BaseModel):
+        model_config = _config()
+        process: Literal["piecewise"]
+        segments: list[_Segment] = Field(min_length=1)
+
+        @model_validator(mode="after")
+        def _some_segment_sends(self) -> "Piecewise.Config":
+            if not any(segment.rate_per_s > 0 for segment in self.segments):
+                raise ValueError("at least one segment needs rate_per_s > 0")
+            return self
+
+    def __init__(self, config, rng, base_dir):
+        ends_s = np.cumsum([segment.duration_s for segment in config.segments])
+        self._ends_ms = ends_s * MS_PER_S
+        self._period_ms = float(self._ends_ms[-1])
+        self._rates = [segment.rate_per_s for segment in config.segments]
+        super().__init__(config, rng, base_dir)
+
+    def rate_per_s_at(self, time_ms):
+        index = int(np.searchsorted(self._ends_ms, time_ms % self._period_ms, side="right"))
+        return self._rates[min(index, len(self._rates) - 1)]
+
+    def mean_rate_per_s(self):
+        segments = self.config.segments
+        return sum(s.rate_per_s * s.duration_s for s in segments) / sum(s.duration_s for s in segments)
+
+    def peak_rate_per_s(self):
+        return max(self._rates)
+
+
+@ARRIVAL_PROCESSES.register
+class Diurnal(_ThinnedPoisson):
+    """Poisson arrivals with a sinusoidal rate: mean·(1 + amplitude·sin(2πt/period))."""
+
+    class Config(BaseModel):
+        model_config = _config()
+        process: Literal["diurnal"]
+        mean_rate_per_s: PositiveFloat
+        amplitude: float = Field(ge=0, le=1, description="relative swing around the mean, 0..1")
+        period_s: PositiveFloat = 86400.0
+        phase_s: float = 0.0
+
+    def rate_per_s_at(self, time_ms):
+        config = self.config
+        angle = 2 * math.pi * (time_ms / MS_PER_S + config.phase_s) / config.period_s
+        return config.mean_rate_per_s * (1 + config.amplitude * math.sin(angle))
+
+    def mean_rate_per_s(self):
+        return self.config.mean_rate_per_s
+
+    def peak_rate_per_s(self):
+        return self.config.mean_rate_per_s * (1 + self.config.amplitude)
+
+
+@ARRIVAL_PROCESSES.register
+class TraceReplay(ArrivalProcess):
+    """Replays arrival timestamps (ms) from a CSV/parquet column; the run ends with the trace."""
+
+    class Config(BaseModel):
+        model_config = _config()
+        process: Literal["trace"]
+        file: str = Field(description="CSV or parquet file of arrival timestamps, relative to the scenario file")
+        column: str | None = Field(None, description="column of timestamps in ms (default: the only one)")
+        time_scale: PositiveFloat = Field(1.0, description="multiply timestamps by this (e.g. 1000 for seconds)")
+
+    def __init__(self, config, rng, base_dir):
+        super().__init__(config, rng, base_dir)
+        timestamps_ms = np.sort(read_sample_column(base_dir / config.file, config.column, "arrival.trace"))
+        timestamps_ms = timestamps_ms * config.time_scale
+        self._gaps_ms = np.diff(timestamps_ms - timestamps_ms[0], prepend=0.0).tolist()
+        span_s = (timestamps_ms[-1] - timestamps_ms[0]) / MS_PER_S
+        self._mean_rate_per_s = (len(timestamps_ms) - 1) / span_s if span_s > 0 else math.inf
+
+    def gaps_ms(self):
+        return iter(self._gaps_ms)
+
+    def mean_rate_per_s(self):
+        return self._mean_rate_per_s
+
+    def max_arrivals(self):
+        return len(self._gaps_ms)
