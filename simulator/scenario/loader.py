@@ -58,13 +58,14 @@ def scenario_from_dict(data: Any, source: str = "<scenario>", base_dir: Path | N
 
 def _describe(error: dict, data: Any) -> str:
     """``field.path: message`` for one pydantic error, with union tags removed from the path."""
-    path, parent_model, node = [], Scenario, data
+    path, model, node = [], Scenario, data
+    parent_model = model
     location = list(error["loc"])
     for index, part in enumerate(location):
         is_last = index == len(location) - 1
         if isinstance(node, dict) and part in node:
             node = node[part]
-            parent_model = _field_model(parent_model, part, node)
+            parent_model, model = model, _field_model(model, part, node)
             path.append(str(part))
         elif isinstance(node, list) and isinstance(part, int):
             node = node[part] if part < len(node) else None

@@ -1,0 +1,131 @@
+"""The ``latsim`` command line: one command per pipeline stage."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from simulator.errors import LatsimError, ScenarioError, UnstableSystemError
+from simulator.model.engine import plan_run, run_scenario
+from simulator.report.table import print_summary
+from simulator.scenario.loader import load_scenario
+from simulator.scenario.schema import Scenario
+
+app = typer.Typer(
+    name="latsim",
+    help="Discrete-event latency simulator and capacity planner for real-time model serving.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+TABLE_WIDTH = 160  # when output is not a terminal (a file, a pipe, CI logs), print full-width tables
+stderr = Console(stderr=True)
+
+
+def _console(to_stderr: bool) -> Console:
+    probe = Console(stderr=to_stderr)
+    return probe if probe.is_terminal else Console(stderr=to_stderr, width=TABLE_WIDTH)
+
+EXIT_BAD_INPUT = 2
+EXIT_UNSTABLE = 3
+EXIT_SLO_MISSED = 1
+
+
+@contextmanager
+def _user_errors():
+    """Errors a user can fix are printed plainly (no traceback) with a distinct exit code."""
+    try:
+        yield
+    except UnstableSystemError as error:
+        stderr.print(f"[bold red]unstable system:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_UNSTABLE) from None
+    except LatsimError as error:
+        stderr.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+@app.command()
+def run(
+    scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
+    requests: Annotated[Optional[int], typer.Option(min=1, help="measured requests per replication")] = None,
+    replications: Annotated[Optional[int], typer.Option(min=1, help="independent replications")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="random seed (same seed, same numbers)")] = None,
+    jobs: Annotated[int, typer.Option(min=1, help="replications simulated in parallel processes")] = 1,
+    json_path: Annotated[Optional[str], typer.Option("--json", help="write the summary JSON to PATH, or - for stdout")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="folder for summary.json, stats.csv and requests.parquet")] = None,
+    fail_on_slo: Annotated[bool, typer.Option(help="exit 1 when a class misses its real-time requirement")] = False,
+    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+) -> None:
+    """Simulate a scenario: latency per class, real-time ratios, utilization, with confidence intervals."""
+    with _user_errors():
+        loaded = load_scenario(scenario)
+        plan = plan_run(loaded, seed, replications, requests)
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+        console = _console(to_stderr=json_path == "-")
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=stderr, transient=True, disable=quiet,
+        ) as progress:
+            task = progress.add_task(f"simulating {loaded.scenario.name}", total=plan.requests * plan.replications)
+            result = run_scenario(
+                loaded, seed=seed, replications=replications, requests=requests, jobs=jobs,
+                records_path=out / "requests.parquet" if out else None,
+                progress=lambda finished: progress.advance(task, finished),
+            )
+        print_summary(result.summary, console)
+        if json_path == "-":
+            sys.stdout.write(result.to_json() + "\n")
+        elif json_path:
+            result.write_json(Path(json_path))
+        if out is not None:
+            result.write_json(out / "summary.json")
+            _write_atomically(out / "stats.csv", result.to_frame().to_csv(index=False))
+            console.print(f"wrote {out / 'summary.json'}, {out / 'stats.csv'}, {out / 'requests.parquet'}")
+    if fail_on_slo and any(
+        entry.get("slo", {}).get("met") is False for entry in result.summary["classes"].values()
+    ):
+        raise typer.Exit(EXIT_SLO_MISSED)
+
+
+@app.command()
+def validate(scenarios: Annotated[list[Path], typer.Argument(help="scenario YAML files")]) -> None:
+    """Check scenario files without simulating; errors name the file, the field and what is allowed."""
+    from simulator.model.engine import check_stability
+
+    with _user_errors():
+        for path in scenarios:
+            loaded = load_scenario(path)
+            load = check_stability(plan_run(loaded))
+            scenario = loaded.scenario
+            typer.echo(
+                f"ok: {path} — {scenario.name!r}, {len(scenario.workload.classes)} class(es), "
+                f"{sum(n.replicas for n in scenario.nodes)} node(s), offered load {load:.3f}"
+            )
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of scenario files (for editor autocompletion and validation)."""
+    typer.echo(json.dumps(Scenario.model_json_schema(), indent=2))
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main", "ScenarioError"]
