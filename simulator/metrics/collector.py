@@ -125,7 +125,11 @@ class _Series:
 
 
 class ReplicationRecorder:
-    """Collects the finished requests of one replication after warm-up."""
+    """Collects the finished requests of one replication after warm-up.
+
+    Nodes append every finished request (served or dropped) to ``finished``; whoever drives the
+    run calls ``flush`` when it holds ``CHUNK_SIZE`` of them, and once at the end.
+    """
 
     def __init__(
         self,
@@ -144,24 +148,20 @@ class ReplicationRecorder:
         self.batches = batches
         self.chunk_sink = chunk_sink
         self._series = [_Series(batches) for _ in range(len(self.class_names) + 1)]
-        self._buffer: list[Request] = []
+        self.finished: list[Request] = []
         self.node_busy_ms = np.zeros(node_count)
         self.node_queued_ms = np.zeros(node_count)
         self.node_served = np.zeros(node_count, dtype=np.int64)
         self.on_chunk: Callable[[int], None] | None = None
 
-    def record(self, request: Request) -> None:
-        if request.request_id >= self.warmup_requests:
-            buffer = self._buffer
-            buffer.append(request)
-            if len(buffer) == CHUNK_SIZE:
-                self.flush()
-
     def flush(self) -> None:
-        if not self._buffer:
+        """Reduce the finished requests gathered so far (warm-up ones are discarded)."""
+        warmup = self.warmup_requests
+        measured = [request for request in self.finished if request.request_id >= warmup]
+        self.finished.clear()
+        if not measured:
             return
-        chunk = RequestChunk(self._buffer)
-        self._buffer = []
+        chunk = RequestChunk(measured)
         met = ~chunk.dropped & (chunk.latency_ms <= self._deadlines_ms[chunk.class_index])
         batch = np.minimum((chunk.request_id - self.warmup_requests) * self.batches // self.measured_requests, self.batches - 1)
         for class_index, series in enumerate(self._series[:-1]):

@@ -20,6 +20,7 @@ class AdmissionPolicy(ABC):
     """Decides at dispatch time; ``droppable`` marks the firm classes, by class index."""
 
     Config: ClassVar[type[BaseModel]]
+    drops_nothing: ClassVar[bool] = False  # lets nodes skip the per-dispatch check
 
     def __init__(self, config: BaseModel, droppable: Sequence[bool], mean_service_ms: Sequence[float]) -> None:
         self.config = config
@@ -40,6 +41,8 @@ class AdmitAll(AdmissionPolicy):
     class Config(BaseModel):
         model_config = ConfigDict(extra="forbid")
         policy: Literal["none"]
+
+    drops_nothing = True
 
     def admits(self, request, now_ms):
         return True

@@ -21,10 +21,9 @@ from simulator.metrics.summary import RunResult, summarize
 from simulator.model.admission import ADMISSION_POLICIES
 from simulator.model.capacity import offered_load
 from simulator.model.disciplines import DISCIPLINES
-from simulator.model.events import Due
 from simulator.model.node import Node
-from simulator.model.request import Request
 from simulator.model.router import ROUTERS
+from simulator.model.source import ArrivalSource
 from simulator.random_streams import draws, stream
 from simulator.scenario.loader import LoadedScenario
 from simulator.service.base import ServiceTimeModel, build_service_model
@@ -61,57 +60,6 @@ def _arrival_process(loaded: LoadedScenario, seed: int, replication: int) -> Arr
     config = loaded.scenario.workload.arrival
     rng = stream(seed, replication, "arrivals")
     return ARRIVAL_PROCESSES.policy_class(config)(config, rng, loaded.base_dir)
-
-
-class _ArrivalSource:
-    """Schedules arrivals one at a time, classifies and routes each, and marks the window."""
-
-    def __init__(self, env, process, total, class_draw, classes, nodes, router, warmup):
-        self.env = env
-        self.gaps_ms = process.gaps_ms()
-        self.total = total
-        self.class_draw = class_draw
-        self.priorities = [c.priority for c in classes]
-        self.deadlines_ms = [c.deadline_ms for c in classes]
-        self.nodes = nodes
-        self.router = router
-        self.warmup = warmup
-        self.next_id = 0
-        self.window_start_ms = 0.0
-        self.window_end_ms = 0.0
-        self.route = nodes[0].submit if len(nodes) == 1 else self._route
-
-    def start(self) -> None:
-        self._schedule_next()
-
-    def _schedule_next(self) -> None:
-        gap_ms = next(self.gaps_ms, None)
-        if gap_ms is None:
-            self._close_window()
-        else:
-            Due(self.env, gap_ms, None, self._arrive)
-
-    def _arrive(self, _event) -> None:
-        now_ms = self.env._now
-        request_id = self.next_id
-        class_index = next(self.class_draw)
-        request = Request(
-            request_id, class_index, self.priorities[class_index], now_ms, now_ms + self.deadlines_ms[class_index]
-        )
-        if request_id == self.warmup:
-            self.window_start_ms = now_ms
-        self.route(request)
-        self.next_id = request_id + 1
-        if self.next_id < self.total:
-            self._schedule_next()
-        else:
-            self._close_window()
-
-    def _route(self, request: Request) -> None:
-        self.nodes[self.router.choose(request)].submit(request)
-
-    def _close_window(self) -> None:
-        self.window_end_ms = self.env._now
 
 
 def simulate_replication(
@@ -158,7 +106,7 @@ def simulate_replication(
                 DISCIPLINES.policy_class(spec.discipline)(),
                 spec.queue_capacity,
                 ADMISSION_POLICIES.policy_class(spec.admission)(spec.admission, firm, means_ms),
-                service_draws, means_ms, recorder.record, scenario.run.max_queue_length,
+                service_draws, means_ms, recorder.finished.append, scenario.run.max_queue_length,
             )
         )
     router = ROUTERS.policy_class(scenario.router)(scenario.router, nodes, stream(seed, replication, "router"))
@@ -166,7 +114,9 @@ def simulate_replication(
     shares = [c.share for c in classes]
     probabilities = [share / sum(shares) for share in shares]
     class_draw = draws(lambda size: class_rng.choice(len(classes), size, p=probabilities))
-    source = _ArrivalSource(env, process, total, class_draw, classes, nodes, router, plan.warmup_requests)
+    source = ArrivalSource(
+        env, process.gaps_ms(), total, class_draw, classes, nodes, router, plan.warmup_requests, recorder
+    )
     source.start()
     env.run()
     recorder.flush()

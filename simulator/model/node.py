@@ -40,7 +40,7 @@ class Node:
         self.workers = workers
         self.queue = queue
         self.queue_capacity = queue_capacity
-        self.admission = admission
+        self.admits = None if admission.drops_nothing else admission.admits
         self.service_draws = list(service_draws)
         self.mean_service_ms = list(mean_service_ms)
         self.on_done = on_done
@@ -77,6 +77,8 @@ class Node:
         Due(self.env, service_ms, request, self._complete)
 
     def _drop(self, request: Request, reason: str) -> None:
+        request.start_ms = -1.0
+        request.service_ms = 0.0
         request.drop_reason = reason
         request.end_ms = self.env._now
         self.on_done(request)
@@ -92,7 +94,7 @@ class Node:
         while self.waiting:
             self.waiting -= 1
             waiting = self.queue.pop()
-            if self.admission.admits(waiting, now_ms):
+            if self.admits is None or self.admits(waiting, now_ms):
                 self._start(waiting, now_ms)
                 return
             self.outstanding -= 1

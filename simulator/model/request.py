@@ -4,7 +4,11 @@ from __future__ import annotations
 
 
 class Request:
-    """A request; ``deadline_ms`` is absolute (arrival + the class's relative deadline)."""
+    """A request; ``deadline_ms`` is absolute (arrival + the class's relative deadline).
+
+    ``node_index``, ``start_ms``, ``service_ms`` and ``end_ms`` are set by the node that takes
+    the request (start and service when it starts or drops it, end when it finishes either way).
+    """
 
     __slots__ = (
         "request_id",
@@ -25,8 +29,4 @@ class Request:
         self.priority = priority
         self.arrival_ms = arrival_ms
         self.deadline_ms = deadline_ms
-        self.node_index = -1
-        self.start_ms = -1.0
-        self.service_ms = 0.0
-        self.end_ms = -1.0
         self.drop_reason = ""
