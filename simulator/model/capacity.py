@@ -4,20 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
+from simulator.model.router import ROUTERS
 from simulator.scenario.schema import Scenario
 from simulator.service.base import ServiceTimeModel
 
-OBLIVIOUS_ROUTERS = {"random", "round_robin"}
-
 
 def offered_load(
-    scenario: Scenario, mean_rate_per_s: float, service_models: Sequence[Sequence[ServiceTimeModel]]
+    scenario: Scenario,
+    mean_rate_per_s: float,
+    service_models: Sequence[Sequence[ServiceTimeModel]],
+    partition_shares: np.ndarray | None = None,
 ) -> float:
-    """Utilization the load asks of the cluster (≥ 1: queues grow without bound).
+    """Utilization the load asks of the busiest partition (≥ 1: its queues grow without bound).
 
-    ``service_models[n][k]`` is the model of class k on node spec n. Routers that ignore load
-    split arrivals evenly over replicas, so the busiest replica decides; load-aware routers can
-    use the pooled capacity.
+    ``service_models[n][k]`` is the model of class k on node spec n; capacity assumes no
+    batching (batching can only add capacity). Routers that ignore load split a partition's
+    arrivals evenly over its replicas, so the slowest replica decides; load-aware routers can
+    use the partition's pooled capacity.
     """
     classes = scenario.workload.classes
     total_share = sum(c.share for c in classes)
@@ -25,7 +30,10 @@ def offered_load(
     for spec, models in zip(scenario.nodes, service_models):
         mean_service_ms = sum(c.share * m.mean_ms() for c, m in zip(classes, models)) / total_share
         replica_capacities_per_s += [spec.workers * 1000.0 / mean_service_ms] * spec.replicas
-    if scenario.router.policy in OBLIVIOUS_ROUTERS:
-        share_per_replica = mean_rate_per_s / len(replica_capacities_per_s)
-        return max(share_per_replica / capacity for capacity in replica_capacities_per_s)
-    return mean_rate_per_s / sum(replica_capacities_per_s)
+    partitions = scenario.partitioning.partitions
+    shares = np.full(partitions, 1.0 / partitions) if partition_shares is None else partition_shares
+    busiest_rate_per_s = mean_rate_per_s * float(np.max(shares))
+    if ROUTERS.policy_class(scenario.router).load_aware:
+        return busiest_rate_per_s / sum(replica_capacities_per_s)
+    per_replica_rate_per_s = busiest_rate_per_s / len(replica_capacities_per_s)
+    return max(per_replica_rate_per_s / capacity for capacity in replica_capacities_per_s)

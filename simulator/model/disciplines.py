@@ -29,6 +29,10 @@ class QueueDiscipline(ABC):
     def pop(self) -> Request: ...
 
     @abstractmethod
+    def peek(self) -> Request:
+        """The request ``pop`` would return, left in place."""
+
+    @abstractmethod
     def __len__(self) -> int: ...
 
 
@@ -52,6 +56,9 @@ class Fifo(QueueDiscipline):
     def pop(self):
         return self._waiting.popleft()
 
+    def peek(self):
+        return self._waiting[0]
+
     def __len__(self):
         return len(self._waiting)
 
@@ -72,6 +79,9 @@ class _HeapDiscipline(QueueDiscipline):
 
     def pop(self):
         return heapq.heappop(self._heap)[2]
+
+    def peek(self):
+        return self._heap[0][2]
 
     def __len__(self):
         return len(self._heap)
@@ -107,6 +117,12 @@ class StrictPriority(QueueDiscipline):
             if level:
                 return level.popleft()
         raise IndexError("pop from an empty queue")
+
+    def peek(self):
+        for level in self._order:
+            if level:
+                return level[0]
+        raise IndexError("peek into an empty queue")
 
     def __len__(self):
         return self._count

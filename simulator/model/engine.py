@@ -18,15 +18,12 @@ from simulator.errors import UnstableSystemError
 from simulator.metrics.collector import ReplicationRecorder
 from simulator.metrics.records import RecordWriter, concatenate_parquet
 from simulator.metrics.summary import RunResult, summarize
-from simulator.model.admission import ADMISSION_POLICIES
+from simulator.model.build import build_cluster, node_names, service_models
 from simulator.model.capacity import offered_load
-from simulator.model.disciplines import DISCIPLINES
-from simulator.model.node import Node
-from simulator.model.router import ROUTERS
+from simulator.model.disruptions import DISRUPTIONS
 from simulator.model.source import ArrivalSource
 from simulator.random_streams import draws, stream
 from simulator.scenario.loader import LoadedScenario
-from simulator.service.base import ServiceTimeModel, build_service_model
 from simulator.workload.arrivals import ARRIVAL_PROCESSES, ArrivalProcess
 
 ProgressCallback = Callable[[int], None]
@@ -41,19 +38,6 @@ class RunPlan:
     replications: int
     requests: int
     warmup_requests: int
-
-
-def _service_models(loaded: LoadedScenario) -> list[list[ServiceTimeModel]]:
-    """``models[node_spec][class]``: a class's own service model, else its node's."""
-    scenario = loaded.scenario
-    built: dict[int, ServiceTimeModel] = {}
-
-    def model(config) -> ServiceTimeModel:
-        if id(config) not in built:
-            built[id(config)] = build_service_model(config, loaded.base_dir)
-        return built[id(config)]
-
-    return [[model(c.service or spec.service) for c in scenario.workload.classes] for spec in scenario.nodes]
 
 
 def _arrival_process(loaded: LoadedScenario, seed: int, replication: int) -> ArrivalProcess:
@@ -77,46 +61,21 @@ def simulate_replication(
         total = min(total, limit)
     measured = max(total - plan.warmup_requests, 0)
 
-    service_models = _service_models(plan.loaded)
-    node_names, node_specs = [], []
-    for spec in scenario.nodes:
-        for replica in range(spec.replicas):
-            node_names.append(spec.name if spec.replicas == 1 else f"{spec.name}-{replica}")
-            node_specs.append((spec, service_models[scenario.nodes.index(spec)]))
-
-    writer = (
-        RecordWriter(records_path, replication, [c.name for c in classes], node_names) if records_path else None
-    )
+    names = node_names(scenario)
+    writer = RecordWriter(records_path, replication, [c.name for c in classes], names) if records_path else None
     recorder = ReplicationRecorder(
         [c.name for c in classes], [c.deadline_ms for c in classes], plan.warmup_requests, measured,
-        scenario.run.batches, len(node_names), writer,
+        scenario.run.batches, len(names), writer,
     )
-    recorder.on_chunk = progress
-    firm = [c.kind == "firm" for c in classes]
-    nodes = []
-    for index, (name, (spec, models)) in enumerate(zip(node_names, node_specs)):
-        service_draws = [
-            draws(lambda size, m=model, rng=stream(seed, replication, f"service/{name}/{c.name}"): m.draw_block(rng, size))
-            for c, model in zip(classes, models)
-        ]
-        means_ms = [model.mean_ms() for model in models]
-        nodes.append(
-            Node(
-                env, index, name, spec.workers,
-                DISCIPLINES.policy_class(spec.discipline)(),
-                spec.queue_capacity,
-                ADMISSION_POLICIES.policy_class(spec.admission)(spec.admission, firm, means_ms),
-                service_draws, means_ms, recorder.finished.append, scenario.run.max_queue_length,
-            )
-        )
-    router = ROUTERS.policy_class(scenario.router)(scenario.router, nodes, stream(seed, replication, "router"))
+    cluster = build_cluster(env, plan.loaded, service_models(plan.loaded), seed, replication, recorder.finished, None)
     class_rng = stream(seed, replication, "classes")
     shares = [c.share for c in classes]
     probabilities = [share / sum(shares) for share in shares]
     class_draw = draws(lambda size: class_rng.choice(len(classes), size, p=probabilities))
-    source = ArrivalSource(
-        env, process.gaps_ms(), total, class_draw, classes, nodes, router, plan.warmup_requests, recorder
-    )
+    source = ArrivalSource(env, process.gaps_ms(), total, class_draw, classes, cluster, plan.warmup_requests, recorder)
+    for index, event in enumerate(scenario.events):
+        disruption = DISRUPTIONS.policy_class(event)(event, cluster, source, stream(seed, replication, f"events/{index}"))
+        disruption.start(env)
     source.start()
     env.run()
     recorder.flush()
@@ -127,7 +86,7 @@ def simulate_replication(
     window_s = window_ms / 1000.0
     return {
         "classes": recorder.estimates(window_s),
-        "nodes": recorder.node_estimates(node_names, [node.workers for node in nodes], window_ms),
+        "nodes": recorder.node_estimates(names, [node.workers for node in cluster.nodes], window_ms),
         "batches": recorder.batch_estimates(),
         "window_s": window_s,
         "measured_requests": measured,
@@ -149,7 +108,7 @@ def check_stability(plan: RunPlan) -> float:
     """Offered load of the scenario; raises UnstableSystemError if queues would grow forever."""
     scenario = plan.loaded.scenario
     process = _arrival_process(plan.loaded, plan.seed, 0)
-    load = offered_load(scenario, process.mean_rate_per_s(), _service_models(plan.loaded))
+    load = offered_load(scenario, process.mean_rate_per_s(), service_models(plan.loaded))
     if load >= 1 and all(spec.queue_capacity is None for spec in scenario.nodes):
         raise UnstableSystemError(
             f"{plan.loaded.source}: offered load is {load:.3f} of capacity (≥ 1): queues grow without "

@@ -1,80 +1,118 @@
-"""A serving node: ``workers`` identical workers in front of one queue with a discipline.
+"""A serving node: ``workers`` model instances in front of one queue with a discipline.
 
-Each request costs two scheduled events (the arrival that brought it, its service completion);
-the node is driven by callbacks, with no SimPy process per request.
+A request costs two scheduled events (the arrival that brought it, its service completion);
+the node is driven by callbacks, with no SimPy process per request. With dynamic batching a
+free worker takes several waiting requests at once, as Triton's dynamic batcher does. A node
+can fail (its queued and running requests are handed back as orphans) or be drained for a
+model update.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import simpy
 
 from simulator.errors import UnstableSystemError
 from simulator.model.admission import AdmissionPolicy
+from simulator.model.batching import BatchingSpec
 from simulator.model.disciplines import QueueDiscipline
 from simulator.model.events import Due
 from simulator.model.request import Request
 
+ServiceDraw = Callable[[int, int], float]  # (class index, batch size) → service time in ms
+
+
+def _unconnected(_requests) -> None:
+    raise RuntimeError("node is not connected to a cluster")
+
 
 class Node:
-    """Workers and a queue; ``outstanding`` (waiting + in service) is what load-aware routers read."""
+    """Workers and a queue (``on_done``/``on_orphans`` are connected by the cluster); ``outstanding`` (waiting + in service) is what load-aware routers read."""
 
     def __init__(
         self,
         env: simpy.Environment,
         index: int,
         name: str,
+        spec_name: str,
         workers: int,
         queue: QueueDiscipline,
         queue_capacity: int | None,
         admission: AdmissionPolicy,
-        service_draws: Sequence[Iterator[float]],
+        single_draws: Sequence,
+        service_draw: ServiceDraw,
         mean_service_ms: Sequence[float],
-        on_done: Callable[[Request], None],
         max_queue_length: int,
+        batching: BatchingSpec | None = None,
     ) -> None:
         self.env = env
         self.index = index
         self.name = name
+        self.spec_name = spec_name
         self.workers = workers
         self.queue = queue
         self.queue_capacity = queue_capacity
         self.admits = None if admission.drops_nothing else admission.admits
-        self.service_draws = list(service_draws)
+        self.single_draws = list(single_draws)
+        self.service_draw = service_draw
         self.mean_service_ms = list(mean_service_ms)
-        self.on_done = on_done
+        self.on_done: Callable[[Request], None] = _unconnected
+        self.on_orphans: Callable[[list[Request]], None] = _unconnected
         self.max_queue_length = max_queue_length
+        self.batching = batching if batching is not None and not batching.is_trivial else None
+        self.preferred_desc = batching.preferred_desc if batching is not None else []
+        self.queue_timeout_ms = batching.queue_timeout_ms if batching is not None else None
+        self.available = True
         self.busy = 0
         self.waiting = 0
         self.outstanding = 0
         self.outstanding_work_ms = 0.0
+        self.running: set[Due] = set()
+        self._hold_since_ms: float | None = None
+        self._timer_at_ms: float | None = None
+        self._on_drained: Callable[[], None] | None = None
+
+    # -- arrivals -----------------------------------------------------------------------------
 
     def submit(self, request: Request) -> None:
+        now_ms = self.env._now
         request.node_index = self.index
-        if self.busy < self.workers:
-            self._start(request, self.env._now)
-        elif self.waiting == self.queue_capacity:
+        request.node_arrival_ms = now_ms
+        if not self.available:
+            self.on_orphans([request])
+            return
+        if self.busy < self.workers and self.batching is None and self.queue_timeout_ms is None:
+            self.outstanding += 1  # _enter, inlined on the hot path
+            self.outstanding_work_ms += self.mean_service_ms[request.class_index]
+            self._start_one(request, now_ms)
+            return
+        if self.waiting == self.queue_capacity:
             self._drop(request, "queue_full")
             return
-        else:
-            self.queue.push(request)
-            self.waiting += 1
-            if self.waiting > self.max_queue_length:
-                raise UnstableSystemError(
-                    f"node {self.name!r}: queue grew past run.max_queue_length={self.max_queue_length} at "
-                    f"t={self.env._now / 1000:.1f} s; the offered load exceeds what this node serves "
-                    "(add workers or nodes, lower the load, or set queue_capacity)"
-                )
+        self._enter(request)
+        self.queue.push(request)
+        self.waiting += 1
+        if self.waiting > self.max_queue_length:
+            raise UnstableSystemError(
+                f"node {self.name!r}: queue grew past run.max_queue_length={self.max_queue_length} at "
+                f"t={now_ms / 1000:.1f} s; the offered load exceeds what this node serves "
+                "(add workers or nodes, lower the load, or set queue_capacity)"
+            )
+        if self.busy < self.workers:
+            self._dispatch(now_ms)
+
+    def receive(self, event: Due) -> None:
+        """A request whose network trip to this node is over."""
+        self.submit(event._value)
+
+    def _enter(self, request: Request) -> None:
         self.outstanding += 1
         self.outstanding_work_ms += self.mean_service_ms[request.class_index]
 
-    def _start(self, request: Request, now_ms: float) -> None:
-        self.busy += 1
-        request.start_ms = now_ms
-        service_ms = next(self.service_draws[request.class_index])
-        request.service_ms = service_ms
-        Due(self.env, service_ms, request, self._complete)
+    def _leave(self, request: Request) -> None:
+        self.outstanding -= 1
+        self.outstanding_work_ms -= self.mean_service_ms[request.class_index]
 
     def _drop(self, request: Request, reason: str) -> None:
         request.start_ms = -1.0
@@ -83,20 +121,146 @@ class Node:
         request.end_ms = self.env._now
         self.on_done(request)
 
-    def _complete(self, event: Due) -> None:
+    # -- service ------------------------------------------------------------------------------
+
+    def _start_one(self, request: Request, now_ms: float) -> None:
+        self.busy += 1
+        request.start_ms = now_ms
+        service_ms = next(self.single_draws[request.class_index])
+        request.service_ms = service_ms
+        self.running.add(Due(self.env, service_ms, request, self._complete_one))
+
+    def _complete_one(self, event: Due) -> None:
+        self.running.remove(event)
         request: Request = event._value
         self.busy -= 1
-        self.outstanding -= 1
+        self.outstanding -= 1  # _leave, inlined on the hot path
         self.outstanding_work_ms -= self.mean_service_ms[request.class_index]
-        now_ms = self.env._now
-        request.end_ms = now_ms
+        request.end_ms = self.env._now
         self.on_done(request)
-        while self.waiting:
-            self.waiting -= 1
-            waiting = self.queue.pop()
-            if self.admits is None or self.admits(waiting, now_ms):
-                self._start(waiting, now_ms)
+        self._after_completion()
+
+    def _start_batch(self, batch: list[Request], now_ms: float) -> None:
+        self.busy += 1
+        size = len(batch)
+        service_ms = self.service_draw(batch[0].class_index, size)
+        hold_since_ms = self._hold_since_ms
+        for request in batch:
+            request.start_ms = now_ms
+            request.service_ms = service_ms
+            request.batch_size = size
+            if hold_since_ms is not None:
+                request.batch_wait_ms = now_ms - max(request.node_arrival_ms, hold_since_ms)
+        self._hold_since_ms = None
+        self.running.add(Due(self.env, service_ms, batch, self._complete_batch))
+
+    def _complete_batch(self, event: Due) -> None:
+        self.running.remove(event)
+        self.busy -= 1
+        now_ms = self.env._now
+        for request in event._value:
+            self._leave(request)
+            request.end_ms = now_ms
+            self.on_done(request)
+        self._after_completion()
+
+    def _after_completion(self) -> None:
+        if self.waiting:
+            self._dispatch(self.env._now)
+        if self._on_drained is not None and self.outstanding == 0:
+            on_drained, self._on_drained = self._on_drained, None
+            on_drained()
+
+    # -- dispatch: which waiting requests a free worker takes ---------------------------------
+
+    def _dispatch(self, now_ms: float) -> None:
+        while self.busy < self.workers and self.waiting:
+            size = self._batch_size_now(now_ms)
+            if size == 0:
                 return
-            self.outstanding -= 1
-            self.outstanding_work_ms -= self.mean_service_ms[waiting.class_index]
-            self._drop(waiting, "deadline")
+            batch = self._take(size, now_ms)
+            if not batch:
+                continue
+            if self.batching is None:
+                self._start_one(batch[0], now_ms)
+            else:
+                self._start_batch(batch, now_ms)
+
+    def _batch_size_now(self, now_ms: float) -> int:
+        """How many requests to take now; 0 holds the free worker for the batch to fill."""
+        batching = self.batching
+        if batching is None:
+            return 1
+        waiting = self.waiting
+        if waiting >= batching.max_batch_size:
+            return batching.max_batch_size
+        for preferred in self.preferred_desc:
+            if preferred <= waiting:
+                return preferred
+        due_ms = self.queue.peek().node_arrival_ms + batching.max_queue_delay_ms
+        if now_ms >= due_ms:
+            return waiting
+        if self._hold_since_ms is None:
+            self._hold_since_ms = now_ms
+        if self._timer_at_ms is None or self._timer_at_ms > due_ms:
+            self._timer_at_ms = due_ms
+            Due(self.env, due_ms - now_ms, None, self._on_batch_timer)
+        return 0
+
+    def _on_batch_timer(self, _event: Due) -> None:
+        self._timer_at_ms = None
+        if self.available and self.waiting:
+            self._dispatch(self.env._now)
+
+    def _take(self, size: int, now_ms: float) -> list[Request]:
+        """Pop up to ``size`` requests, dropping those past their queue timeout or deadline."""
+        batch = []
+        timeout_ms = self.queue_timeout_ms
+        while len(batch) < size and self.waiting:
+            request = self.queue.pop()
+            self.waiting -= 1
+            if timeout_ms is not None and now_ms - request.node_arrival_ms > timeout_ms:
+                self._leave(request)
+                self._drop(request, "queue_timeout")
+            elif self.admits is not None and not self.admits(request, now_ms):
+                self._leave(request)
+                self._drop(request, "deadline")
+            else:
+                batch.append(request)
+        return batch
+
+    # -- failures and updates -----------------------------------------------------------------
+
+    def fail(self) -> None:
+        """Go down now: every queued and running request is handed back as an orphan."""
+        self.available = False
+        orphans = []
+        for event in self.running:
+            event.callbacks.clear()  # the completion is cancelled, as SimPy cancels an interrupted wait
+            value = event._value
+            orphans.extend(value if isinstance(value, list) else [value])
+        self.running.clear()
+        while self.waiting:
+            orphans.append(self.queue.pop())
+            self.waiting -= 1
+        self.busy = 0
+        self.outstanding = 0
+        self.outstanding_work_ms = 0.0
+        self._hold_since_ms = None
+        self._on_drained = None
+        for request in orphans:
+            request.start_ms = -1.0
+            request.batch_wait_ms = 0.0
+        if orphans:
+            self.on_orphans(orphans)
+
+    def drain(self, on_drained: Callable[[], None]) -> None:
+        """Stop taking requests; call ``on_drained`` once those already here are finished."""
+        self.available = False
+        if self.outstanding == 0:
+            on_drained()
+        else:
+            self._on_drained = on_drained
+
+    def recover(self) -> None:
+        self.available = True

@@ -6,22 +6,23 @@ from __future__ import annotations
 class Request:
     """A request; ``deadline_ms`` is absolute (arrival + the class's relative deadline).
 
-    ``node_index``, ``start_ms``, ``service_ms`` and ``end_ms`` are set by the node that takes
-    the request (start and service when it starts or drops it, end when it finishes either way).
+    Fields below the constructor's are filled in along the way: by the cluster (key, network,
+    cache), by the node that serves or drops it (node, start, service, batch), and at the end.
+    Class-level values are the defaults of the optional parts of the path.
     """
 
-    __slots__ = (
-        "request_id",
-        "class_index",
-        "priority",
-        "arrival_ms",
-        "deadline_ms",
-        "node_index",
-        "start_ms",
-        "service_ms",
-        "end_ms",
-        "drop_reason",
-    )
+    key = -1
+    node_index = -1
+    node_arrival_ms = 0.0
+    start_ms = -1.0
+    service_ms = 0.0
+    end_ms = -1.0
+    drop_reason = ""
+    batch_size = 1
+    batch_wait_ms = 0.0
+    network_ms = 0.0
+    cache_hit = False
+    retries = 0
 
     def __init__(self, request_id: int, class_index: int, priority: int, arrival_ms: float, deadline_ms: float):
         self.request_id = request_id
@@ -29,4 +30,4 @@ class Request:
         self.priority = priority
         self.arrival_ms = arrival_ms
         self.deadline_ms = deadline_ms
-        self.drop_reason = ""
+        self.node_arrival_ms = arrival_ms

@@ -1,4 +1,8 @@
-"""Routers: which node (replica) a request is sent to, by load."""
+"""Routers: which replica of a partition a request is sent to, by load (and by priority).
+
+One router instance serves one partition's replicas. It only ever picks among the replicas
+that are up (``available``): failures and rolling updates call ``refresh`` when that changes.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
 
 from simulator.model.request import Request
 from simulator.random_streams import draws
@@ -18,17 +22,24 @@ if TYPE_CHECKING:
 
 
 class Router(ABC):
-    """Picks a node index for each request; ties break towards the lower index."""
+    """Picks a replica for each request among those up; ties break towards the lower index."""
 
     Config: ClassVar[type[BaseModel]]
+    load_aware: ClassVar[bool] = True  # False: splits load evenly whatever the queues (for stability checks)
 
-    def __init__(self, config: BaseModel, nodes: Sequence["Node"], rng: np.random.Generator) -> None:
+    def __init__(self, config: BaseModel, replicas: Sequence["Node"], rng: np.random.Generator) -> None:
         self.config = config
-        self.nodes = list(nodes)
-        self.rng = rng
+        self.replicas = list(replicas)
+        self.uniforms = draws(rng.random)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read which replicas are up."""
+        self.nodes = [node for node in self.replicas if node.available]
 
     @abstractmethod
-    def choose(self, request: Request) -> int: ...
+    def choose(self, request: Request) -> "Node":
+        """A replica that is up (the caller checks that ``nodes`` is not empty)."""
 
 
 ROUTERS: Registry[Router] = Registry("router", "policy")
@@ -38,86 +49,115 @@ def _config() -> ConfigDict:
     return ConfigDict(extra="forbid")
 
 
+def _fewest_outstanding(nodes: Sequence["Node"]) -> "Node":
+    return min(nodes, key=_outstanding)
+
+
+def _outstanding(node: "Node") -> int:
+    return node.outstanding
+
+
 @ROUTERS.register
 class RoundRobin(Router):
-    """Nodes in turn."""
+    """Replicas in turn."""
+
+    load_aware = False
 
     class Config(BaseModel):
         model_config = _config()
         policy: Literal["round_robin"]
 
-    def __init__(self, config, nodes, rng):
-        super().__init__(config, nodes, rng)
-        self._next = 0
+    def __init__(self, config, replicas, rng):
+        super().__init__(config, replicas, rng)
+        self._turn = 0
 
     def choose(self, request):
-        index = self._next
-        self._next = (index + 1) % len(self.nodes)
-        return index
+        self._turn += 1
+        return self.nodes[self._turn % len(self.nodes)]
 
 
 @ROUTERS.register
 class Random(Router):
-    """A uniformly random node (splits a Poisson stream into independent Poisson streams)."""
+    """A uniformly random replica (splits a Poisson stream into independent Poisson streams)."""
+
+    load_aware = False
 
     class Config(BaseModel):
         model_config = _config()
         policy: Literal["random"]
 
-    def __init__(self, config, nodes, rng):
-        super().__init__(config, nodes, rng)
-        self._draw = draws(lambda size: rng.integers(0, len(self.nodes), size))
-
     def choose(self, request):
-        return next(self._draw)
+        nodes = self.nodes
+        return nodes[int(next(self.uniforms) * len(nodes))]
 
 
 @ROUTERS.register
 class JoinShortestQueue(Router):
-    """The node with the fewest requests waiting or in service."""
+    """The replica with the fewest requests waiting or in service."""
 
     class Config(BaseModel):
         model_config = _config()
         policy: Literal["jsq"]
 
     def choose(self, request):
-        loads = [node.outstanding for node in self.nodes]
-        return loads.index(min(loads))
+        return _fewest_outstanding(self.nodes)
 
 
 @ROUTERS.register
 class PowerOfTwoChoices(Router):
-    """Two distinct random nodes; the one with fewer outstanding requests."""
+    """Two distinct random replicas; the one with fewer outstanding requests."""
 
     class Config(BaseModel):
         model_config = _config()
         policy: Literal["power_of_two"]
 
-    def __init__(self, config, nodes, rng):
-        super().__init__(config, nodes, rng)
-        count = len(self.nodes)
-        self._first = draws(lambda size: rng.integers(0, count, size))
-        self._offset = draws(lambda size: rng.integers(1, max(count, 2), size))
-
     def choose(self, request):
-        count = len(self.nodes)
-        first = next(self._first)
+        nodes = self.nodes
+        count = len(nodes)
+        first = int(next(self.uniforms) * count)
         if count == 1:
-            return first
-        second = (first + next(self._offset)) % count
-        if self.nodes[second].outstanding < self.nodes[first].outstanding:
-            return second
-        return first
+            return nodes[first]
+        second = (first + 1 + int(next(self.uniforms) * (count - 1))) % count
+        if nodes[second].outstanding < nodes[first].outstanding:
+            return nodes[second]
+        return nodes[first]
 
 
 @ROUTERS.register
 class LeastOutstandingWork(Router):
-    """The node with the least expected work (mean service time) waiting or in service."""
+    """The replica with the least expected work (mean service time) waiting or in service."""
 
     class Config(BaseModel):
         model_config = _config()
         policy: Literal["least_work"]
 
     def choose(self, request):
-        work = [node.outstanding_work_ms for node in self.nodes]
-        return work.index(min(work))
+        return min(self.nodes, key=_outstanding_work)
+
+
+def _outstanding_work(node: "Node") -> float:
+    return node.outstanding_work_ms
+
+
+@ROUTERS.register
+class PriorityLanes(Router):
+    """Join-shortest-queue, but the first ``reserved_replicas`` take only urgent requests.
+
+    Urgent means ``priority <= urgent_priority``; keeping a lane free bounds their wait even
+    when bulk traffic saturates the other replicas.
+    """
+
+    class Config(BaseModel):
+        model_config = _config()
+        policy: Literal["priority_lanes"]
+        urgent_priority: NonNegativeInt = Field(0, description="requests with priority ≤ this may use every replica")
+        reserved_replicas: PositiveInt = Field(1, description="replicas (per partition) kept for urgent requests")
+
+    def refresh(self):
+        super().refresh()
+        reserved = self.replicas[: self.config.reserved_replicas]
+        self._bulk = [node for node in self.nodes if node not in reserved] or self.nodes
+
+    def choose(self, request):
+        urgent = request.priority <= self.config.urgent_priority
+        return _fewest_outstanding(self.nodes if urgent else self._bulk)

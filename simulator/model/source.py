@@ -11,10 +11,9 @@ from collections.abc import Iterator, Sequence
 import simpy
 
 from simulator.metrics.collector import CHUNK_SIZE, ReplicationRecorder
+from simulator.model.cluster import Cluster
 from simulator.model.events import Due
-from simulator.model.node import Node
 from simulator.model.request import Request
-from simulator.model.router import Router
 from simulator.scenario.schema import RequestClass
 
 
@@ -28,8 +27,7 @@ class ArrivalSource:
         total: int,
         class_draw: Iterator[int],
         classes: Sequence[RequestClass],
-        nodes: Sequence[Node],
-        router: Router,
+        cluster: Cluster,
         warmup: int,
         recorder: ReplicationRecorder,
     ) -> None:
@@ -39,21 +37,44 @@ class ArrivalSource:
         self.class_draw = class_draw
         self.priorities = [c.priority for c in classes]
         self.deadlines_ms = [c.deadline_ms for c in classes]
-        self.nodes = list(nodes)
-        self.router = router
+        self.route = cluster.submit
         self.warmup = warmup
         self.recorder = recorder
         self.finished = recorder.finished
         self.next_id = 0
         self.window_start_ms = 0.0
         self.window_end_ms = 0.0
-        self.route = self.nodes[0].submit if len(self.nodes) == 1 else self._route
+        self.exhausted = False
+        self._spikes: list[tuple[float, float, float]] = []
+
+    def add_spike(self, start_ms: float, end_ms: float, multiplier: float) -> None:
+        """Between ``start_ms`` and ``end_ms`` the arrival process runs ``multiplier`` times faster."""
+        self._spikes = sorted([*self._spikes, (start_ms, end_ms, multiplier)])
+
+    def _delay_ms(self, now_ms: float, gap_ms: float) -> float:
+        """Real time until the next arrival: the process's gap, compressed where spikes are."""
+        time_ms, remaining_ms = now_ms, gap_ms
+        for start_ms, end_ms, multiplier in self._spikes:
+            if end_ms <= time_ms:
+                continue
+            if start_ms > time_ms:
+                if time_ms + remaining_ms <= start_ms:
+                    break
+                remaining_ms -= start_ms - time_ms
+                time_ms = start_ms
+            span_ms = (end_ms - time_ms) * multiplier
+            if remaining_ms <= span_ms:
+                return time_ms + remaining_ms / multiplier - now_ms
+            remaining_ms -= span_ms
+            time_ms = end_ms
+        return time_ms + remaining_ms - now_ms
 
     def start(self) -> None:
         gap_ms = next(self.gaps_ms, None)
         if gap_ms is None:
+            self.exhausted = True
             return
-        Due(self.env, gap_ms, None, self._arrive)
+        Due(self.env, self._delay_ms(0.0, gap_ms), None, self._arrive)
 
     def _arrive(self, _event: Due) -> None:
         env = self.env
@@ -71,8 +92,6 @@ class ArrivalSource:
         gap_ms = next(self.gaps_ms, None) if request_id < self.total else None
         if gap_ms is None:
             self.window_end_ms = now_ms
+            self.exhausted = True
         else:
-            Due(env, gap_ms, None, self._arrive)
-
-    def _route(self, request: Request) -> None:
-        self.nodes[self.router.choose(request)].submit(request)
+            Due(env, self._delay_ms(now_ms, gap_ms) if self._spikes else gap_ms, None, self._arrive)

@@ -20,6 +20,9 @@ from pydantic import (
 )
 
 from simulator.model.admission import ADMISSION_POLICIES, AdmitAll
+from simulator.model.batching import BatchingSpec
+from simulator.model.disruptions import DISRUPTIONS
+from simulator.model.partitioning import PartitioningSpec
 from simulator.model.disciplines import DISCIPLINES, Fifo
 from simulator.model.router import ROUTERS, RoundRobin
 from simulator.service import SERVICE_MODELS
@@ -30,6 +33,7 @@ ServiceConfig = SERVICE_MODELS.config_type()
 DisciplineConfig = DISCIPLINES.config_type()
 AdmissionConfig = ADMISSION_POLICIES.config_type()
 RouterConfig = ROUTERS.config_type()
+EventConfig = DISRUPTIONS.config_type()
 
 
 class _Strict(BaseModel):
@@ -83,6 +87,20 @@ class NodeSpec(_Strict):
         None, description="waiting places; an arrival finding them full is dropped (0 = a loss system)"
     )
     admission: AdmissionConfig = Field(default_factory=lambda: AdmitAll.Config(policy="none"))
+    batching: BatchingSpec | None = Field(None, description="dynamic batching (Triton-style); default: one request per call")
+
+
+class NetworkSpec(_Strict):
+    """Delay between the router and a node, drawn independently each way."""
+
+    delay: ServiceConfig = Field(description="one-way delay model, in ms (any service-time model)")
+
+
+class FailureHandling(_Strict):
+    """What happens to requests queued or running on a node when it fails."""
+
+    in_flight: Literal["retry", "fail"] = Field("retry", description="retry on another replica, or count as failed")
+    max_retries: NonNegativeInt = 2
 
 
 class RunSettings(_Strict):
@@ -112,6 +130,10 @@ class Scenario(_Strict):
     workload: Workload
     nodes: list[NodeSpec] = Field(min_length=1)
     router: RouterConfig = Field(default_factory=lambda: RoundRobin.Config(policy="round_robin"))
+    partitioning: PartitioningSpec = Field(default_factory=PartitioningSpec)
+    network: NetworkSpec | None = None
+    failure_handling: FailureHandling = Field(default_factory=FailureHandling)
+    events: list[EventConfig] = Field(default_factory=list, description="failures, rolling updates, load spikes")
 
     @model_validator(mode="after")
     def _unique_names(self) -> "Scenario":
@@ -122,4 +144,8 @@ class Scenario(_Strict):
             duplicates = sorted({name for name in names if names.count(name) > 1})
             if duplicates:
                 raise ValueError(f"{what}: names must be unique; repeated: {', '.join(duplicates)}")
+        spikes = sorted((e.at_s, e.at_s + e.duration_s) for e in self.events if e.type == "load_spike")
+        for (_, first_end), (second_start, _) in zip(spikes, spikes[1:]):
+            if second_start < first_end:
+                raise ValueError("events: load spikes must not overlap")
         return self

@@ -15,12 +15,26 @@ from simulator.errors import ScenarioError
 from simulator.service.base import SERVICE_MODELS, ServiceTimeModel
 
 
-def _single_call_only(model: str, batch_size: int) -> None:
-    if batch_size != 1:
+class BatchScaling(BaseModel):
+    """Affine batch cost: a batch of b takes (1 + per_extra_item·(b−1)) times a single call.
+
+    A fixed per-call overhead plus a per-item cost; 0 means a batch is as fast as one request,
+    1 means batching saves nothing. Profile-backed models use measured batch times instead.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    per_extra_item: float = Field(ge=0, description="cost of each extra item, as a fraction of a single call")
+
+
+def _batch_factor(model: str, scaling: BatchScaling | None, batch_size: int) -> float:
+    if batch_size == 1:
+        return 1.0
+    if scaling is None:
         raise ScenarioError(
-            f"service model {model!r} has no batch-size model, so it cannot serve batches of "
-            f"{batch_size}; use a profile-backed service model for batching"
+            f"service model {model!r} cannot serve batches of {batch_size}: give it "
+            "`batch_scaling: {per_extra_item: ...}` or use a profile-backed service model"
         )
+    return 1.0 + scaling.per_extra_item * (batch_size - 1)
 
 
 @SERVICE_MODELS.register
@@ -31,16 +45,16 @@ class Deterministic(ServiceTimeModel):
         model_config = ConfigDict(extra="forbid")
         distribution: Literal["deterministic"]
         value_ms: PositiveFloat
+        batch_scaling: BatchScaling | None = None
 
     def draw_block(self, rng, size, batch_size=1):
-        _single_call_only("deterministic", batch_size)
-        return np.full(size, self.config.value_ms)
+        return np.full(size, self.mean_ms(batch_size))
 
     def mean_ms(self, batch_size=1):
-        return self.config.value_ms
+        return self.config.value_ms * _batch_factor("deterministic", self.config.batch_scaling, batch_size)
 
     def second_moment_ms2(self, batch_size=1):
-        return self.config.value_ms**2
+        return self.mean_ms(batch_size) ** 2
 
 
 @SERVICE_MODELS.register
@@ -52,6 +66,7 @@ class ScipyDistribution(ServiceTimeModel):
         distribution: Literal["scipy"]
         name: str = Field(description="a continuous distribution of scipy.stats, e.g. expon, lognorm, gamma")
         params: dict[str, float] = Field(default_factory=dict, description="its parameters, times in ms")
+        batch_scaling: BatchScaling | None = None
 
         @field_validator("name")
         @classmethod
@@ -84,15 +99,17 @@ class ScipyDistribution(ServiceTimeModel):
         super().__init__(config, base_dir)
         self._frozen = getattr(scipy.stats, config.name)(**config.params)
 
+    def _factor(self, batch_size: int) -> float:
+        return _batch_factor(f"scipy.{self.config.name}", self.config.batch_scaling, batch_size)
+
     def draw_block(self, rng, size, batch_size=1):
-        _single_call_only(f"scipy.{self.config.name}", batch_size)
-        return np.maximum(self._frozen.rvs(size=size, random_state=rng), 0.0)
+        return np.maximum(self._frozen.rvs(size=size, random_state=rng), 0.0) * self._factor(batch_size)
 
     def mean_ms(self, batch_size=1):
-        return float(self._frozen.mean())
+        return float(self._frozen.mean()) * self._factor(batch_size)
 
     def second_moment_ms2(self, batch_size=1):
-        return float(self._frozen.moment(2))
+        return float(self._frozen.moment(2)) * self._factor(batch_size) ** 2
 
 
 def read_sample_column(path: Path, column: str | None, what: str) -> np.ndarray:
@@ -124,6 +141,7 @@ class Empirical(ServiceTimeModel):
         distribution: Literal["empirical"]
         file: str = Field(description="CSV or parquet file, relative to the scenario file")
         column: str | None = Field(None, description="column of service times in ms (default: the only one)")
+        batch_scaling: BatchScaling | None = None
 
     def __init__(self, config, base_dir):
         super().__init__(config, base_dir)
@@ -132,12 +150,14 @@ class Empirical(ServiceTimeModel):
             raise ScenarioError(f"service.empirical: {config.file} holds negative service times")
         self._samples = samples
 
+    def _factor(self, batch_size: int) -> float:
+        return _batch_factor("empirical", self.config.batch_scaling, batch_size)
+
     def draw_block(self, rng, size, batch_size=1):
-        _single_call_only("empirical", batch_size)
-        return self._samples[rng.integers(0, len(self._samples), size)]
+        return self._samples[rng.integers(0, len(self._samples), size)] * self._factor(batch_size)
 
     def mean_ms(self, batch_size=1):
-        return float(self._samples.mean())
+        return float(self._samples.mean()) * self._factor(batch_size)
 
     def second_moment_ms2(self, batch_size=1):
-        return float(np.mean(self._samples**2))
+        return float(np.mean(self._samples**2)) * self._factor(batch_size) ** 2

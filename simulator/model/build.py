@@ -1,0 +1,103 @@
+"""Assemble one replication's model from a scenario: nodes, routers, partitions, network."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import simpy
+
+from simulator.model.admission import ADMISSION_POLICIES
+from simulator.model.cluster import Cluster
+from simulator.model.disciplines import DISCIPLINES
+from simulator.model.node import Node
+from simulator.model.partitioning import Partitioner
+from simulator.model.request import Request
+from simulator.model.router import ROUTERS
+from simulator.model.service_draws import ServiceDraws
+from simulator.random_streams import draws, stream
+from simulator.scenario.loader import LoadedScenario
+from simulator.scenario.schema import Scenario
+from simulator.service.base import ServiceTimeModel, build_service_model
+
+
+def service_models(loaded: LoadedScenario) -> list[list[ServiceTimeModel]]:
+    """``models[node_spec][class]``: a class's own service model, else its node's."""
+    scenario = loaded.scenario
+    built: dict[int, ServiceTimeModel] = {}
+
+    def model(config) -> ServiceTimeModel:
+        if id(config) not in built:
+            built[id(config)] = build_service_model(config, loaded.base_dir)
+        return built[id(config)]
+
+    return [[model(c.service or spec.service) for c in scenario.workload.classes] for spec in scenario.nodes]
+
+
+def node_name(spec_name: str, replicas: int, replica: int, partitions: int, partition: int) -> str:
+    name = spec_name if partitions == 1 else f"{spec_name}-p{partition}"
+    return name if replicas == 1 else f"{name}-{replica}"
+
+
+def node_names(scenario: Scenario) -> list[str]:
+    """Every node's name, in node-index order: partition, then node spec, then replica."""
+    partitions = scenario.partitioning.partitions
+    return [
+        node_name(spec.name, spec.replicas, replica, partitions, partition)
+        for partition in range(partitions)
+        for spec in scenario.nodes
+        for replica in range(spec.replicas)
+    ]
+
+
+def build_cluster(
+    env: simpy.Environment,
+    loaded: LoadedScenario,
+    models: Sequence[Sequence[ServiceTimeModel]],
+    seed: int,
+    replication: int,
+    finished: list[Request],
+    catalog_size: int | None,
+) -> Cluster:
+    """Every node of every partition, a router per partition, and the network between them."""
+    scenario = loaded.scenario
+    classes = scenario.workload.classes
+    class_names = [c.name for c in classes]
+    firm = [c.kind == "firm" for c in classes]
+    partitions = scenario.partitioning.partitions
+    network = scenario.network
+    network_delay_ms = None
+    if network is not None:
+        delay_model = build_service_model(network.delay, loaded.base_dir)
+        network_rng = stream(seed, replication, "network")
+        network_delay_ms = draws(lambda size: delay_model.draw_block(network_rng, size))
+    partition_nodes: list[list[Node]] = []
+    index = 0
+    for partition in range(partitions):
+        members = []
+        for spec, spec_models in zip(scenario.nodes, models):
+            means_ms = [model.mean_ms() for model in spec_models]
+            for replica in range(spec.replicas):
+                name = node_name(spec.name, spec.replicas, replica, partitions, partition)
+                service = ServiceDraws(spec_models, class_names, name, seed, replication)
+                members.append(
+                    Node(
+                        env, index, name, spec.name, spec.workers,
+                        DISCIPLINES.policy_class(spec.discipline)(),
+                        spec.queue_capacity,
+                        ADMISSION_POLICIES.policy_class(spec.admission)(spec.admission, firm, means_ms),
+                        service.single, service, means_ms, scenario.run.max_queue_length, spec.batching,
+                    )
+                )
+                index += 1
+        partition_nodes.append(members)
+    routers = [
+        ROUTERS.policy_class(scenario.router)(
+            scenario.router, members, stream(seed, replication, "router" if partitions == 1 else f"router/p{partition}")
+        )
+        for partition, members in enumerate(partition_nodes)
+    ]
+    handling = scenario.failure_handling
+    return Cluster(
+        env, partition_nodes, routers, Partitioner(scenario.partitioning, catalog_size) if partitions > 1 else None,
+        network_delay_ms, finished, handling.in_flight == "retry", handling.max_retries,
+    )
