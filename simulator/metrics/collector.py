@@ -36,11 +36,18 @@ class RequestChunk:
         self.start_ms = column("start_ms", np.float64)
         self.end_ms = column("end_ms", np.float64)
         self.service_ms = column("service_ms", np.float64)
+        self.node_arrival_ms = column("node_arrival_ms", np.float64)
+        self.batch_size = column("batch_size", np.int64)
+        self.batch_wait_ms = column("batch_wait_ms", np.float64)
+        self.network_ms = column("network_ms", np.float64)
+        self.cache_hit = column("cache_hit", bool)
+        self.retries = column("retries", np.int64)
         self.drop_reason = [r.drop_reason for r in requests]
         self.dropped = np.fromiter(map(bool, self.drop_reason), bool, count)
         self.latency_ms = self.end_ms - self.arrival_ms
-        self.wait_ms = np.where(self.dropped, np.nan, self.start_ms - self.arrival_ms)
-        self.queued_ms = np.where(self.dropped, self.end_ms, self.start_ms) - self.arrival_ms
+        self.wait_ms = np.where(self.dropped, np.nan, self.start_ms - self.node_arrival_ms)
+        self.queued_ms = np.where(self.dropped, self.end_ms, self.start_ms) - self.node_arrival_ms
+        self.worker_ms = self.service_ms / self.batch_size  # a batch's time, shared among its requests
 
 
 class _Series:
@@ -152,6 +159,7 @@ class ReplicationRecorder:
         self.node_busy_ms = np.zeros(node_count)
         self.node_queued_ms = np.zeros(node_count)
         self.node_served = np.zeros(node_count, dtype=np.int64)
+        self.node_batch_counts = np.zeros((node_count, 2))  # [node, batch size] → batches served
         self.on_chunk: Callable[[int], None] | None = None
 
     def flush(self) -> None:
@@ -177,9 +185,19 @@ class ReplicationRecorder:
         nodes = len(self.node_served)
         reached = chunk.node_index >= 0
         served = reached & ~chunk.dropped
-        self.node_busy_ms += np.bincount(chunk.node_index[served], chunk.service_ms[served], minlength=nodes)
+        self.node_busy_ms += np.bincount(chunk.node_index[served], chunk.worker_ms[served], minlength=nodes)
         self.node_queued_ms += np.bincount(chunk.node_index[reached], chunk.queued_ms[reached], minlength=nodes)
         self.node_served += np.bincount(chunk.node_index[served], minlength=nodes)
+        sizes = chunk.batch_size[served]
+        if len(sizes):
+            largest = int(sizes.max())
+            if largest >= self.node_batch_counts.shape[1]:
+                grown = np.zeros((nodes, largest + 1))
+                grown[:, : self.node_batch_counts.shape[1]] = self.node_batch_counts
+                self.node_batch_counts = grown
+            width = self.node_batch_counts.shape[1]
+            cells = chunk.node_index[served] * width + sizes
+            self.node_batch_counts += np.bincount(cells, 1.0 / sizes, minlength=nodes * width).reshape(nodes, width)
 
     def node_estimates(self, node_names: Sequence[str], workers: Sequence[int], window_ms: float) -> dict[str, dict]:
         """Utilization and mean queue length per node, by Little's law over the measured requests."""
@@ -189,9 +207,10 @@ class ReplicationRecorder:
                 "utilization": float(busy_ms / (count * window_ms)) if window_ms > 0 else nan,
                 "mean_queue_length": float(queued_ms / window_ms) if window_ms > 0 else nan,
                 "served": int(served),
+                "batch_sizes": {str(size): int(round(n)) for size, n in enumerate(batches) if round(n) > 0},
             }
-            for name, count, busy_ms, queued_ms, served in zip(
-                node_names, workers, self.node_busy_ms, self.node_queued_ms, self.node_served
+            for name, count, busy_ms, queued_ms, served, batches in zip(
+                node_names, workers, self.node_busy_ms, self.node_queued_ms, self.node_served, self.node_batch_counts
             )
         }
 

@@ -39,6 +39,12 @@ class RecordWriter:
                 "end_ms": chunk.end_ms,
                 "wait_ms": pa.array(chunk.wait_ms, mask=~served),
                 "latency_ms": pa.array(chunk.latency_ms, mask=~served),
+                "node_arrival_ms": chunk.node_arrival_ms,
+                "network_ms": chunk.network_ms,
+                "batch_size": pa.array(chunk.batch_size, pa.int32()),
+                "batch_wait_ms": chunk.batch_wait_ms,
+                "cache_hit": chunk.cache_hit,
+                "retries": pa.array(chunk.retries, pa.int32()),
                 "dropped": pa.array(chunk.drop_reason, pa.string()),
             }
         )

@@ -90,7 +90,7 @@ def _leaves(stats: dict, prefix: str = ""):
     for key, value in stats.items():
         if isinstance(value, dict) and "estimate" in value:
             yield prefix + key, value
-        elif isinstance(value, dict) and key not in ("dropped", "slo"):
+        elif isinstance(value, dict) and key not in ("dropped", "slo", "batch_sizes"):
             yield from _leaves(value, f"{prefix}{key}.")
 
 
@@ -145,9 +145,16 @@ def summarize(plan: "RunPlan", results: list[dict], offered_load: float) -> RunR
     nodes = {}
     for name in results[0]["nodes"]:
         per_replication = [r["nodes"][name] for r in results]
+        batch_sizes: dict[str, int] = {}
+        for replication in per_replication:
+            for size, count in replication["batch_sizes"].items():
+                batch_sizes[size] = batch_sizes.get(size, 0) + count
         nodes[name] = {
             "served": sum(n["served"] for n in per_replication),
-            **_combine_tree([{k: v for k, v in n.items() if k != "served"} for n in per_replication], None, level),
+            "batch_sizes": dict(sorted(batch_sizes.items(), key=lambda item: int(item[0]))),
+            **_combine_tree(
+                [{k: v for k, v in n.items() if k not in ("served", "batch_sizes")} for n in per_replication], None, level
+            ),
         }
     summary = {
         "scenario": scenario.name,

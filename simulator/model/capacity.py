@@ -19,8 +19,9 @@ def offered_load(
 ) -> float:
     """Utilization the load asks of the busiest partition (≥ 1: its queues grow without bound).
 
-    ``service_models[n][k]`` is the model of class k on node spec n; capacity assumes no
-    batching (batching can only add capacity). Routers that ignore load split a partition's
+    ``service_models[n][k]`` is the model of class k on node spec n. A batching node is given
+    its best case, always-full batches of ``max_batch_size``: if even that cannot keep up, no
+    steady state exists. Routers that ignore load split a partition's
     arrivals evenly over its replicas, so the slowest replica decides; load-aware routers can
     use the partition's pooled capacity.
     """
@@ -28,8 +29,9 @@ def offered_load(
     total_share = sum(c.share for c in classes)
     replica_capacities_per_s = []
     for spec, models in zip(scenario.nodes, service_models):
-        mean_service_ms = sum(c.share * m.mean_ms() for c, m in zip(classes, models)) / total_share
-        replica_capacities_per_s += [spec.workers * 1000.0 / mean_service_ms] * spec.replicas
+        batch = spec.batching.max_batch_size if spec.batching is not None else 1
+        mean_batch_ms = sum(c.share * m.mean_ms(batch) for c, m in zip(classes, models)) / total_share
+        replica_capacities_per_s += [spec.workers * batch * 1000.0 / mean_batch_ms] * spec.replicas
     partitions = scenario.partitioning.partitions
     shares = np.full(partitions, 1.0 / partitions) if partition_shares is None else partition_shares
     busiest_rate_per_s = mean_rate_per_s * float(np.max(shares))

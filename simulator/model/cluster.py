@@ -80,6 +80,7 @@ class Cluster:
 
     def orphans(self, requests: list[Request]) -> None:
         """Requests a failed (or unavailable) node gave back: retry elsewhere or count as failed."""
+        self.availability_changed()
         now_ms = self.env._now
         for request in requests:
             if self.retry_orphans and request.retries < self.max_retries:
