@@ -13,10 +13,11 @@ from simulator.model.node import Node
 from simulator.model.partitioning import Partitioner
 from simulator.model.request import Request
 from simulator.model.router import ROUTERS
-from simulator.model.service_draws import ServiceDraws
+from simulator.model.execution import ModelMemory, StagedExecutor
+from simulator.model.service_draws import ServiceDraws, SizedDraws
 from simulator.random_streams import draws, stream
 from simulator.scenario.loader import LoadedScenario
-from simulator.scenario.schema import Scenario
+from simulator.scenario.schema import NodeSpec, Scenario
 from simulator.service.base import ServiceTimeModel, build_service_model
 
 
@@ -49,6 +50,30 @@ def node_names(scenario: Scenario) -> list[str]:
     ]
 
 
+def _executor(
+    env: simpy.Environment, loaded: LoadedScenario, spec: NodeSpec, name: str, seed: int, replication: int
+) -> StagedExecutor | None:
+    """Device stages and model memory of one node, when its spec has them."""
+    if spec.device is None and spec.model_cache is None:
+        return None
+    scenario = loaded.scenario
+
+    def sized(config, purpose: str) -> SizedDraws:
+        return SizedDraws(build_service_model(config, loaded.base_dir), purpose, seed, replication)
+
+    h2d = sized(spec.device.h2d, f"h2d/{name}") if spec.device else None
+    d2h = sized(spec.device.d2h, f"d2h/{name}") if spec.device else None
+    memory = None
+    load_draws = {}
+    if spec.model_cache is not None:
+        memory = ModelMemory(spec.model_cache.memory_mb, {m: model.size_mb for m, model in scenario.models.items()})
+        load_draws = {m: sized(model.load, f"load/{name}/{m}") for m, model in scenario.models.items()}
+    return StagedExecutor(
+        env, spec.device, h2d, d2h, memory, [c.model for c in scenario.workload.classes],
+        lambda model: load_draws[model](),
+    )
+
+
 def build_cluster(
     env: simpy.Environment,
     loaded: LoadedScenario,
@@ -79,13 +104,14 @@ def build_cluster(
             for replica in range(spec.replicas):
                 name = node_name(spec.name, spec.replicas, replica, partitions, partition)
                 service = ServiceDraws(spec_models, class_names, name, seed, replication)
+                executor = _executor(env, loaded, spec, name, seed, replication)
                 members.append(
                     Node(
                         env, index, name, spec.name, spec.workers,
                         DISCIPLINES.policy_class(spec.discipline)(),
                         spec.queue_capacity,
                         ADMISSION_POLICIES.policy_class(spec.admission)(spec.admission, firm, means_ms),
-                        service.single, service, means_ms, scenario.run.max_queue_length, spec.batching,
+                        service.single, service, means_ms, scenario.run.max_queue_length, spec.batching, executor,
                     )
                 )
                 index += 1

@@ -18,6 +18,7 @@ from simulator.model.admission import AdmissionPolicy
 from simulator.model.batching import BatchingSpec
 from simulator.model.disciplines import QueueDiscipline
 from simulator.model.events import Due
+from simulator.model.execution import Execution, StagedExecutor
 from simulator.model.request import Request
 
 ServiceDraw = Callable[[int, int], float]  # (class index, batch size) → service time in ms
@@ -45,6 +46,7 @@ class Node:
         mean_service_ms: Sequence[float],
         max_queue_length: int,
         batching: BatchingSpec | None = None,
+        executor: StagedExecutor | None = None,
     ) -> None:
         self.env = env
         self.index = index
@@ -63,12 +65,14 @@ class Node:
         self.batching = batching if batching is not None and not batching.is_trivial else None
         self.preferred_desc = batching.preferred_desc if batching is not None else []
         self.queue_timeout_ms = batching.queue_timeout_ms if batching is not None else None
+        self.executor = executor
+        self.single_events = self.batching is None and executor is None
         self.available = True
         self.busy = 0
         self.waiting = 0
         self.outstanding = 0
         self.outstanding_work_ms = 0.0
-        self.running: set[Due] = set()
+        self.running: set[Due | Execution] = set()
         self._hold_since_ms: float | None = None
         self._timer_at_ms: float | None = None
         self._on_drained: Callable[[], None] | None = None
@@ -82,7 +86,7 @@ class Node:
         if not self.available:
             self.on_orphans([request])
             return
-        if self.busy < self.workers and self.batching is None and self.queue_timeout_ms is None:
+        if self.busy < self.workers and self.single_events and self.queue_timeout_ms is None:
             self.outstanding += 1  # _enter, inlined on the hot path
             self.outstanding_work_ms += self.mean_service_ms[request.class_index]
             self._start_one(request, now_ms)
@@ -152,13 +156,28 @@ class Node:
             if hold_since_ms is not None:
                 request.batch_wait_ms = now_ms - max(request.node_arrival_ms, hold_since_ms)
         self._hold_since_ms = None
-        self.running.add(Due(self.env, service_ms, batch, self._complete_batch))
+        if self.executor is None:
+            self.running.add(Due(self.env, service_ms, batch, self._complete_batch))
+        else:
+            self.running.add(self.executor.start(batch, service_ms, self._complete_execution))
 
     def _complete_batch(self, event: Due) -> None:
         self.running.remove(event)
+        self._finish(event._value)
+
+    def _complete_execution(self, execution: Execution) -> None:
+        self.running.remove(execution)
+        now_ms = self.env._now
+        for request in execution.batch:
+            request.service_ms = now_ms - request.start_ms
+            request.load_ms = execution.load_ms
+            request.copy_ms = execution.copy_ms
+        self._finish(execution.batch)
+
+    def _finish(self, batch: list[Request]) -> None:
         self.busy -= 1
         now_ms = self.env._now
-        for request in event._value:
+        for request in batch:
             self._leave(request)
             request.end_ms = now_ms
             self.on_done(request)
@@ -181,7 +200,7 @@ class Node:
             batch = self._take(size, now_ms)
             if not batch:
                 continue
-            if self.batching is None:
+            if self.single_events:
                 self._start_one(batch[0], now_ms)
             else:
                 self._start_batch(batch, now_ms)
@@ -235,10 +254,13 @@ class Node:
         """Go down now: every queued and running request is handed back as an orphan."""
         self.available = False
         orphans = []
-        for event in self.running:
-            event.callbacks.clear()  # the completion is cancelled, as SimPy cancels an interrupted wait
-            value = event._value
-            orphans.extend(value if isinstance(value, list) else [value])
+        for running in self.running:
+            if isinstance(running, Execution):
+                orphans.extend(running.cancel())
+            else:
+                running.callbacks.clear()  # the completion is cancelled, as SimPy cancels an interrupted wait
+                value = running._value
+                orphans.extend(value if isinstance(value, list) else [value])
         self.running.clear()
         while self.waiting:
             orphans.append(self.queue.pop())
@@ -250,7 +272,7 @@ class Node:
         self._on_drained = None
         for request in orphans:
             request.start_ms = -1.0
-            request.batch_wait_ms = 0.0
+            request.batch_wait_ms = request.load_ms = request.copy_ms = 0.0
         if orphans:
             self.on_orphans(orphans)
 

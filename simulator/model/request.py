@@ -21,6 +21,8 @@ class Request:
     batch_size = 1
     batch_wait_ms = 0.0
     network_ms = 0.0
+    load_ms = 0.0
+    copy_ms = 0.0
     cache_hit = False
     retries = 0
 

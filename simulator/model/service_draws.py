@@ -1,6 +1,6 @@
-"""Service-time draws of one node: one random stream per (class, batch size).
+"""Random draws of service-like times (service, copies, loads), one stream per purpose and size.
 
-Batch size 1 uses the same stream an unbatched node uses, so a batcher that never batches
+Batch size 1 uses the stream an unbatched node uses, so a batcher that never batches
 reproduces the unbatched run exactly (same seed, same numbers).
 """
 
@@ -12,29 +12,41 @@ from simulator.random_streams import draws, stream
 from simulator.service.base import ServiceTimeModel
 
 
+class SizedDraws:
+    """Times from one model for calls of any batch size; ``single`` iterates size-1 times."""
+
+    def __init__(self, model: ServiceTimeModel, purpose: str, seed: int, replication: int) -> None:
+        self.model = model
+        self.purpose = purpose
+        self.seed = seed
+        self.replication = replication
+        self.single: Iterator[float] = self._stream(1)
+        self._sized: dict[int, Iterator[float]] = {}
+
+    def _stream(self, batch_size: int) -> Iterator[float]:
+        purpose = self.purpose if batch_size == 1 else f"{self.purpose}/batch-{batch_size}"
+        rng = stream(self.seed, self.replication, purpose)
+        model = self.model
+        return draws(lambda size: model.draw_block(rng, size, batch_size))
+
+    def __call__(self, batch_size: int = 1) -> float:
+        if batch_size == 1:
+            return next(self.single)
+        if batch_size not in self._sized:
+            self._sized[batch_size] = self._stream(batch_size)
+        return next(self._sized[batch_size])
+
+
 class ServiceDraws:
-    """``single[class]`` iterates batch-of-one times; ``__call__(class, size)`` draws any size."""
+    """Service times of one node: ``single[class]`` for batches of one, ``(class, size)`` for any."""
 
     def __init__(
         self, models: Sequence[ServiceTimeModel], class_names: Sequence[str], node_name: str, seed: int, replication: int
     ) -> None:
-        self.models = list(models)
-        self.purposes = [f"service/{node_name}/{name}" for name in class_names]
-        self.seed = seed
-        self.replication = replication
-        self.single: list[Iterator[float]] = [self._stream(index, 1) for index in range(len(self.models))]
-        self._batched: dict[tuple[int, int], Iterator[float]] = {}
-
-    def _stream(self, class_index: int, batch_size: int) -> Iterator[float]:
-        purpose = self.purposes[class_index] + ("" if batch_size == 1 else f"/batch-{batch_size}")
-        rng = stream(self.seed, self.replication, purpose)
-        model = self.models[class_index]
-        return draws(lambda size: model.draw_block(rng, size, batch_size))
+        self.per_class = [
+            SizedDraws(model, f"service/{node_name}/{name}", seed, replication) for model, name in zip(models, class_names)
+        ]
+        self.single = [draws_of_class.single for draws_of_class in self.per_class]
 
     def __call__(self, class_index: int, batch_size: int) -> float:
-        if batch_size == 1:
-            return next(self.single[class_index])
-        key = (class_index, batch_size)
-        if key not in self._batched:
-            self._batched[key] = self._stream(class_index, batch_size)
-        return next(self._batched[key])
+        return self.per_class[class_index](batch_size)

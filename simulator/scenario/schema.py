@@ -22,6 +22,7 @@ from pydantic import (
 from simulator.model.admission import ADMISSION_POLICIES, AdmitAll
 from simulator.model.batching import BatchingSpec
 from simulator.model.disruptions import DISRUPTIONS
+from simulator.model.execution import DeviceSpec, ModelCacheSpec, ModelSpec
 from simulator.model.partitioning import PartitioningSpec
 from simulator.model.disciplines import DISCIPLINES, Fifo
 from simulator.model.router import ROUTERS, RoundRobin
@@ -54,6 +55,7 @@ class RequestClass(_Strict):
     )
     target: float | None = Field(None, gt=0, le=1, description="fraction that must meet the deadline")
     service: ServiceConfig | None = Field(None, description="service model of this class (default: the node's)")
+    model: str | None = Field(None, description="name of the model (in `models`) this class runs, for model caches")
 
     @model_validator(mode="after")
     def _target_fits_kind(self) -> "RequestClass":
@@ -88,6 +90,8 @@ class NodeSpec(_Strict):
     )
     admission: AdmissionConfig = Field(default_factory=lambda: AdmitAll.Config(policy="none"))
     batching: BatchingSpec | None = Field(None, description="dynamic batching (Triton-style); default: one request per call")
+    device: DeviceSpec | None = Field(None, description="accelerator stages: copies around compute, concurrency slowdown")
+    model_cache: ModelCacheSpec | None = Field(None, description="models held in memory; a miss pays a cold load")
 
 
 class NetworkSpec(_Strict):
@@ -134,6 +138,7 @@ class Scenario(_Strict):
     network: NetworkSpec | None = None
     failure_handling: FailureHandling = Field(default_factory=FailureHandling)
     events: list[EventConfig] = Field(default_factory=list, description="failures, rolling updates, load spikes")
+    models: dict[str, ModelSpec] = Field(default_factory=dict, description="models classes can name (for model caches)")
 
     @model_validator(mode="after")
     def _unique_names(self) -> "Scenario":
@@ -144,6 +149,21 @@ class Scenario(_Strict):
             duplicates = sorted({name for name in names if names.count(name) > 1})
             if duplicates:
                 raise ValueError(f"{what}: names must be unique; repeated: {', '.join(duplicates)}")
+        for request_class in self.workload.classes:
+            if request_class.model is not None and request_class.model not in self.models:
+                raise ValueError(
+                    f"workload.classes: class {request_class.name!r} names model {request_class.model!r}, "
+                    f"which is not in `models` ({', '.join(sorted(self.models)) or 'none defined'})"
+                )
+        for spec in self.nodes:
+            if spec.model_cache is None:
+                continue
+            unnamed = [c.name for c in self.workload.classes if c.model is None]
+            if unnamed:
+                raise ValueError(f"nodes: {spec.name!r} has a model_cache, so every class needs `model`; missing for {unnamed}")
+            too_large = [m for m, model in self.models.items() if model.size_mb > spec.model_cache.memory_mb]
+            if too_large:
+                raise ValueError(f"nodes: models {too_large} do not fit in {spec.name!r}'s model_cache.memory_mb")
         spikes = sorted((e.at_s, e.at_s + e.duration_s) for e in self.events if e.type == "load_spike")
         for (_, first_end), (second_start, _) in zip(spikes, spikes[1:]):
             if second_start < first_end:

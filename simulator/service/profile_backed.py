@@ -119,7 +119,9 @@ class ProfileBacked(ServiceTimeModel):
         frame = frame[frame["mode"] == mode]
         _choose(f"{mode} samples at concurrency", c.concurrency, frame["concurrency"].unique().tolist(), context)
         frame = frame[frame["concurrency"] == c.concurrency]
-        threads = c.threads if c.threads is not None else self._default_threads(bundle, frame["threads"].unique().tolist())
+        threads = (
+            c.threads if c.threads is not None else self._default_threads(bundle, frame["threads"].unique().tolist())
+        )
         _choose(f"{mode} samples with threads", threads, frame["threads"].unique().tolist(), context)
         frame = frame[frame["threads"] == threads].sort_values(["batch_size", "worker", "sample_index"])
         return {int(b): group["latency_ms"].to_numpy() for b, group in frame.groupby("batch_size")}

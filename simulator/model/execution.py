@@ -1,0 +1,266 @@
+"""One call on a worker, in stages: model load (on a model-cache miss), host-to-device copy,
+compute, device-to-host copy.
+
+Copies run on the node's copy engines (one FIFO line per direction, shared by its workers), so
+one worker's copy overlaps another's compute, as on a GPU with separate copy streams. Compute
+slows down when several workers compute at once on the device (from the profile's concurrency
+runs). Used only by nodes that declare a ``device`` or a ``model_cache``; plain nodes serve a
+call as a single event.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator, Sequence
+
+import simpy
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+
+from simulator.model.events import Due
+from simulator.model.request import Request
+from simulator.service import SERVICE_MODELS
+
+ServiceConfig = SERVICE_MODELS.config_type()
+
+
+class DeviceSpec(BaseModel):
+    """An accelerator: copy stages around compute, and slowdown under concurrent compute."""
+
+    model_config = ConfigDict(extra="forbid")
+    h2d: ServiceConfig = Field(description="host-to-device copy time per call (a service model; batch-size aware)")
+    d2h: ServiceConfig = Field(description="device-to-host copy time per call (a service model; batch-size aware)")
+    copy_engines: PositiveInt = Field(1, description="copies in flight at once, per direction")
+    concurrency_slowdown: list[float] = Field(
+        default_factory=lambda: [1.0],
+        description="compute-time multiplier with 1, 2, ... workers computing at once (last value holds beyond)",
+    )
+
+
+class ModelCacheSpec(BaseModel):
+    """Models held in node memory; a class whose model is not resident pays a cold load."""
+
+    model_config = ConfigDict(extra="forbid")
+    memory_mb: PositiveFloat
+
+
+class ModelSpec(BaseModel):
+    """A model that classes name: its memory footprint and its cold-load time from disk."""
+
+    model_config = ConfigDict(extra="forbid")
+    size_mb: PositiveFloat
+    load: ServiceConfig = Field(description="time to load the model from disk, in ms (a service model)")
+
+
+class CopyEngine:
+    """``engines`` FIFO servers for one copy direction."""
+
+    def __init__(self, env: simpy.Environment, engines: int) -> None:
+        self.env = env
+        self.free = engines
+        self.waiting: deque[tuple[float, Callable[[], None]]] = deque()
+
+    def copy(self, duration_ms: float, then: Callable[[], None]) -> object:
+        """Queue a copy; ``then`` runs when it ends. Returns a handle for ``cancel``."""
+        job = (duration_ms, then)
+        if self.free:
+            self.free -= 1
+            return self._run(job)
+        self.waiting.append(job)
+        return job
+
+    def _run(self, job) -> Due:
+        duration_ms, then = job
+        return Due(self.env, duration_ms, then, self._done)
+
+    def _done(self, event: Due) -> None:
+        self.free += 1
+        if self.waiting:
+            self.free -= 1
+            self._run(self.waiting.popleft())
+        event._value()
+
+    def cancel(self, handle) -> None:
+        if isinstance(handle, Due):
+            handle.callbacks.clear()
+            self.free += 1
+            if self.waiting:
+                self.free -= 1
+                self._run(self.waiting.popleft())
+        elif handle in self.waiting:
+            self.waiting.remove(handle)
+
+
+class ModelMemory:
+    """Resident models (LRU order) within a memory budget; loads evict idle models first."""
+
+    def __init__(self, memory_mb: float, sizes_mb: dict[str, float]) -> None:
+        self.memory_mb = memory_mb
+        self.sizes_mb = sizes_mb
+        self.resident: OrderedDict[str, None] = OrderedDict()
+        self.in_use: dict[str, int] = {}
+        self.loads = 0
+
+    def used_mb(self) -> float:
+        return sum(self.sizes_mb[name] for name in self.resident)
+
+    def is_resident(self, model: str) -> bool:
+        if model in self.resident:
+            self.resident.move_to_end(model)
+            return True
+        return False
+
+    def make_room(self, model: str) -> bool:
+        """Evict idle least-recently-used models until ``model`` fits; False if it cannot yet."""
+        need_mb = self.sizes_mb[model]
+        while self.used_mb() + need_mb > self.memory_mb:
+            idle = next((name for name in self.resident if not self.in_use.get(name)), None)
+            if idle is None:
+                return False
+            del self.resident[idle]
+        return True
+
+
+class StagedExecutor:
+    """Runs calls for one node through load → copy in → compute → copy out."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        device: DeviceSpec | None,
+        h2d_ms: Callable[[int], float] | None,
+        d2h_ms: Callable[[int], float] | None,
+        memory: ModelMemory | None,
+        class_models: Sequence[str | None],
+        load_ms: Callable[[str], float],
+    ) -> None:
+        self.env = env
+        self.device = device
+        self.h2d_ms = h2d_ms
+        self.d2h_ms = d2h_ms
+        self.h2d = CopyEngine(env, device.copy_engines) if device else None
+        self.d2h = CopyEngine(env, device.copy_engines) if device else None
+        self.memory = memory
+        self.class_models = list(class_models)
+        self.load_ms = load_ms
+        self.computing = 0
+        self._loading: dict[str, list[Callable[[], None]]] = {}
+        self._blocked_loads: deque[str] = deque()
+
+    def slowdown(self) -> float:
+        factors = self.device.concurrency_slowdown if self.device else [1.0]
+        return factors[min(self.computing, len(factors)) - 1]
+
+    def start(self, batch: list[Request], compute_ms: float, finish: Callable[["Execution"], None]) -> "Execution":
+        execution = Execution(self, batch, compute_ms, finish)
+        execution.begin()
+        return execution
+
+    # model memory: one load per model at a time; others needing it wait for that load
+
+    def acquire_model(self, model: str, then: Callable[[], None]) -> None:
+        memory = self.memory
+        if memory.is_resident(model):
+            memory.in_use[model] = memory.in_use.get(model, 0) + 1
+            then()
+            return
+        waiters = self._loading.setdefault(model, [])
+        waiters.append(then)
+        if len(waiters) == 1:
+            self._try_load(model)
+
+    def _try_load(self, model: str) -> None:
+        if not self.memory.make_room(model):
+            self._blocked_loads.append(model)
+            return
+        self.memory.loads += 1
+        Due(self.env, self.load_ms(model), model, self._loaded)
+
+    def _loaded(self, event: Due) -> None:
+        model = event._value
+        memory = self.memory
+        memory.resident[model] = None
+        for then in self._loading.pop(model, []):
+            memory.in_use[model] = memory.in_use.get(model, 0) + 1
+            then()
+
+    def release_model(self, model: str) -> None:
+        self.memory.in_use[model] -= 1
+        if self._blocked_loads:
+            self._try_load(self._blocked_loads.popleft())
+
+
+class Execution:
+    """One call's progress through the stages; ``cancel`` stops it (node failure)."""
+
+    def __init__(self, executor: StagedExecutor, batch: list[Request], compute_ms: float, finish) -> None:
+        self.executor = executor
+        self.batch = batch
+        self.compute_ms = compute_ms
+        self.finish = finish
+        self.model = executor.class_models[batch[0].class_index] if executor.memory else None
+        self.handle = None
+        self.engine: CopyEngine | None = None
+        self.computing = False
+        self.cancelled = False
+        self.load_ms = self.copy_ms = 0.0
+        self._stage_start_ms = executor.env._now
+
+    def _now(self) -> float:
+        return self.executor.env._now
+
+    def begin(self) -> None:
+        if self.model is not None:
+            self.executor.acquire_model(self.model, self._after_load)
+        else:
+            self._after_load()
+
+    def _after_load(self) -> None:
+        if self.cancelled:  # the node failed while this call waited for its model
+            if self.model is not None:
+                self.executor.release_model(self.model)
+            return
+        self.load_ms = self._now() - self._stage_start_ms
+        self._copy(self.executor.h2d, self.executor.h2d_ms, self._compute)
+
+    def _copy(self, engine: CopyEngine | None, duration: Callable[[int], float] | None, then) -> None:
+        if engine is None:
+            then()
+            return
+        started_ms = self._now()
+
+        def copied() -> None:
+            self.copy_ms += self._now() - started_ms
+            then()
+
+        self.engine = engine
+        self.handle = engine.copy(duration(len(self.batch)), copied)
+
+    def _compute(self) -> None:
+        executor = self.executor
+        executor.computing += 1
+        self.computing = True
+        self.engine = None
+        self.handle = Due(executor.env, self.compute_ms * executor.slowdown(), None, self._computed)
+
+    def _computed(self, _event: Due) -> None:
+        self.executor.computing -= 1
+        self.computing = False
+        self._copy(self.executor.d2h, self.executor.d2h_ms, self._done)
+
+    def _done(self) -> None:
+        if self.model is not None:
+            self.executor.release_model(self.model)
+        self.finish(self)
+
+    def cancel(self) -> list[Request]:
+        """Stop wherever the call is; its requests are returned to be retried or failed."""
+        self.cancelled = True
+        if self.engine is not None and self.handle is not None:
+            self.engine.cancel(self.handle)
+        elif isinstance(self.handle, Due):
+            self.handle.callbacks.clear()
+        if self.computing:
+            self.executor.computing -= 1
+        if self.model is not None and self.handle is not None:
+            self.executor.release_model(self.model)
+        return self.batch

@@ -1,0 +1,245 @@
+"""Profile bundles: the versioned file format between profiling and everything after it.
+
+A bundle is a directory (``profiles/<hardware-id>/<name>/``) holding
+
+- ``samples.parquet``: tidy per-call samples, one row per call and stage (see ``COLUMNS``),
+  zstd-compressed;
+- ``metadata.json``: format and version, the hardware and software it was measured on, the
+  harness settings, one entry per model variant (parameters, FLOPs, quality cost, quantization
+  backend), what was skipped and why, and the SHA-256 of ``samples.parquet``.
+
+Loading checks all of it, so a stale, edited, truncated or foreign file is refused with a
+:class:`ProfileBundleError` naming the file and the problem, never silently misread. This module
+needs no torch: planning from shipped profiles works without it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from simulator.profiling.errors import ProfileBundleError
+
+FORMAT = "latsim-profile-bundle"
+FORMAT_VERSION = 1
+SAMPLES_FILE = "samples.parquet"
+METADATA_FILE = "metadata.json"
+
+COLUMNS: dict[str, pa.DataType] = {
+    "family": pa.string(),
+    "variant": pa.string(),
+    "device": pa.string(),
+    "dtype": pa.string(),
+    "batch_size": pa.int32(),
+    "threads": pa.int16(),
+    "concurrency": pa.int16(),
+    "mode": pa.string(),
+    "stage": pa.string(),
+    "worker": pa.int16(),
+    "sample_index": pa.int32(),
+    "timestamp_ns": pa.int64(),
+    "latency_ms": pa.float64(),
+}
+MODES = ("sweep", "sequence", "isolated", "concurrent", "cold")
+STAGES = ("overhead", "h2d", "compute", "d2h", "end_to_end", "load", "first_call")
+REQUIRED_METADATA = (
+    "format",
+    "format_version",
+    "hardware_id",
+    "hardware",
+    "created_utc",
+    "harness",
+    "models",
+    "samples",
+)
+
+
+@dataclass(frozen=True)
+class ProfileBundle:
+    """A loaded (or about to be written) bundle: the samples and their metadata."""
+
+    samples: pd.DataFrame
+    metadata: dict[str, Any]
+    path: Path | None = None
+
+    @property
+    def hardware_id(self) -> str:
+        return self.metadata["hardware_id"]
+
+    def models(self) -> pd.DataFrame:
+        """One row per profiled (family, variant, device): size, FLOPs and quality cost, flattened."""
+        return pd.json_normalize(self.metadata["models"])
+
+    def model_info(self, family: str, variant: str, device: str) -> dict[str, Any] | None:
+        for entry in self.metadata["models"]:
+            if (entry["family"], entry["variant"], entry["device"]) == (family, variant, device):
+                return entry
+        return None
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write via a temporary file in the same directory and rename it over ``path``."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        write(Path(temporary))
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; a bundle is for everyone to read
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _arrow_table(samples: pd.DataFrame) -> pa.Table:
+    missing = [column for column in COLUMNS if column not in samples.columns]
+    if missing:
+        raise ValueError(f"samples lack the columns {missing}")
+    schema = pa.schema([(name, kind) for name, kind in COLUMNS.items()])
+    return pa.Table.from_pandas(samples[list(COLUMNS)], schema=schema, preserve_index=False)
+
+
+def write_bundle(directory: Path, samples: pd.DataFrame, metadata: dict[str, Any]) -> ProfileBundle:
+    """Write ``samples`` and ``metadata`` as a bundle in ``directory`` (created; files replaced atomically).
+
+    The samples file is written first and the metadata (with its hash) last, so an interrupted write
+    leaves a bundle that fails its hash check rather than one that reads wrong numbers.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    table = _arrow_table(samples)
+    samples_path = directory / SAMPLES_FILE
+    _atomic_write(
+        samples_path,
+        lambda path: pq.write_table(
+            table,
+            path,
+            compression="zstd",
+            compression_level=9,
+            use_dictionary=[name for name, kind in COLUMNS.items() if kind == pa.string()],
+            column_encoding={"timestamp_ns": "DELTA_BINARY_PACKED", "latency_ms": "BYTE_STREAM_SPLIT"},
+        ),
+    )
+    full = {
+        **metadata,
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "samples": {"file": SAMPLES_FILE, "sha256": file_sha256(samples_path), "rows": table.num_rows},
+    }
+    text = json.dumps(full, indent=2, sort_keys=False, default=_json_default) + "\n"
+    _atomic_write(directory / METADATA_FILE, lambda path: path.write_text(text, encoding="utf-8"))
+    return load_bundle(directory)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _read_metadata(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ProfileBundleError(
+            f"{path}: missing; a profile bundle directory holds {METADATA_FILE} and {SAMPLES_FILE}"
+        )
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ProfileBundleError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        found = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
+        raise ProfileBundleError(f"{path}: not a latsim profile bundle (format is {found!r}, expected {FORMAT!r})")
+    version = metadata.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ProfileBundleError(
+            f"{path}: bundle format version {version!r}, but this latsim reads version {FORMAT_VERSION}; "
+            "re-profile with this latsim (latsim profile) or use the latsim that wrote it"
+        )
+    missing = [key for key in REQUIRED_METADATA if key not in metadata]
+    if missing:
+        raise ProfileBundleError(f"{path}: metadata lacks the keys {missing}")
+    samples = metadata["samples"]
+    if not isinstance(samples, dict) or not {"file", "sha256", "rows"} <= samples.keys():
+        raise ProfileBundleError(f"{path}: 'samples' must give the file, its sha256 and its row count")
+    if not isinstance(metadata["models"], list) or not all(
+        isinstance(m, dict) and {"family", "variant", "device"} <= m.keys() for m in metadata["models"]
+    ):
+        raise ProfileBundleError(f"{path}: 'models' must be a list of entries with family, variant and device")
+    return metadata
+
+
+def _check_samples(path: Path, frame: pd.DataFrame, metadata: dict[str, Any]) -> pd.DataFrame:
+    missing = [column for column in COLUMNS if column not in frame.columns]
+    if missing:
+        raise ProfileBundleError(f"{path}: missing the columns {missing} (it has {list(frame.columns)})")
+    for column, kind in COLUMNS.items():
+        values = frame[column]
+        numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
+        if numeric and not pd.api.types.is_numeric_dtype(values):
+            raise ProfileBundleError(f"{path}: column {column!r} must be numeric, it is {values.dtype}")
+        if values.isna().any():
+            raise ProfileBundleError(f"{path}: column {column!r} has missing values")
+    if len(frame) != metadata["samples"]["rows"]:
+        raise ProfileBundleError(f"{path}: {len(frame)} rows, but metadata says {metadata['samples']['rows']}")
+    latency = frame["latency_ms"].to_numpy()
+    if not np.all(np.isfinite(latency)) or np.any(latency < 0):
+        raise ProfileBundleError(f"{path}: latency_ms must be finite and non-negative")
+    for column, allowed in (("mode", MODES), ("stage", STAGES)):
+        unknown = sorted(set(frame[column].unique()) - set(allowed))
+        if unknown:
+            raise ProfileBundleError(f"{path}: unknown {column} values {unknown}; allowed: {list(allowed)}")
+    for column in ("batch_size", "threads", "concurrency"):
+        if (frame[column] < 1).any():
+            raise ProfileBundleError(f"{path}: column {column!r} must be at least 1")
+    declared = {(m["family"], m["variant"], m["device"]) for m in metadata["models"]}
+    measured = set(frame[["family", "variant", "device"]].drop_duplicates().itertuples(index=False, name=None))
+    undeclared = sorted(measured - declared)
+    if undeclared:
+        raise ProfileBundleError(f"{path}: samples of {undeclared} have no entry in {METADATA_FILE}")
+    return frame
+
+
+def load_bundle(path: Path | str) -> ProfileBundle:
+    """Load and check a bundle: ``path`` is its directory or its metadata.json."""
+    path = Path(path)
+    directory = path.parent if path.name == METADATA_FILE else path
+    if not directory.is_dir():
+        raise ProfileBundleError(f"{directory}: no such profile bundle directory")
+    metadata = _read_metadata(directory / METADATA_FILE)
+    samples_path = directory / metadata["samples"]["file"]
+    if samples_path.parent != directory or not samples_path.is_file():
+        raise ProfileBundleError(f"{samples_path}: missing (named by {directory / METADATA_FILE})")
+    found = file_sha256(samples_path)
+    if found != metadata["samples"]["sha256"]:
+        raise ProfileBundleError(
+            f"{samples_path}: content does not match the sha256 in {METADATA_FILE} "
+            f"(expected {metadata['samples']['sha256'][:12]}…, found {found[:12]}…): "
+            "the file was edited, truncated or belongs to another bundle"
+        )
+    try:
+        frame = pq.read_table(samples_path).to_pandas()
+    except (pa.ArrowException, OSError) as error:
+        raise ProfileBundleError(f"{samples_path}: cannot be read as parquet ({error})") from None
+    return ProfileBundle(_check_samples(samples_path, frame, metadata), metadata, directory)

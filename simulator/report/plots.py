@@ -1,0 +1,99 @@
+"""Plots of a run's monitoring time series (the frame of ``TimeSeriesRecorder``), as PNG files.
+
+Figures are drawn on matplotlib's ``Figure`` with the Agg canvas, never through pyplot, so no
+global backend is touched and plotting works headless and from several threads.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+FIGURE_SIZE_IN = (9.0, 4.0)
+DPI = 110
+
+
+def _named(frame: pd.DataFrame, prefix: str) -> dict[str, pd.Series]:
+    """Columns ``<prefix>.<name>`` of the frame, by name."""
+    return {column[len(prefix) + 1 :]: frame[column] for column in frame.columns if column.startswith(prefix + ".")}
+
+
+def _save(path: Path, title: str, ylabel: str, draw: Callable[[Axes], None]) -> Path:
+    """Draw one figure and write it atomically (a temporary file, then a rename)."""
+    figure = Figure(figsize=FIGURE_SIZE_IN, dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    draw(axes)
+    axes.set_title(title)
+    axes.set_xlabel("simulated time (s)")
+    axes.set_ylabel(ylabel)
+    axes.grid(True, alpha=0.3)
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(loc="best", fontsize="small")
+    partial = path.with_name(path.name + ".partial")
+    figure.savefig(partial, format="png")
+    os.replace(partial, path)
+    return path
+
+
+def plot_timeseries(frame: pd.DataFrame, out_dir: Path, title: str) -> list[Path]:
+    """Throughput and drops, latency p50/p99, queue length, utilization (and cache hit ratio) over time."""
+    if frame.empty:
+        raise ValueError("the time series has no windows to plot")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    edges_s = np.append(frame["window_start_s"].to_numpy(), frame["window_end_s"].to_numpy()[-1:])
+
+    def stairs(axes: Axes, values: pd.Series, **style: object) -> None:
+        axes.stairs(values.to_numpy(dtype=float), edges_s, baseline=None, **style)
+
+    def traffic(axes: Axes) -> None:
+        window_s = frame["window_end_s"] - frame["window_start_s"]
+        stairs(axes, frame["arrivals"] / window_s, label="arrivals", color="0.6")
+        stairs(axes, frame["throughput_per_s"], label="completions")
+        for reason, drops in _named(frame, "drops").items():
+            stairs(axes, drops / window_s, label=f"drops: {reason}")
+
+    def latency(axes: Axes) -> None:
+        stairs(axes, frame["latency_p50_ms"], label="p50")
+        stairs(axes, frame["latency_p99_ms"], label="p99")
+        for name, p99 in _named(frame, "latency_p99_ms").items():
+            stairs(axes, p99, label=f"p99 {name}", linestyle="--", linewidth=0.9)
+        if (frame["latency_p50_ms"] > 0).any():
+            axes.set_yscale("log")
+            plain = FuncFormatter(lambda value, _: f"{value:g}")
+            axes.yaxis.set_major_formatter(plain)
+            axes.yaxis.set_minor_formatter(plain)
+
+    def per_node(prefix: str) -> Callable[[Axes], None]:
+        def draw(axes: Axes) -> None:
+            for name, values in _named(frame, prefix).items():
+                stairs(axes, values, label=name)
+
+        return draw
+
+    def utilization(axes: Axes) -> None:
+        per_node("utilization")(axes)
+        axes.set_ylim(0.0, max(1.05, axes.get_ylim()[1]))
+
+    def cache(axes: Axes) -> None:
+        stairs(axes, frame["cache_hit_ratio"])
+        axes.set_ylim(0.0, 1.05)
+
+    figures = [
+        ("throughput.png", "throughput and drops", "requests per s", traffic),
+        ("latency.png", "latency of completions", "ms", latency),
+        ("queue_length.png", "mean queue length per node", "requests waiting", per_node("queue_length")),
+        ("utilization.png", "utilization per node", "busy fraction of workers", utilization),
+    ]
+    if "cache_hit_ratio" in frame.columns:
+        figures.append(("cache_hit_ratio.png", "cache hit ratio", "hits per arrival", cache))
+    return [_save(out_dir / name, f"{title}: {caption}", ylabel, draw) for name, caption, ylabel, draw in figures]

@@ -1,0 +1,131 @@
+"""Request-key popularity: which cacheable key (an int in [0, catalog_size)) each request asks for.
+
+A model is built from its config; ``keys(rng)`` is an endless iterator of keys drawn in numpy
+blocks, and ``probabilities()`` the popularity vector (key i at index i) for analytic checks.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from itertools import cycle
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt
+
+from simulator.analytic import zipf_popularity
+from simulator.errors import ScenarioError
+from simulator.random_streams import draws
+from simulator.registry import Registry
+from simulator.service.distributions import read_sample_column
+
+EXACT_FLOAT_INTEGERS = 2**53  # trace keys are read as float64, exact below this
+
+
+class KeyPopularity(ABC):
+    """How often each key is requested; keys are ints in [0, ``catalog_size``)."""
+
+    Config: ClassVar[type[BaseModel]]
+
+    def __init__(self, config: BaseModel, base_dir: Path) -> None:
+        self.config = config
+
+    @property
+    @abstractmethod
+    def catalog_size(self) -> int:
+        """One more than the largest key (for range partitioning)."""
+
+    @abstractmethod
+    def keys(self, rng: np.random.Generator) -> Iterator[int]:
+        """The endless sequence of requested keys."""
+
+    def probabilities(self) -> np.ndarray | None:
+        """P(key = i) at index i, or None where the popularity is not a fixed distribution."""
+        return None
+
+
+KEY_POPULARITY: Registry[KeyPopularity] = Registry("key popularity", "popularity")
+
+
+class _CatalogConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    catalog_size: PositiveInt = Field(description="number of distinct keys")
+
+
+@KEY_POPULARITY.register
+class Zipf(KeyPopularity):
+    """Finite Zipf: key i (rank i + 1) has probability ∝ (i + 1)^(−exponent); 0 is uniform.
+
+    Sampled by inverse CDF (``searchsorted`` of uniforms in the cumulative probabilities);
+    memory is O(catalog_size).
+    """
+
+    class Config(_CatalogConfig):
+        popularity: Literal["zipf"]
+        exponent: NonNegativeFloat = Field(description="skew s; typical request logs have 0.6–1.2")
+
+    def __init__(self, config, base_dir):
+        super().__init__(config, base_dir)
+        self._probabilities = zipf_popularity(config.catalog_size, config.exponent)
+        self._cumulative = np.cumsum(self._probabilities)
+        self._cumulative[-1] = 1.0  # uniforms in [0, 1) then always land on a key
+
+    @property
+    def catalog_size(self):
+        return self.config.catalog_size
+
+    def keys(self, rng):
+        cumulative = self._cumulative
+        return draws(lambda size: np.searchsorted(cumulative, rng.random(size), side="right"))
+
+    def probabilities(self):
+        return self._probabilities
+
+
+@KEY_POPULARITY.register
+class Uniform(KeyPopularity):
+    """Every key equally likely (no locality: the worst case for a cache)."""
+
+    class Config(_CatalogConfig):
+        popularity: Literal["uniform"]
+
+    @property
+    def catalog_size(self):
+        return self.config.catalog_size
+
+    def keys(self, rng):
+        catalog_size = self.config.catalog_size
+        return draws(lambda size: rng.integers(0, catalog_size, size))
+
+    def probabilities(self):
+        return np.full(self.config.catalog_size, 1.0 / self.config.catalog_size)
+
+
+@KEY_POPULARITY.register
+class Trace(KeyPopularity):
+    """Replays recorded keys (non-negative integers) from a CSV/parquet column in order, cycling."""
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        popularity: Literal["trace"]
+        file: str = Field(description="CSV or parquet file of request keys, relative to the scenario file")
+        column: str | None = Field(None, description="column of integer keys (default: the only one)")
+
+    def __init__(self, config, base_dir):
+        super().__init__(config, base_dir)
+        values = read_sample_column(base_dir / config.file, config.column, "keys.trace")
+        if np.any(values < 0) or np.any(values != np.floor(values)) or np.any(values >= EXACT_FLOAT_INTEGERS):
+            raise ScenarioError(
+                f"keys.trace: {config.file} must hold non-negative integer keys below 2**53; "
+                "renumber hashed or string keys to 0, 1, 2, ... first"
+            )
+        self._keys = values.astype(np.int64).tolist()
+
+    @property
+    def catalog_size(self):
+        return max(self._keys) + 1
+
+    def keys(self, rng):
+        return cycle(self._keys)
