@@ -1,0 +1,303 @@
+"""The simulator against queueing theory, case by case (in the spirit of Ciw's test suite).
+
+Every case runs with a fixed seed and ``confidence: 0.999``: the exact theoretical value must
+lie inside the simulation's own 99.9 % confidence interval (Student t over independent
+replications; nothing is widened after the fact), and that interval must be narrow (half-width
+under ``PRECISION`` of the value) so that no case can pass vacuously. With a correct engine each
+comparison fails with probability about 0.001; with fixed seeds the outcome is deterministic.
+
+Loads stay at ρ = 0.6–0.8 so that the replication means converge well within the budget.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats
+
+from simulator import run_scenario, scenario_from_dict
+from simulator.analytic import (
+    erlang_b,
+    erlang_c,
+    mg1_mean_wait_ms,
+    mmc_mean_queue_length,
+    mmc_mean_wait_ms,
+    mmc_priority_mean_waits_ms,
+    mmc_utilization,
+    mmc_wait_tail,
+    priority_mg1_mean_waits_ms,
+)
+from simulator.metrics.summary import Estimate
+
+CONFIDENCE = 0.999
+PRECISION = 0.05  # largest CI half-width, relative to the value, that makes a comparison meaningful
+JOBS = 2
+MEAN_MS = 10.0
+
+
+def expon(mean_ms: float) -> dict:
+    return {"distribution": "scipy", "name": "expon", "params": {"scale": mean_ms}}
+
+
+def deterministic(value_ms: float) -> dict:
+    return {"distribution": "deterministic", "value_ms": value_ms}
+
+
+def lognormal(mean_ms: float, s: float) -> dict:
+    """A lognormal service time with the given mean and shape s (σ of the underlying normal)."""
+    return {"distribution": "scipy", "name": "lognorm", "params": {"s": s, "scale": mean_ms * math.exp(-(s**2) / 2)}}
+
+
+def moments(service: dict) -> tuple[float, float]:
+    """E[S] and E[S²] (ms, ms²) of a service spec, computed here independently of the engine."""
+    if service["distribution"] == "deterministic":
+        return service["value_ms"], service["value_ms"] ** 2
+    frozen = getattr(scipy.stats, service["name"])(**service["params"])
+    return float(frozen.mean()), float(frozen.moment(2))
+
+
+def scenario(
+    name: str,
+    rate_per_s: float,
+    service: dict,
+    *,
+    workers: int = 1,
+    classes: list[dict] | None = None,
+    discipline: str = "fifo",
+    queue_capacity: int | None = None,
+    requests: int = 30_000,
+    replications: int = 20,
+    seed: int = 1,
+) -> dict:
+    return {
+        "name": name,
+        "run": {
+            "requests": requests,
+            "warmup_requests": 2_000,
+            "replications": replications,
+            "seed": seed,
+            "confidence": CONFIDENCE,
+        },
+        "workload": {
+            "arrival": {"process": "poisson", "rate_per_s": rate_per_s},
+            "classes": classes or [{"name": "a", "deadline_ms": 1e9, "kind": "soft", "target": 0.5}],
+        },
+        "nodes": [
+            {
+                "name": "n",
+                "workers": workers,
+                "discipline": {"policy": discipline},
+                "queue_capacity": queue_capacity,
+                "service": service,
+            }
+        ],
+    }
+
+
+def run(data: dict, records_path: Path | None = None):
+    return run_scenario(scenario_from_dict(data), jobs=JOBS, records_path=records_path)
+
+
+def t_interval(values: list[float]) -> Estimate:
+    """Student t interval over independent replication estimates (computed here, not by the engine)."""
+    values = np.asarray(values, dtype=float)
+    half = scipy.stats.t.ppf(0.5 + CONFIDENCE / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    return Estimate(float(values.mean()), float(values.mean() - half), float(values.mean() + half))
+
+
+class Comparison:
+    """Collects theory-vs-simulation checks of one case, then reports every mismatch at once."""
+
+    def __init__(self, case: str) -> None:
+        self.case = case
+        self.problems: list[str] = []
+
+    def check(self, what: str, simulated: Estimate, theory: float, precision: float = PRECISION) -> None:
+        low, high = simulated.ci_low, simulated.ci_high
+        line = f"{self.case:<22} {what:<26} sim {simulated.estimate:10.5g} [{low:.5g}, {high:.5g}]  theory {theory:.5g}"
+        print(line)
+        if not low <= theory <= high:
+            self.problems.append(f"theory outside the {CONFIDENCE:.1%} CI: {line}")
+        half_width = (high - low) / 2
+        if not half_width < precision * abs(theory):
+            self.problems.append(f"CI too wide to be a test (half-width {half_width:.3g} ≥ {precision:.0%}): {line}")
+
+    def verify(self) -> None:
+        assert not self.problems, "\n".join(self.problems)
+
+
+# -- single-class FIFO queues ---------------------------------------------------------------------
+
+
+def test_mm1():
+    rate_per_s, mu = 60.0, 1 / MEAN_MS
+    result = run(scenario("mm1", rate_per_s, expon(MEAN_MS)))
+    lam = rate_per_s / 1000
+    wait = mmc_mean_wait_ms(1, lam, mu)
+    case = Comparison("M/M/1 ρ=0.6")
+    case.check("wait_ms.mean", result.estimate("wait_ms.mean"), wait)
+    case.check("latency_ms.mean", result.estimate("latency_ms.mean"), wait + MEAN_MS)
+    case.check("utilization", result.node_estimate("utilization", "n"), mmc_utilization(1, lam, mu))
+    case.check("mean_queue_length", result.node_estimate("mean_queue_length", "n"), mmc_mean_queue_length(1, lam, mu))
+    case.check("throughput_per_s", result.estimate("throughput_per_s"), rate_per_s)
+    for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):  # the sojourn time is Exp(μ − λ)
+        case.check(f"latency_ms.{name}", result.estimate(f"latency_ms.{name}"), -math.log1p(-q) / (mu - lam))
+    case.verify()
+
+
+def test_mm1_single_replication_batch_means():
+    """One long replication: mean-type intervals come from batch means instead of replications."""
+    rate_per_s, mu = 60.0, 1 / MEAN_MS
+    data = scenario("mm1-batch-means", rate_per_s, expon(MEAN_MS), requests=600_000, replications=1, seed=5)
+    result = run(data)
+    assert result.summary["ci_method"] == "batch_means"
+    wait = mmc_mean_wait_ms(1, rate_per_s / 1000, mu)
+    case = Comparison("M/M/1 batch means")
+    case.check("wait_ms.mean", result.estimate("wait_ms.mean"), wait)
+    case.check("latency_ms.mean", result.estimate("latency_ms.mean"), wait + MEAN_MS)
+    case.verify()
+
+
+def test_mmc(tmp_path):
+    c, lam, mu = 3, 0.21, 1 / MEAN_MS
+    path = tmp_path / "mmc.parquet"
+    result = run(scenario("mmc", lam * 1000, expon(MEAN_MS), workers=c, requests=60_000), records_path=path)
+    records = pd.read_parquet(path, columns=["replication", "wait_ms", "dropped"])
+    assert (records["dropped"] == "").all() and records["wait_ms"].notna().all()
+    per_replication = records.groupby("replication")["wait_ms"]
+    case = Comparison("M/M/3 ρ=0.7")
+    case.check("wait_ms.mean", result.estimate("wait_ms.mean"), mmc_mean_wait_ms(c, lam, mu))
+    case.check("P(W>0) = Erlang C", t_interval(per_replication.apply(lambda w: float((w > 0).mean())).tolist()), erlang_c(c, lam / mu))
+    for t_ms in (2.0, 10.0):
+        fractions = per_replication.apply(lambda w: float((w > t_ms).mean())).tolist()
+        case.check(f"P(W>{t_ms:g} ms)", t_interval(fractions), mmc_wait_tail(c, lam, mu, t_ms))
+    case.check("utilization", result.node_estimate("utilization", "n"), mmc_utilization(c, lam, mu))
+    case.check("mean_queue_length", result.node_estimate("mean_queue_length", "n"), mmc_mean_queue_length(c, lam, mu))
+    case.check("latency_ms.mean", result.estimate("latency_ms.mean"), mmc_mean_wait_ms(c, lam, mu) + MEAN_MS)
+    probability, rate = erlang_c(c, lam / mu), c * mu - lam
+    for name, q in (("p90", 0.9), ("p99", 0.99)):  # P(W > t) = C e^(−(cμ − λ) t) above the atom at 0
+        case.check(f"wait_ms.{name}", result.estimate(f"wait_ms.{name}"), math.log(probability / (1 - q)) / rate)
+    # the record-level mean wait agrees with the summary's (same requests, same replications)
+    assert t_interval(per_replication.mean().tolist()).estimate == pytest.approx(result.estimate("wait_ms.mean").estimate)
+    case.verify()
+
+
+@pytest.mark.parametrize(
+    "label, service, rate_per_s",
+    [
+        ("M/D/1 ρ=0.7", deterministic(MEAN_MS), 70.0),
+        ("M/G/1 lognorm s=0.8", lognormal(MEAN_MS, 0.8), 65.0),
+    ],
+)
+def test_mg1_pollaczek_khinchine(label, service, rate_per_s):
+    result = run(scenario("mg1", rate_per_s, service))
+    mean_ms, second_ms2 = moments(service)
+    assert mean_ms == pytest.approx(MEAN_MS)
+    wait = mg1_mean_wait_ms(rate_per_s / 1000, mean_ms, second_ms2)
+    case = Comparison(label)
+    case.check("wait_ms.mean", result.estimate("wait_ms.mean"), wait)
+    case.check("latency_ms.mean", result.estimate("latency_ms.mean"), wait + mean_ms)
+    case.check("service_ms.mean", result.estimate("service_ms.mean"), mean_ms, precision=0.01)
+    case.check("utilization", result.node_estimate("utilization", "n"), rate_per_s / 1000 * mean_ms)
+    case.verify()
+
+
+# -- non-preemptive priority ----------------------------------------------------------------------
+
+
+def _priority_classes(services: list[dict], shares: list[float]) -> list[dict]:
+    return [
+        {"name": f"p{k}", "priority": k, "share": share, "deadline_ms": 1e9, "kind": "soft", "target": 0.5, "service": service}
+        for k, (service, share) in enumerate(zip(services, shares))
+    ]
+
+
+@pytest.mark.parametrize(
+    "label, services, shares, rate_per_s",
+    [
+        ("prio M/G/1 2 classes", [deterministic(5.0), lognormal(10.0, 0.8)], [0.4, 0.6], 87.5),
+        ("prio M/G/1 3 classes", [deterministic(4.0), expon(8.0), lognormal(12.0, 0.6)], [0.2, 0.5, 0.3], 83.0),
+    ],
+)
+def test_priority_mg1_cobham(label, services, shares, rate_per_s):
+    classes = _priority_classes(services, shares)
+    # the node's own service model is overridden by every class
+    result = run(scenario("prio", rate_per_s, expon(1000.0), classes=classes, discipline="priority", requests=50_000))
+    rates = [rate_per_s / 1000 * share / sum(shares) for share in shares]
+    means, seconds = zip(*map(moments, services))
+    waits = priority_mg1_mean_waits_ms(rates, means, seconds)
+    case = Comparison(label)
+    for cls, wait in zip(classes, waits):
+        case.check(f"{cls['name']} wait_ms.mean", result.estimate("wait_ms.mean", cls=cls["name"]), wait)
+    overall = float(np.dot(rates, waits)) / sum(rates)
+    case.check("all wait_ms.mean", result.estimate("wait_ms.mean"), overall)
+    case.check("utilization", result.node_estimate("utilization", "n"), float(np.dot(rates, means)))
+    case.verify()
+
+
+def test_priority_mmc_equal_service_rates():
+    c, rate_per_s, mu = 2, 140.0, 1 / MEAN_MS
+    classes = _priority_classes([expon(MEAN_MS)] * 2, [0.5, 0.5])
+    result = run(scenario("prio-mmc", rate_per_s, expon(MEAN_MS), workers=c, classes=classes, discipline="priority"))
+    waits = mmc_priority_mean_waits_ms(c, [rate_per_s / 2000] * 2, mu)
+    case = Comparison("prio M/M/2 2 classes")
+    for cls, wait in zip(classes, waits):
+        case.check(f"{cls['name']} wait_ms.mean", result.estimate("wait_ms.mean", cls=cls["name"]), wait)
+    case.check("all wait_ms.mean", result.estimate("wait_ms.mean"), mmc_mean_wait_ms(c, rate_per_s / 1000, mu))
+    case.verify()
+
+
+# -- loss systems ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "label, service", [("M/M/5/5 a=4", expon(MEAN_MS)), ("M/G/5/5 lognorm a=4", lognormal(MEAN_MS, 1.0))]
+)
+def test_erlang_b_loss_system(label, service):
+    """Blocking = Erlang B, whatever the service distribution (insensitivity)."""
+    c, rate_per_s = 5, 400.0
+    result = run(scenario("loss", rate_per_s, service, workers=c, queue_capacity=0, requests=15_000))
+    blocking = erlang_b(c, rate_per_s / 1000 * MEAN_MS)
+    fractions = []
+    for replication in result.replications:
+        everything = replication["classes"]["all"]
+        assert set(everything["dropped"]) <= {"queue_full"}
+        fractions.append(everything["dropped"].get("queue_full", 0) / everything["finished"])
+    case = Comparison(label)
+    case.check("blocked fraction", t_interval(fractions), blocking)
+    case.check("1 − deadline_met_ratio", _complement(result.estimate("deadline_met_ratio")), blocking)
+    case.check("throughput_per_s", result.estimate("throughput_per_s"), rate_per_s * (1 - blocking))
+    case.check("utilization", result.node_estimate("utilization", "n"), rate_per_s / 1000 * MEAN_MS * (1 - blocking) / c)
+    assert result.estimate("wait_ms.max").estimate == 0.0  # nobody ever waits in a loss system
+    case.verify()
+
+
+def _complement(estimate: Estimate) -> Estimate:
+    return Estimate(1 - estimate.estimate, 1 - estimate.ci_high, 1 - estimate.ci_low)
+
+
+# -- reproducibility ------------------------------------------------------------------------------
+
+
+def _small_priority_scenario(seed: int) -> dict:
+    classes = _priority_classes([deterministic(5.0), lognormal(10.0, 0.8)], [0.4, 0.6])
+    return scenario("repro", 87.5, expon(10.0), workers=1, classes=classes, discipline="priority",
+                    requests=10_000, replications=3, seed=seed)
+
+
+def test_same_seed_same_summary_whatever_the_jobs():
+    loaded = scenario_from_dict(_small_priority_scenario(seed=11))
+    serial = run_scenario(loaded, jobs=1).to_json()
+    assert run_scenario(loaded, jobs=1).to_json() == serial
+    assert run_scenario(loaded, jobs=2).to_json() == serial
+
+
+def test_different_seed_different_numbers():
+    first = run_scenario(scenario_from_dict(_small_priority_scenario(seed=11)), jobs=JOBS)
+    second = run_scenario(scenario_from_dict(_small_priority_scenario(seed=12)), jobs=JOBS)
+    for metric in ("wait_ms.mean", "latency_ms.p99", "throughput_per_s"):
+        assert first.estimate(metric).estimate != second.estimate(metric).estimate, metric
