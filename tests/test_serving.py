@@ -185,3 +185,18 @@ def test_unknown_node_in_an_event_is_a_clear_error():
     data["events"] = [{"type": "failure", "nodes": ["nope"], "at_s": 1, "duration_s": 1}]
     with pytest.raises(ScenarioError, match="no node or node spec named 'nope'; known: n"):
         _run(data)
+
+
+def test_random_failures_with_retries_are_reproducible_on_any_executor(tmp_path):
+    """Orphans of a failed node are re-routed in a fixed order, so runs repeat request by request."""
+    data = _replicas("jsq", count=3, rate_per_replica=70)
+    data["run"].update(requests=8000, warmup_requests=0, replications=2)
+    data["nodes"][0].update(workers=2, batching={"max_batch_size": 4, "max_queue_delay_ms": 2})
+    data["nodes"][0]["service"]["batch_scaling"] = {"per_extra_item": 0.3}
+    data["failure_handling"] = {"in_flight": "retry", "max_retries": 3}
+    data["events"] = [{"type": "random_failures", "nodes": ["n"], "mtbf_s": 20, "mttr_s": 5}]
+    serial, serial_summary = _records(tmp_path, data, jobs=1)
+    parallel, parallel_summary = _records(tmp_path, data, jobs=2)
+    assert serial["retries"].max() >= 1  # failures did hit requests in flight
+    pd.testing.assert_frame_equal(serial, parallel)
+    assert serial_summary == parallel_summary

@@ -72,7 +72,7 @@ class Node:
         self.waiting = 0
         self.outstanding = 0
         self.outstanding_work_ms = 0.0
-        self.running: set[Due | Execution] = set()
+        self.running: dict[Due | Execution, None] = {}  # insertion-ordered, so a failure orphans requests in start order
         self._hold_since_ms: float | None = None
         self._timer_at_ms: float | None = None
         self._on_drained: Callable[[], None] | None = None
@@ -132,10 +132,10 @@ class Node:
         request.start_ms = now_ms
         service_ms = next(self.single_draws[request.class_index])
         request.service_ms = service_ms
-        self.running.add(Due(self.env, service_ms, request, self._complete_one))
+        self.running[Due(self.env, service_ms, request, self._complete_one)] = None
 
     def _complete_one(self, event: Due) -> None:
-        self.running.remove(event)
+        del self.running[event]
         request: Request = event._value
         self.busy -= 1
         self.outstanding -= 1  # _leave, inlined on the hot path
@@ -157,16 +157,16 @@ class Node:
                 request.batch_wait_ms = now_ms - max(request.node_arrival_ms, hold_since_ms)
         self._hold_since_ms = None
         if self.executor is None:
-            self.running.add(Due(self.env, service_ms, batch, self._complete_batch))
+            self.running[Due(self.env, service_ms, batch, self._complete_batch)] = None
         else:
-            self.running.add(self.executor.start(batch, service_ms, self._complete_execution))
+            self.running[self.executor.start(batch, service_ms, self._complete_execution)] = None
 
     def _complete_batch(self, event: Due) -> None:
-        self.running.remove(event)
+        del self.running[event]
         self._finish(event._value)
 
     def _complete_execution(self, execution: Execution) -> None:
-        self.running.remove(execution)
+        del self.running[execution]
         now_ms = self.env._now
         for request in execution.batch:
             request.service_ms = now_ms - request.start_ms
