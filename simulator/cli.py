@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from simulator.errors import LatsimError, ScenarioError, UnstableSystemError
 from simulator.model.engine import plan_run, run_scenario
+from simulator.profiling.command import profile_command
 from simulator.report.table import print_summary
 from simulator.scenario.loader import load_scenario
 from simulator.scenario.schema import Scenario
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 TABLE_WIDTH = 160  # when output is not a terminal (a file, a pipe, CI logs), print full-width tables
 stderr = Console(stderr=True)
+app.command("profile")(profile_command)  # torch is imported only when profiling runs
 
 
 def _console(to_stderr: bool) -> Console:

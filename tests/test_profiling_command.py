@@ -5,15 +5,11 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
+from simulator.cli import app
 from simulator.profiling.bundle import load_bundle
-from simulator.profiling.command import profile_command
 
-app = typer.Typer()
-app.command("profile")(profile_command)
-app.command("other")(lambda: None)  # two commands, so "profile" is a subcommand as in latsim's CLI
 runner = CliRunner()
 
 FAST = ["--quick", "--batch-sizes", "1,2", "--threads", "1", "--concurrency", "1", "--no-progress"]
