@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from simulator.errors import LatsimError, ScenarioError, UnstableSystemError
 from simulator.model.engine import plan_run, run_scenario
 from simulator.profiling.command import profile_command
+from simulator.report.plots import plot_timeseries
 from simulator.report.table import print_summary
 from simulator.scenario.loader import load_scenario
 from simulator.scenario.schema import Scenario
@@ -68,7 +69,13 @@ def run(
     seed: Annotated[Optional[int], typer.Option(help="random seed (same seed, same numbers)")] = None,
     jobs: Annotated[int, typer.Option(min=1, help="replications simulated in parallel processes")] = 1,
     json_path: Annotated[Optional[str], typer.Option("--json", help="write the summary JSON to PATH, or - for stdout")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="folder for summary.json, stats.csv and requests.parquet")] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(help="folder for summary.json, stats.csv, requests.parquet and timeseries.csv/.parquet"),
+    ] = None,
+    plots: Annotated[
+        Optional[Path], typer.Option(help="folder for PNG plots of the monitoring time series (replication 0)")
+    ] = None,
     fail_on_slo: Annotated[bool, typer.Option(help="exit 1 when a class misses its real-time requirement")] = False,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
 ) -> None:
@@ -88,16 +95,27 @@ def run(
                 loaded, seed=seed, replications=replications, requests=requests, jobs=jobs,
                 records_path=out / "requests.parquet" if out else None,
                 progress=lambda finished: progress.advance(task, finished),
+                monitor=out is not None or plots is not None,
             )
         print_summary(result.summary, console)
         if json_path == "-":
             sys.stdout.write(result.to_json() + "\n")
         elif json_path:
             result.write_json(Path(json_path))
+        timeseries = result.timeseries
         if out is not None:
             result.write_json(out / "summary.json")
             _write_atomically(out / "stats.csv", result.to_frame().to_csv(index=False))
-            console.print(f"wrote {out / 'summary.json'}, {out / 'stats.csv'}, {out / 'requests.parquet'}")
+            _write_atomically(out / "timeseries.csv", timeseries.to_csv(index=False))
+            partial = out / "timeseries.parquet.partial"
+            timeseries.to_parquet(partial, index=False)
+            os.replace(partial, out / "timeseries.parquet")
+            written = ", ".join(str(out / name) for name in ("summary.json", "stats.csv", "requests.parquet", "timeseries.csv"))
+            console.print(f"wrote {written}, timeseries.parquet")
+        if plots is not None:
+            first = timeseries[timeseries["replication"] == 0].drop(columns="replication").set_index("window")
+            paths = plot_timeseries(first, plots, f"{loaded.scenario.name} (replication 0)")
+            console.print(f"plotted {len(paths)} figures into {plots}")
     if fail_on_slo and any(
         entry.get("slo", {}).get("met") is False for entry in result.summary["classes"].values()
     ):

@@ -18,12 +18,14 @@ import pytest
 import scipy.stats
 from pydantic import TypeAdapter, ValidationError
 
-from simulator.analytic import che_characteristic_time, che_lru_hit_ratio
+from simulator import run_scenario, scenario_from_dict
+from simulator.analytic import che_characteristic_time, che_lru_hit_ratio, zipf_popularity
 from simulator.errors import ScenarioError
 from simulator.model.cache import CACHE_POLICIES, ResultCache
 from simulator.model.cache_theory import lfu_static_hit_ratio, ttl_hit_ratio
 from simulator.random_streams import stream
 from simulator.workload.keys import KEY_POPULARITY, KeyPopularity
+from tests.helpers import base_scenario
 
 LRU_CHE_BIAS = 0.002  # Che's error here, in 10M-request runs: C=500 −0.0001 ± 0.0002, C=2000 +0.0003 ± 0.0002
 ZIPF = {"popularity": "zipf", "catalog_size": 10_000, "exponent": 0.8}
@@ -208,7 +210,8 @@ def test_trace_keys_replay_in_order_and_cycle(tmp_path):
     pd.DataFrame({"user": [5, 3, 5, 0]}).to_csv(tmp_path / "keys.csv", index=False)
     popularity = _popularity({"popularity": "trace", "file": "keys.csv"}, tmp_path)
     assert list(islice(popularity.keys(stream(1, 0, "keys")), 10)) == [5, 3, 5, 0, 5, 3, 5, 0, 5, 3]
-    assert popularity.catalog_size == 6 and popularity.probabilities() is None
+    assert popularity.catalog_size == 6
+    np.testing.assert_allclose(popularity.probabilities(), [0.25, 0, 0, 0.25, 0, 0.5])
 
 
 @pytest.mark.parametrize("values", [[1, -2], [1, 2.5]])
@@ -246,3 +249,82 @@ def test_bad_cache_config_fails_with_a_clear_message(config, message):
 def test_bad_popularity_config_fails_with_a_clear_message(config, message):
     with pytest.raises(ValidationError, match=message):
         _popularity(config)
+
+
+# -- the cache inside the simulated cluster ------------------------------------------------------
+# These runs use the engine's own confidence intervals at 99.9 % (Student t over replications);
+# Che's bias for these workloads (< 0.001) is far inside them.
+
+CATALOG, EXPONENT, RATE_PER_S = 10_000, 0.8, 80.0
+
+
+def _cached_scenario(policy: dict, scope: str = "shared", replications: int = 6) -> dict:
+    data = base_scenario()
+    data["run"].update(requests=40_000, warmup_requests=10_000, replications=replications, confidence=0.999)
+    data["workload"]["arrival"]["rate_per_s"] = RATE_PER_S
+    data["workload"]["keys"] = {"popularity": "zipf", "catalog_size": CATALOG, "exponent": EXPONENT}
+    data["nodes"][0]["service"] = {"distribution": "deterministic", "value_ms": 1.0}
+    data["cache"] = {"scope": scope, "policy": policy, "hit_latency": {"distribution": "deterministic", "value_ms": 0.25}}
+    return data
+
+
+def _simulated_hit_ratio(data: dict, **kwargs):
+    result = run_scenario(scenario_from_dict(data), jobs=2, **kwargs)
+    estimate = result.estimate("cache_hit_ratio")
+    assert estimate.ci_high - estimate.ci_low < 0.05  # narrow enough to be a test
+    return estimate, result
+
+
+def test_simulated_lru_hit_ratio_matches_che():
+    estimate, _ = _simulated_hit_ratio(_cached_scenario({"policy": "lru", "capacity_entries": 500}))
+    theory = che_lru_hit_ratio(zipf_popularity(CATALOG, EXPONENT), 500)
+    assert estimate.ci_low <= theory <= estimate.ci_high
+
+
+def test_simulated_lfu_beats_lru_at_the_same_capacity():
+    lru, _ = _simulated_hit_ratio(_cached_scenario({"policy": "lru", "capacity_entries": 500}))
+    lfu, _ = _simulated_hit_ratio(_cached_scenario({"policy": "lfu", "capacity_entries": 500}))
+    assert lfu.ci_low > lru.ci_high
+
+
+def test_simulated_ttl_hit_ratio_matches_theory():
+    estimate, _ = _simulated_hit_ratio(_cached_scenario({"policy": "ttl", "capacity_entries": CATALOG, "ttl_ms": 2000}))
+    theory = ttl_hit_ratio(zipf_popularity(CATALOG, EXPONENT), RATE_PER_S / 1000, 2000)
+    assert estimate.ci_low <= theory <= estimate.ci_high
+
+
+@pytest.mark.parametrize("scope", ["shared", "per_node"])
+def test_hits_skip_the_model_and_misses_fill_the_cache(tmp_path, scope):
+    data = _cached_scenario({"policy": "lru", "capacity_entries": 200}, scope=scope, replications=2)
+    data["nodes"][0]["replicas"] = 2
+    data["run"]["warmup_requests"] = 0  # records then hold every request, each key's first included
+    path = tmp_path / "requests.parquet"
+    result = run_scenario(scenario_from_dict(data), records_path=path)
+    records = pd.read_parquet(path)
+    hits, misses = records[records["cache_hit"]], records[~records["cache_hit"]]
+    assert len(hits) > 0 and (hits["latency_ms"] == 0.25).all() and (hits["cache_ms"] == 0.25).all()
+    assert (hits["service_ms"] == 0).all() and (misses["service_ms"] == 1.0).all()
+    if scope == "shared":
+        assert (hits["node"] == "").all()  # answered in front of the routers
+    else:
+        assert set(hits["node"]) == {"n-0", "n-1"}
+    served_by_nodes = sum(node["served"] for node in result.summary["nodes"].values())
+    assert served_by_nodes == len(misses) == result.summary["classes"]["all"]["completed"] - len(hits)
+    first_requests = records.sort_values("arrival_ms").groupby(["replication", "key"]).head(1)
+    assert not first_requests["cache_hit"].any()  # nothing is cached before it was computed once
+
+
+def test_cache_hit_ratio_over_time(tmp_path):
+    data = _cached_scenario({"policy": "lru", "capacity_entries": 500}, replications=1)
+    result = run_scenario(scenario_from_dict(data), monitor=True)
+    series = result.timeseries
+    assert "cache_hit_ratio" in series.columns
+    hits = (series["cache_hit_ratio"] * series["arrivals"]).sum()
+    assert hits == pytest.approx(result.estimate("cache_hit_ratio").estimate * series["arrivals"].sum())
+
+
+def test_a_cache_needs_request_keys():
+    data = _cached_scenario({"policy": "lru", "capacity_entries": 10})
+    del data["workload"]["keys"]
+    with pytest.raises(ScenarioError, match=r"cache: a result cache needs request keys; add workload.keys"):
+        scenario_from_dict(data)

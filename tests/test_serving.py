@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator import UnstableSystemError, run_scenario, scenario_from_dict
+from simulator import ScenarioError, UnstableSystemError, run_scenario, scenario_from_dict
 from tests.helpers import base_scenario
 
 DETERMINISTIC_10MS = {"distribution": "deterministic", "value_ms": 10, "batch_scaling": {"per_extra_item": 0.25}}
@@ -200,3 +200,55 @@ def test_random_failures_with_retries_are_reproducible_on_any_executor(tmp_path)
     assert serial["retries"].max() >= 1  # failures did hit requests in flight
     pd.testing.assert_frame_equal(serial, parallel)
     assert serial_summary == parallel_summary
+
+
+def _partitioned(scheme: str) -> dict:
+    data = base_scenario()
+    data["run"].update(requests=40000, warmup_requests=0, replications=1)
+    data["workload"]["arrival"]["rate_per_s"] = 100
+    data["workload"]["keys"] = {"popularity": "zipf", "catalog_size": 1000, "exponent": 0.9}
+    data["partitioning"] = {"scheme": scheme, "partitions": 4}
+    data["nodes"][0]["replicas"] = 2
+    return data
+
+
+@pytest.mark.parametrize("scheme", ["hash", "range"])
+def test_partitions_own_their_keys_and_get_the_traffic_the_popularity_says(tmp_path, scheme):
+    from simulator.analytic import zipf_popularity
+    from simulator.model.partitioning import Partitioner, PartitioningSpec
+
+    records, summary = _records(tmp_path, _partitioned(scheme))
+    records["partition"] = records["node"].str.extract(r"-p(\d)-")[0].astype(int)
+    assert (records.groupby("key")["partition"].nunique() == 1).all()  # a key lives in one partition
+    shares = Partitioner(PartitioningSpec(scheme=scheme, partitions=4), 1000).shares(zipf_popularity(1000, 0.9))
+    counts = records["partition"].value_counts().reindex(range(4), fill_value=0).to_numpy()
+    # each partition's count is Binomial(n, share): 3.29 standard errors is its 99.9 % interval
+    n = len(records)
+    assert np.all(np.abs(counts - n * shares) <= 3.29 * np.sqrt(n * shares * (1 - shares)))
+    # the stability check sizes the busiest partition: range puts the hottest keys in partition 0
+    assert summary["offered_load"] == pytest.approx(100 * shares.max() / 2 * 10 / 1000)
+
+
+def test_partitions_need_request_keys():
+    data = _partitioned("hash")
+    del data["workload"]["keys"]
+    with pytest.raises(ScenarioError, match="partitioning: requests are split over partitions by key"):
+        scenario_from_dict(data)
+
+
+def test_failure_shows_in_the_time_series_and_nothing_is_lost():
+    data = _replicas("jsq", count=2, rate_per_replica=35)
+    data["run"].update(requests=9000, warmup_requests=0, replications=1)
+    data["failure_handling"] = {"in_flight": "fail"}
+    data["events"] = [{"type": "failure", "nodes": ["n-0"], "at_s": 39.09, "duration_s": 30}]  # mid-service (seed 1)
+    result = _run(data, monitor=True)
+    series = result.timeseries.set_index("window")
+    down = series.loc[40:68]  # windows entirely inside the outage
+    assert (down["utilization.n-0"] == 0).all() and (down["queue_length.n-0"] == 0).all()
+    assert series.loc[5:38, "utilization.n-0"].mean() > 0.2 and series.loc[70:, "utilization.n-0"].mean() > 0.2
+    assert down["utilization.n-1"].mean() > series.loc[5:38, "utilization.n-1"].mean()  # the survivor takes the load
+    everyone = result.summary["classes"]["all"]
+    served, dropped = everyone["completed"], sum(everyone["dropped"].values())
+    assert everyone["dropped"].get("node_failure", 0) > 0
+    assert series["arrivals"].sum() == everyone["finished"] == served + dropped == 9000
+    assert series["completions"].sum() == served and series["drops"].sum() == dropped

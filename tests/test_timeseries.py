@@ -39,9 +39,11 @@ def _request(
     return request
 
 
-def _frame(requests: list[Request], workers: tuple[int, ...] = (1,), window_ms: float = 1000.0, classes=("a",)) -> pd.DataFrame:
+def _frame(
+    requests: list[Request], workers: tuple[int, ...] = (1,), window_ms: float = 1000.0, classes=("a",), with_cache=False
+) -> pd.DataFrame:
     recorder = TimeSeriesRecorder(window_ms, list(classes), [f"n{i}" for i in range(len(workers))], list(workers))
-    recorder.add(RequestChunk(requests))
+    recorder.add(RequestChunk(requests, with_cache))
     return recorder.frame()
 
 
@@ -84,17 +86,12 @@ def test_batch_counts_once_and_queue_starts_at_node_arrival():
 
 def test_cache_hit_ratio_per_arrival_window():
     requests = [_request(i, 250.0 * i, 250.0 * i, 1.0, cache_hit=i % 4 == 0) for i in range(8)]
-    frame = _frame(requests)
+    frame = _frame(requests, with_cache=True)
     assert frame["cache_hit_ratio"].tolist() == [0.25, 0.25]
 
 
-def test_chunks_without_optional_columns():
-    chunk = RequestChunk([_request(0, 500.0, 700.0, 2000.0)])
-    for name in ("cache_hit", "batch_size", "node_arrival_ms"):
-        delattr(chunk, name)
-    recorder = TimeSeriesRecorder(1000.0, ["a"], ["n0"], [1])
-    recorder.add(chunk)
-    frame = recorder.frame()
+def test_no_cache_column_without_a_cache():
+    frame = _frame([_request(0, 500.0, 700.0, 2000.0)])
     assert "cache_hit_ratio" not in frame.columns
     assert frame["utilization.n0"].tolist() == pytest.approx([0.3, 1.0, 0.7])
     assert frame["queue_length.n0"].tolist() == pytest.approx([0.2, 0.0, 0.0])
@@ -163,7 +160,7 @@ def test_plots_are_written_as_png(tmp_path):
     for request in requests[::3]:
         request.cache_hit = True
     recorder = TimeSeriesRecorder(1000.0, ["a", "b"], ["n0", "n1"], [1, 1])
-    recorder.add(RequestChunk(requests))
+    recorder.add(RequestChunk(requests, with_cache=True))
     paths = plot_timeseries(recorder.frame(), tmp_path / "plots", "synthetic")
     assert [p.name for p in paths] == [
         "throughput.png", "latency.png", "queue_length.png", "utilization.png", "cache_hit_ratio.png"

@@ -21,15 +21,19 @@ ALL = "all"
 
 
 class RequestChunk:
-    """Column arrays of one chunk of finished requests (times in simulated ms)."""
+    """Column arrays of one chunk of finished requests (times in simulated ms).
 
-    def __init__(self, requests: Sequence[Request]) -> None:
+    ``cache_hit`` is None when the scenario has no result cache.
+    """
+
+    def __init__(self, requests: Sequence[Request], with_cache: bool = False) -> None:
         count = len(requests)
 
         def column(attribute: str, dtype: type) -> np.ndarray:
             return np.fromiter(map(attrgetter(attribute), requests), dtype, count)
 
         self.request_id = column("request_id", np.int64)
+        self.key = column("key", np.int64)
         self.class_index = column("class_index", np.int64)
         self.node_index = column("node_index", np.int64)
         self.arrival_ms = column("arrival_ms", np.float64)
@@ -40,7 +44,10 @@ class RequestChunk:
         self.batch_size = column("batch_size", np.int64)
         self.batch_wait_ms = column("batch_wait_ms", np.float64)
         self.network_ms = column("network_ms", np.float64)
-        self.cache_hit = column("cache_hit", bool)
+        self.cache_hit = column("cache_hit", bool) if with_cache else None
+        self.cache_ms = column("cache_ms", np.float64)
+        self.load_ms = column("load_ms", np.float64)
+        self.copy_ms = column("copy_ms", np.float64)
         self.retries = column("retries", np.int64)
         self.drop_reason = [r.drop_reason for r in requests]
         self.dropped = np.fromiter(map(bool, self.drop_reason), bool, count)
@@ -57,6 +64,7 @@ class _Series:
         self.finished = 0
         self.completed = 0
         self.met = 0
+        self.cache_hits = 0
         self.dropped: dict[str, int] = {}
         self.latency_sum_ms = 0.0
         self.wait_sum_ms = 0.0
@@ -66,6 +74,7 @@ class _Series:
         self.batch_finished = np.zeros(batches)
         self.batch_completed = np.zeros(batches)
         self.batch_met = np.zeros(batches)
+        self.batch_cache_hits = np.zeros(batches)
         self.batch_latency_sum_ms = np.zeros(batches)
         self.batch_wait_sum_ms = np.zeros(batches)
         self.batch_service_sum_ms = np.zeros(batches)
@@ -91,11 +100,14 @@ class _Series:
         served_batch = batch[served]
         self.batch_completed += np.bincount(served_batch, minlength=batches)
         self.batch_met += np.bincount(batch[select & met], minlength=batches)
+        if chunk.cache_hit is not None:
+            self.cache_hits += int((select & chunk.cache_hit).sum())
+            self.batch_cache_hits += np.bincount(batch[select & chunk.cache_hit], minlength=batches)
         self.batch_latency_sum_ms += np.bincount(served_batch, latency_ms, minlength=batches)
         self.batch_wait_sum_ms += np.bincount(served_batch, wait_ms, minlength=batches)
         self.batch_service_sum_ms += np.bincount(served_batch, service_ms, minlength=batches)
 
-    def estimates(self, window_s: float) -> dict:
+    def estimates(self, window_s: float, with_cache: bool) -> dict:
         """Point estimates of this replication (NaN where nothing was served)."""
         nan = float("nan")
 
@@ -117,7 +129,7 @@ class _Series:
             "deadline_met_ratio": self.met / self.finished if self.finished else nan,
             "processing_ratio": self.service_sum_ms / self.latency_sum_ms if self.latency_sum_ms > 0 else nan,
             "quantiles_exact": self.latency.exact,
-        }
+        } | ({"cache_hit_ratio": self.cache_hits / self.finished if self.finished else nan} if with_cache else {})
 
     def batch_estimates(self) -> dict[str, list[float]]:
         """Per-batch means of the mean-type metrics, for batch-means intervals."""
@@ -128,6 +140,7 @@ class _Series:
                 "service_ms.mean": (self.batch_service_sum_ms / self.batch_completed).tolist(),
                 "deadline_met_ratio": (self.batch_met / self.batch_finished).tolist(),
                 "processing_ratio": (self.batch_service_sum_ms / self.batch_latency_sum_ms).tolist(),
+                "cache_hit_ratio": (self.batch_cache_hits / self.batch_finished).tolist(),
             }
 
 
@@ -146,14 +159,16 @@ class ReplicationRecorder:
         measured_requests: int,
         batches: int,
         node_count: int,
-        chunk_sink: Callable[[RequestChunk], None] | None = None,
+        chunk_sinks: Sequence[Callable[[RequestChunk], None]] = (),
+        with_cache: bool = False,
     ) -> None:
         self.class_names = list(class_names)
         self._deadlines_ms = np.asarray(relative_deadlines_ms, dtype=float)
         self.warmup_requests = warmup_requests
         self.measured_requests = max(measured_requests, 1)
         self.batches = batches
-        self.chunk_sink = chunk_sink
+        self.chunk_sinks = list(chunk_sinks)
+        self.with_cache = with_cache
         self._series = [_Series(batches) for _ in range(len(self.class_names) + 1)]
         self.finished: list[Request] = []
         self.node_busy_ms = np.zeros(node_count)
@@ -169,21 +184,23 @@ class ReplicationRecorder:
         self.finished.clear()
         if not measured:
             return
-        chunk = RequestChunk(measured)
+        chunk = RequestChunk(measured, self.with_cache)
         met = ~chunk.dropped & (chunk.latency_ms <= self._deadlines_ms[chunk.class_index])
         batch = np.minimum((chunk.request_id - self.warmup_requests) * self.batches // self.measured_requests, self.batches - 1)
         for class_index, series in enumerate(self._series[:-1]):
             series.add(chunk, chunk.class_index == class_index, met, batch)
         self._series[-1].add(chunk, np.ones(len(chunk.request_id), bool), met, batch)
         self._add_node_sums(chunk)
-        if self.chunk_sink is not None:
-            self.chunk_sink(chunk)
+        for sink in self.chunk_sinks:
+            sink(chunk)
         if self.on_chunk is not None:
             self.on_chunk(len(chunk.request_id))
 
     def _add_node_sums(self, chunk: RequestChunk) -> None:
         nodes = len(self.node_served)
         reached = chunk.node_index >= 0
+        if chunk.cache_hit is not None:
+            reached &= ~chunk.cache_hit  # a hit in a node's own cache takes no worker and no queue place
         served = reached & ~chunk.dropped
         self.node_busy_ms += np.bincount(chunk.node_index[served], chunk.worker_ms[served], minlength=nodes)
         self.node_queued_ms += np.bincount(chunk.node_index[reached], chunk.queued_ms[reached], minlength=nodes)
@@ -216,7 +233,7 @@ class ReplicationRecorder:
 
     def estimates(self, window_s: float) -> dict[str, dict]:
         names = [*self.class_names, ALL]
-        return {name: series.estimates(window_s) for name, series in zip(names, self._series)}
+        return {name: series.estimates(window_s, self.with_cache) for name, series in zip(names, self._series)}
 
     def batch_estimates(self) -> dict[str, dict[str, list[float]]]:
         names = [*self.class_names, ALL]

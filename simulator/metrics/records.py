@@ -43,7 +43,12 @@ class RecordWriter:
                 "network_ms": chunk.network_ms,
                 "batch_size": pa.array(chunk.batch_size, pa.int32()),
                 "batch_wait_ms": chunk.batch_wait_ms,
-                "cache_hit": chunk.cache_hit,
+                "load_ms": chunk.load_ms,
+                "copy_ms": chunk.copy_ms,
+                "compute_ms": pa.array(chunk.service_ms - chunk.load_ms - chunk.copy_ms, mask=~served),
+                "key": pa.array(chunk.key, mask=chunk.key < 0),
+                "cache_hit": chunk.cache_hit if chunk.cache_hit is not None else np.zeros(count, bool),
+                "cache_ms": chunk.cache_ms,
                 "retries": pa.array(chunk.retries, pa.int32()),
                 "dropped": pa.array(chunk.drop_reason, pa.string()),
             }

@@ -49,6 +49,19 @@ class RunResult:
         self.summary = summary
         self.replications = replications
 
+    @property
+    def timeseries(self) -> pd.DataFrame | None:
+        """Monitoring windows of every replication (a ``replication`` column first), if monitored."""
+        frames = [r["timeseries"].reset_index() for r in self.replications if r.get("timeseries") is not None]
+        if not frames:
+            return None
+        for replication, frame in enumerate(frames):
+            frame.insert(0, "replication", replication)
+        combined = pd.concat(frames, ignore_index=True)
+        drops = [column for column in combined.columns if column.startswith("drops.")]
+        combined[drops] = combined[drops].fillna(0).astype("int64")  # a reason absent in one replication is 0 there
+        return combined
+
     def estimate(self, metric: str, cls: str = ALL) -> Estimate:
         """``metric`` is a dotted path inside a class summary, e.g. ``latency_ms.p99``."""
         node: Any = self.summary["classes"][cls]

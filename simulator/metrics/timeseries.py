@@ -18,7 +18,7 @@ from simulated time 0, from the first window anything happened in to the last) w
   ``[node arrival, node arrival + queued)`` spread exactly over the windows it overlaps);
 - ``utilization.<node>``: busy worker time ``[start, start + service)`` of served requests in the
   window (a batch counted once) over workers × window length;
-- ``cache_hit_ratio``: cache hits among the window's arrivals, only when chunks carry ``cache_hit``.
+- ``cache_hit_ratio``: cache hits among the window's arrivals, only when the scenario has a cache.
 
 A run's last window is usually only partly covered; rates there read low.
 """
@@ -148,21 +148,20 @@ class TimeSeriesRecorder:
         self._touch(end_window)
         size = len(self._arrivals)
         self._arrivals += np.bincount(arrival_window, minlength=size)
-        cache_hit = getattr(chunk, "cache_hit", None)
-        if cache_hit is not None:
+        reached = chunk.node_index >= 0
+        if chunk.cache_hit is not None:
             self._has_cache = True
-            self._cache_hits += np.bincount(arrival_window[cache_hit], minlength=size)
+            self._cache_hits += np.bincount(arrival_window[chunk.cache_hit], minlength=size)
+            reached &= ~chunk.cache_hit  # a hit in a node's own cache takes no worker and no queue place
         self._add_drops(chunk, end_window)
         self._add_latency(chunk, end_window)
-        reached = chunk.node_index >= 0
         served = reached & ~chunk.dropped
-        queue_start_ms = getattr(chunk, "node_arrival_ms", chunk.arrival_ms)[reached]
+        queue_start_ms = chunk.node_arrival_ms[reached]
         self._add_intervals(
             self._queued_ticks, queue_start_ms, queue_start_ms + chunk.queued_ms[reached], chunk.node_index[reached], 1.0
         )
-        batch_size = getattr(chunk, "batch_size", None)
-        share = 1.0 if batch_size is None else 1.0 / batch_size[served]
         start_ms = chunk.start_ms[served]
+        share = 1.0 / chunk.batch_size[served]
         self._add_intervals(self._busy_ticks, start_ms, start_ms + chunk.service_ms[served], chunk.node_index[served], share)
 
     def _add_drops(self, chunk: RequestChunk, end_window: np.ndarray) -> None:

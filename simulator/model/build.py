@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import simpy
 
 from simulator.model.admission import ADMISSION_POLICIES
+from simulator.model.cache_tier import CacheTier
 from simulator.model.cluster import Cluster
 from simulator.model.disciplines import DISCIPLINES
 from simulator.model.node import Node
@@ -48,6 +49,11 @@ def node_names(scenario: Scenario) -> list[str]:
         for spec in scenario.nodes
         for replica in range(spec.replicas)
     ]
+
+
+def node_workers(scenario: Scenario) -> list[int]:
+    """Every node's worker count, in node-index order."""
+    return [spec.workers for _ in range(scenario.partitioning.partitions) for spec in scenario.nodes for _ in range(spec.replicas)]
 
 
 def _executor(
@@ -126,4 +132,14 @@ def build_cluster(
     return Cluster(
         env, partition_nodes, routers, Partitioner(scenario.partitioning, catalog_size) if partitions > 1 else None,
         network_delay_ms, finished, handling.in_flight == "retry", handling.max_retries,
+        _cache_tier(env, loaded, index, seed, replication),
     )
+
+
+def _cache_tier(env: simpy.Environment, loaded: LoadedScenario, node_count: int, seed: int, replication: int) -> CacheTier | None:
+    spec = loaded.scenario.cache
+    if spec is None:
+        return None
+    hit_model = build_service_model(spec.hit_latency, loaded.base_dir)
+    hit_rng = stream(seed, replication, "cache hits")
+    return CacheTier(env, spec, node_count, draws(lambda size: hit_model.draw_block(hit_rng, size)))

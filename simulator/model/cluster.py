@@ -1,8 +1,8 @@
 """The cluster: partitions of replicas behind routers, the network between them, and failures.
 
-Requests enter through ``submit`` (key → partition → router → network → node) and leave through
-``deliver`` (node → network → client). Orphans of a failed node are re-routed or counted as
-failed, never lost.
+Requests enter through ``submit`` (key → shared cache → partition → router → network → node
+cache → node) and leave through ``deliver`` (node → network → client). Orphans of a failed node
+are re-routed or counted as failed, never lost.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import simpy
 
+from simulator.model.cache_tier import CacheTier
 from simulator.model.events import Due
 from simulator.model.node import Node
 from simulator.model.partitioning import Partitioner
@@ -31,6 +32,7 @@ class Cluster:
         finished: list[Request],
         retry_orphans: bool,
         max_retries: int,
+        cache: CacheTier | None = None,
     ) -> None:
         self.env = env
         self.partitions = [list(nodes) for nodes in partitions]
@@ -41,13 +43,23 @@ class Cluster:
         self.finished = finished
         self.retry_orphans = retry_orphans
         self.max_retries = max_retries
-        self.submit: Callable[[Request], None] = (
-            self.nodes[0].submit if len(self.nodes) == 1 and network_delay_ms is None else self._route
-        )
+        self.cache = cache
+        direct = len(self.nodes) == 1 and network_delay_ms is None and cache is None
+        self.submit: Callable[[Request], None] = self.nodes[0].submit if direct else self._submit
         self.deliver: Callable[[Request], None] = finished.append if network_delay_ms is None else self._send_back
+        self._per_node_cache = cache is not None and not cache.shared
+        self._to_node: Callable[[Due], None] = self._reach_cached_node if self._per_node_cache else self._reach_node
         for node in self.nodes:
-            node.on_done = self.deliver
+            node.on_done = self.deliver if cache is None else self._served
             node.on_orphans = self.orphans
+        if cache is not None:
+            cache.on_hit_served = finished.append if cache.shared else self.deliver
+
+    def _submit(self, request: Request) -> None:
+        """A new request: a shared cache may answer it, else it is routed."""
+        if self.cache is not None and self.cache.shared and self.cache.serves(request, 0):
+            return
+        self._route(request)
 
     def _route(self, request: Request) -> None:
         partition = 0 if self.partitioner is None else self.partitioner(request.key)
@@ -58,12 +70,37 @@ class Cluster:
             self.finished.append(request)
             return
         node = router.choose(request)
-        if self.network_delay_ms is None:
+        if self.network_delay_ms is None and not self._per_node_cache:
             node.submit(request)
+            return
+        request.node_index = node.index
+        if self.network_delay_ms is None:
+            self._arrive_at_node(node, request)
         else:
             delay_ms = next(self.network_delay_ms)
             request.network_ms += delay_ms
-            Due(self.env, delay_ms, request, node.receive)
+            Due(self.env, delay_ms, request, self._to_node)
+
+    def _reach_node(self, event: Due) -> None:
+        request: Request = event._value
+        self.nodes[request.node_index].submit(request)
+
+    def _reach_cached_node(self, event: Due) -> None:
+        request: Request = event._value
+        self._arrive_at_node(self.nodes[request.node_index], request)
+
+    def _arrive_at_node(self, node: Node, request: Request) -> None:
+        """A node that is up answers from its own cache (first attempts only) or queues the request."""
+        if node.available and request.retries == 0 and self.cache.serves(request, node.index):
+            request.node_arrival_ms = self.env._now
+            return
+        node.submit(request)
+
+    def _served(self, request: Request) -> None:
+        """A node finished a request: a computed result goes into the cache on its way out."""
+        if not request.drop_reason:
+            self.cache.store(request)
+        self.deliver(request)
 
     def _send_back(self, request: Request) -> None:
         if request.drop_reason:

@@ -18,13 +18,16 @@ from simulator.errors import UnstableSystemError
 from simulator.metrics.collector import ReplicationRecorder
 from simulator.metrics.records import RecordWriter, concatenate_parquet
 from simulator.metrics.summary import RunResult, summarize
-from simulator.model.build import build_cluster, node_names, service_models
+from simulator.metrics.timeseries import TimeSeriesRecorder
+from simulator.model.build import build_cluster, node_names, node_workers, service_models
 from simulator.model.capacity import offered_load
 from simulator.model.disruptions import DISRUPTIONS
 from simulator.model.source import ArrivalSource
 from simulator.random_streams import draws, stream
 from simulator.scenario.loader import LoadedScenario
+from simulator.model.partitioning import Partitioner
 from simulator.workload.arrivals import ARRIVAL_PROCESSES, ArrivalProcess
+from simulator.workload.keys import KEY_POPULARITY, KeyPopularity
 
 ProgressCallback = Callable[[int], None]
 
@@ -46,10 +49,19 @@ def _arrival_process(loaded: LoadedScenario, seed: int, replication: int) -> Arr
     return ARRIVAL_PROCESSES.policy_class(config)(config, rng, loaded.base_dir)
 
 
+def _key_popularity(loaded: LoadedScenario) -> KeyPopularity | None:
+    config = loaded.scenario.workload.keys
+    return None if config is None else KEY_POPULARITY.policy_class(config)(config, loaded.base_dir)
+
+
 def simulate_replication(
-    plan: RunPlan, replication: int, records_path: Path | None = None, progress: ProgressCallback | None = None
+    plan: RunPlan,
+    replication: int,
+    records_path: Path | None = None,
+    progress: ProgressCallback | None = None,
+    monitor: bool = False,
 ) -> dict:
-    """One independent replication: its point estimates, node statistics and batch sums."""
+    """One independent replication: its point estimates, node statistics and batch sums (and time series)."""
     scenario = plan.loaded.scenario
     classes = scenario.workload.classes
     seed = plan.seed
@@ -62,17 +74,31 @@ def simulate_replication(
     measured = max(total - plan.warmup_requests, 0)
 
     names = node_names(scenario)
-    writer = RecordWriter(records_path, replication, [c.name for c in classes], names) if records_path else None
+    class_names = [c.name for c in classes]
+    writer = RecordWriter(records_path, replication, class_names, names) if records_path else None
+    sinks = [] if writer is None else [writer]
+    monitoring = None
+    if monitor:
+        window_ms = scenario.run.monitoring_window_s * 1000.0
+        monitoring = TimeSeriesRecorder(window_ms, class_names, names, node_workers(scenario))
+        sinks.append(monitoring.add)
     recorder = ReplicationRecorder(
-        [c.name for c in classes], [c.deadline_ms for c in classes], plan.warmup_requests, measured,
-        scenario.run.batches, len(names), writer,
+        class_names, [c.deadline_ms for c in classes], plan.warmup_requests, measured, scenario.run.batches,
+        len(names), sinks, with_cache=scenario.cache is not None,
     )
-    cluster = build_cluster(env, plan.loaded, service_models(plan.loaded), seed, replication, recorder.finished, None)
+    popularity = _key_popularity(plan.loaded)
+    cluster = build_cluster(
+        env, plan.loaded, service_models(plan.loaded), seed, replication, recorder.finished,
+        None if popularity is None else popularity.catalog_size,
+    )
     class_rng = stream(seed, replication, "classes")
     shares = [c.share for c in classes]
     probabilities = [share / sum(shares) for share in shares]
     class_draw = draws(lambda size: class_rng.choice(len(classes), size, p=probabilities))
-    source = ArrivalSource(env, process.gaps_ms(), total, class_draw, classes, cluster, plan.warmup_requests, recorder)
+    key_draw = None if popularity is None else popularity.keys(stream(seed, replication, "keys"))
+    source = ArrivalSource(
+        env, process.gaps_ms(), total, class_draw, classes, cluster, plan.warmup_requests, recorder, key_draw
+    )
     for index, event in enumerate(scenario.events):
         disruption = DISRUPTIONS.policy_class(event)(event, cluster, source, stream(seed, replication, f"events/{index}"))
         disruption.start(env)
@@ -91,6 +117,7 @@ def simulate_replication(
         "window_s": window_s,
         "measured_requests": measured,
         "simulated_s": env.now / 1000.0,
+        "timeseries": None if monitoring is None else monitoring.frame(),
     }
 
 
@@ -105,11 +132,20 @@ def plan_run(
 
 
 def check_stability(plan: RunPlan) -> float:
-    """Offered load of the scenario; raises UnstableSystemError if queues would grow forever."""
+    """Offered load of the scenario; raises UnstableSystemError if queues would grow forever.
+
+    The load counts every request as a model call: cache hits, which lighten it, are not known
+    before the run, so with a cache an overload is left to the run's queue-length guard.
+    """
     scenario = plan.loaded.scenario
     process = _arrival_process(plan.loaded, plan.seed, 0)
-    load = offered_load(scenario, process.mean_rate_per_s(), service_models(plan.loaded))
-    if load >= 1 and all(spec.queue_capacity is None for spec in scenario.nodes):
+    shares = None
+    popularity = _key_popularity(plan.loaded)
+    if popularity is not None and scenario.partitioning.partitions > 1:
+        partitioner = Partitioner(scenario.partitioning, popularity.catalog_size)
+        shares = partitioner.shares(popularity.probabilities())
+    load = offered_load(scenario, process.mean_rate_per_s(), service_models(plan.loaded), shares)
+    if load >= 1 and scenario.cache is None and all(spec.queue_capacity is None for spec in scenario.nodes):
         raise UnstableSystemError(
             f"{plan.loaded.source}: offered load is {load:.3f} of capacity (≥ 1): queues grow without "
             "bound and no steady state exists. Add workers/nodes, lower the arrival rate, or set "
@@ -127,12 +163,14 @@ def run_scenario(
     jobs: int = 1,
     records_path: Path | None = None,
     progress: ProgressCallback | None = None,
+    monitor: bool = False,
 ) -> RunResult:
     """Simulate every replication of a scenario and summarize with confidence intervals.
 
     Same scenario + seed → identical results, whatever ``jobs`` is: each replication draws
     from its own random streams. ``records_path`` writes per-request records as parquet.
-    ``progress`` is called with the number of newly finished measured requests.
+    ``progress`` is called with the number of newly finished measured requests. ``monitor``
+    gathers the time series per window (``RunResult.timeseries``).
     """
     plan = plan_run(loaded, seed, replications, requests)
     load = check_stability(plan)
@@ -142,14 +180,14 @@ def run_scenario(
             parts = [Path(scratch) / f"replication-{r}.parquet" for r in range(plan.replications)]
         if jobs > 1 and plan.replications > 1:
             with ProcessPoolExecutor(max_workers=jobs) as pool:
-                futures = [pool.submit(simulate_replication, plan, r, parts[r]) for r in range(plan.replications)]
+                futures = [pool.submit(simulate_replication, plan, r, parts[r], None, monitor) for r in range(plan.replications)]
                 results = []
                 for future in futures:
                     results.append(future.result())
                     if progress is not None:
                         progress(results[-1]["measured_requests"])
         else:
-            results = [simulate_replication(plan, r, parts[r], progress) for r in range(plan.replications)]
+            results = [simulate_replication(plan, r, parts[r], progress, monitor) for r in range(plan.replications)]
         if records_path is not None:
             concatenate_parquet(parts, records_path)
     return summarize(plan, results, load)

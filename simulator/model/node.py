@@ -106,10 +106,6 @@ class Node:
         if self.busy < self.workers:
             self._dispatch(now_ms)
 
-    def receive(self, event: Due) -> None:
-        """A request whose network trip to this node is over."""
-        self.submit(event._value)
-
     def _enter(self, request: Request) -> None:
         self.outstanding += 1
         self.outstanding_work_ms += self.mean_service_ms[request.class_index]

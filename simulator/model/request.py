@@ -24,6 +24,7 @@ class Request:
     load_ms = 0.0
     copy_ms = 0.0
     cache_hit = False
+    cache_ms = 0.0
     retries = 0
 
     def __init__(self, request_id: int, class_index: int, priority: int, arrival_ms: float, deadline_ms: float):

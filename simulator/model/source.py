@@ -30,11 +30,13 @@ class ArrivalSource:
         cluster: Cluster,
         warmup: int,
         recorder: ReplicationRecorder,
+        key_draw: Iterator[int] | None = None,
     ) -> None:
         self.env = env
         self.gaps_ms = gaps_ms
         self.total = total
         self.class_draw = class_draw
+        self.key_draw = key_draw
         self.priorities = [c.priority for c in classes]
         self.deadlines_ms = [c.deadline_ms for c in classes]
         self.route = cluster.submit
@@ -81,9 +83,10 @@ class ArrivalSource:
         now_ms = env._now
         request_id = self.next_id
         class_index = next(self.class_draw)
-        self.route(
-            Request(request_id, class_index, self.priorities[class_index], now_ms, now_ms + self.deadlines_ms[class_index])
-        )
+        request = Request(request_id, class_index, self.priorities[class_index], now_ms, now_ms + self.deadlines_ms[class_index])
+        if self.key_draw is not None:
+            request.key = next(self.key_draw)
+        self.route(request)
         if request_id == self.warmup:
             self.window_start_ms = now_ms
         if len(self.finished) >= CHUNK_SIZE:

@@ -44,7 +44,9 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     for column in ("done", "dropped", "mean", *QUANTILES, "max", "wait mean"):
         latency.add_column(column, justify="right")
     realtime = Table(title=f"real-time ratios (offered load {summary['offered_load']:.3f})")
-    for column in ("class", "kind", "deadline ms", "met deadline %", "processing/e2e %", "throughput /s", "SLO"):
+    with_cache = "cache_hit_ratio" in summary["classes"][ALL]
+    columns = ("class", "kind", "deadline ms", "met deadline %", "processing/e2e %", "throughput /s")
+    for column in (*columns, *(["cache hit %"] if with_cache else []), "SLO"):
         realtime.add_column(column, justify="right" if column not in ("class", "kind", "SLO") else "left")
     for name, entry in summary["classes"].items():
         lat = entry["latency_ms"]
@@ -65,6 +67,7 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
             _value(entry["deadline_met_ratio"], percent=True),
             _value(entry["processing_ratio"], percent=True),
             _value(entry["throughput_per_s"], digits=1),
+            *([_value(entry["cache_hit_ratio"], percent=True)] if with_cache else []),
             _verdict(entry),
         )
     nodes = Table(title="nodes")

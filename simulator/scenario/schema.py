@@ -21,6 +21,7 @@ from pydantic import (
 
 from simulator.model.admission import ADMISSION_POLICIES, AdmitAll
 from simulator.model.batching import BatchingSpec
+from simulator.model.cache_tier import CacheSpec
 from simulator.model.disruptions import DISRUPTIONS
 from simulator.model.execution import DeviceSpec, ModelCacheSpec, ModelSpec
 from simulator.model.partitioning import PartitioningSpec
@@ -28,6 +29,7 @@ from simulator.model.disciplines import DISCIPLINES, Fifo
 from simulator.model.router import ROUTERS, RoundRobin
 from simulator.service import SERVICE_MODELS
 from simulator.workload.arrivals import ARRIVAL_PROCESSES
+from simulator.workload.keys import KEY_POPULARITY
 
 ArrivalConfig = ARRIVAL_PROCESSES.config_type()
 ServiceConfig = SERVICE_MODELS.config_type()
@@ -35,6 +37,7 @@ DisciplineConfig = DISCIPLINES.config_type()
 AdmissionConfig = ADMISSION_POLICIES.config_type()
 RouterConfig = ROUTERS.config_type()
 EventConfig = DISRUPTIONS.config_type()
+KeyConfig = KEY_POPULARITY.config_type()
 
 
 class _Strict(BaseModel):
@@ -75,6 +78,9 @@ class Workload(_Strict):
 
     arrival: ArrivalConfig
     classes: list[RequestClass] = Field(min_length=1)
+    keys: KeyConfig | None = Field(
+        None, description="which key each request asks for (zipf, uniform, trace); needed by caches and partitions"
+    )
 
 
 class NodeSpec(_Strict):
@@ -116,6 +122,7 @@ class RunSettings(_Strict):
     seed: int = 1
     confidence: float = Field(0.95, gt=0, lt=1)
     batches: int = Field(20, ge=2, le=1000, description="batches for batch-means intervals when replications = 1")
+    monitoring_window_s: PositiveFloat = Field(1.0, description="window of the monitoring time series, in seconds")
     max_queue_length: PositiveInt = Field(
         100_000, description="a queue longer than this stops the run as unstable instead of growing forever"
     )
@@ -139,9 +146,17 @@ class Scenario(_Strict):
     failure_handling: FailureHandling = Field(default_factory=FailureHandling)
     events: list[EventConfig] = Field(default_factory=list, description="failures, rolling updates, load spikes")
     models: dict[str, ModelSpec] = Field(default_factory=dict, description="models classes can name (for model caches)")
+    cache: CacheSpec | None = Field(None, description="result cache in front of the model (needs workload.keys)")
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "Scenario":
+    def _consistent(self) -> "Scenario":
+        if self.workload.keys is None:
+            if self.cache is not None:
+                raise ValueError("cache: a result cache needs request keys; add workload.keys (e.g. popularity: zipf)")
+            if self.partitioning.partitions > 1:
+                raise ValueError(
+                    "partitioning: requests are split over partitions by key; add workload.keys (e.g. popularity: zipf)"
+                )
         for what, names in (
             ("workload.classes", [c.name for c in self.workload.classes]),
             ("nodes", [n.name for n in self.nodes]),

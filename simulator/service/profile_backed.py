@@ -44,6 +44,9 @@ def _choose(what: str, wanted: object, available: list, context: str) -> None:
         raise ScenarioError(f"service.profile: {context} has no {what} {wanted!r}; it has {sorted(available)}")
 
 
+COLD_STAGES = frozenset({"load", "first_call"})
+
+
 @SERVICE_MODELS.register
 class ProfileBacked(ServiceTimeModel):
     """Empirical service times of a real kernel, from a profile bundle, at the batch size in use."""
@@ -61,11 +64,15 @@ class ProfileBacked(ServiceTimeModel):
             None, description="intra-op threads the samples were taken with (default: the only or the serving count)"
         )
         concurrency: PositiveInt = Field(1, description="workers sharing the device while the samples were taken")
-        stage: Literal["end_to_end", "compute", "overhead", "h2d", "d2h"] = "end_to_end"
-        mode: Literal["sweep", "sequence", "isolated"] | None = Field(
+        stage: Literal["end_to_end", "compute", "overhead", "h2d", "d2h", "load", "first_call"] = Field(
+            "end_to_end",
+            description="what was timed; load (model from disk) and first_call are the cold-start measurements",
+        )
+        mode: Literal["sweep", "sequence", "isolated", "cold"] | None = Field(
             None,
             description="which measurement to sample at concurrency 1: sweep (all batch sizes, default), "
-            "sequence (one long run at batch 1) or isolated (calls after idle gaps, batch 1)",
+            "sequence (one long run at batch 1), isolated (calls after idle gaps, batch 1) or cold "
+            "(fresh process; implied by stage load or first_call)",
         )
         block_length: PositiveInt = Field(
             1, description="1: resample calls independently; L>1: replay runs of L consecutive measured calls"
@@ -73,6 +80,12 @@ class ProfileBacked(ServiceTimeModel):
 
         @model_validator(mode="after")
         def _mode_fits_concurrency(self) -> ProfileBacked.Config:
+            cold_stage = self.stage in COLD_STAGES
+            if self.mode is not None and (self.mode == "cold") != cold_stage:
+                raise ValueError(
+                    f"stage {self.stage!r} is not measured in mode {self.mode!r}: stages {sorted(COLD_STAGES)} "
+                    "come from mode cold (leave mode out), the others from sweep, sequence or isolated"
+                )
             if self.mode is not None and self.concurrency > 1:
                 raise ValueError(
                     f"mode {self.mode!r} was measured with one worker; with concurrency {self.concurrency} "
@@ -115,7 +128,7 @@ class ProfileBacked(ServiceTimeModel):
         frame = frame[frame["device"] == c.device]
         _choose("stage", c.stage, frame["stage"].unique().tolist(), context)
         frame = frame[frame["stage"] == c.stage]
-        mode = "concurrent" if c.concurrency > 1 else (c.mode or "sweep")
+        mode = "concurrent" if c.concurrency > 1 else "cold" if c.stage in COLD_STAGES else (c.mode or "sweep")
         frame = frame[frame["mode"] == mode]
         _choose(f"{mode} samples at concurrency", c.concurrency, frame["concurrency"].unique().tolist(), context)
         frame = frame[frame["concurrency"] == c.concurrency]

@@ -1,7 +1,8 @@
 """Request-key popularity: which cacheable key (an int in [0, catalog_size)) each request asks for.
 
 A model is built from its config; ``keys(rng)`` is an endless iterator of keys drawn in numpy
-blocks, and ``probabilities()`` the popularity vector (key i at index i) for analytic checks.
+blocks, and ``probabilities()`` the popularity vector (key i at index i) for partition shares and
+analytic checks.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ class KeyPopularity(ABC):
     def keys(self, rng: np.random.Generator) -> Iterator[int]:
         """The endless sequence of requested keys."""
 
-    def probabilities(self) -> np.ndarray | None:
-        """P(key = i) at index i, or None where the popularity is not a fixed distribution."""
-        return None
+    @abstractmethod
+    def probabilities(self) -> np.ndarray:
+        """P(key = i) at index i (a trace: its keys' frequencies), for partition shares and cache theory."""
 
 
 KEY_POPULARITY: Registry[KeyPopularity] = Registry("key popularity", "popularity")
@@ -129,3 +130,6 @@ class Trace(KeyPopularity):
 
     def keys(self, rng):
         return cycle(self._keys)
+
+    def probabilities(self):
+        return np.bincount(self._keys) / len(self._keys)
