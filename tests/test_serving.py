@@ -252,3 +252,16 @@ def test_failure_shows_in_the_time_series_and_nothing_is_lost():
     assert everyone["dropped"].get("node_failure", 0) > 0
     assert series["arrivals"].sum() == everyone["finished"] == served + dropped == 9000
     assert series["completions"].sum() == served and series["drops"].sum() == dropped
+
+
+def test_a_draining_node_still_serves_the_batch_it_holds():
+    """A rolling update drains a batching node whose queue waits on the batch timer."""
+    data = _replicas("round_robin", count=2, rate_per_replica=30)
+    data["run"].update(requests=6000, warmup_requests=0, replications=1)
+    data["nodes"][0]["service"] = DETERMINISTIC_10MS
+    data["nodes"][0]["batching"] = {"max_batch_size": 8, "max_queue_delay_ms": 50}
+    data["events"] = [{"type": "rolling_update", "nodes": ["n"], "start_s": 20, "reload_s": 5, "pause_s": 1}]
+    summary = _run(data).summary
+    assert summary["classes"]["all"]["completed"] == 6000
+    served = [summary["nodes"][name]["served"] for name in ("n-0", "n-1")]
+    assert sum(served) == 6000 and min(served) > 2000  # both replicas came back and took traffic

@@ -171,6 +171,7 @@ class ReplicationRecorder:
         self.with_cache = with_cache
         self._series = [_Series(batches) for _ in range(len(self.class_names) + 1)]
         self.finished: list[Request] = []
+        self.finished_count = 0  # every finished request, warm-up included
         self.node_busy_ms = np.zeros(node_count)
         self.node_queued_ms = np.zeros(node_count)
         self.node_served = np.zeros(node_count, dtype=np.int64)
@@ -180,6 +181,7 @@ class ReplicationRecorder:
     def flush(self) -> None:
         """Reduce the finished requests gathered so far (warm-up ones are discarded)."""
         warmup = self.warmup_requests
+        self.finished_count += len(self.finished)
         measured = [request for request in self.finished if request.request_id >= warmup]
         self.finished.clear()
         if not measured:

@@ -105,6 +105,11 @@ def simulate_replication(
     source.start()
     env.run()
     recorder.flush()
+    if recorder.finished_count != source.next_id:
+        raise RuntimeError(  # an engine bug, never a user error: say so rather than report partial numbers
+            f"replication {replication}: {source.next_id - recorder.finished_count} of {source.next_id} requests "
+            "never finished (neither served nor dropped); please report this scenario"
+        )
     if writer is not None:
         writer.close()
 

@@ -224,7 +224,7 @@ class Node:
 
     def _on_batch_timer(self, _event: Due) -> None:
         self._timer_at_ms = None
-        if self.available and self.waiting:
+        if self.waiting:  # a draining node still serves what it holds
             self._dispatch(self.env._now)
 
     def _take(self, size: int, now_ms: float) -> list[Request]:
