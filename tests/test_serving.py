@@ -265,3 +265,47 @@ def test_a_draining_node_still_serves_the_batch_it_holds():
     assert summary["classes"]["all"]["completed"] == 6000
     served = [summary["nodes"][name]["served"] for name in ("n-0", "n-1")]
     assert sum(served) == 6000 and min(served) > 2000  # both replicas came back and took traffic
+
+
+def _pipeline(replicas: int = 1) -> dict:
+    data = base_scenario()
+    data["run"].update(requests=6000, warmup_requests=0, replications=1)
+    data["nodes"] = [
+        {"name": "embed", "replicas": replicas, "service": {"distribution": "deterministic", "value_ms": 3}},
+        {"name": "rank", "replicas": replicas, "service": {"distribution": "deterministic", "value_ms": 5}},
+    ]
+    data["pipeline"] = {"stages": ["embed", "rank"], "transfer": {"distribution": "deterministic", "value_ms": 1.5}}
+    return data
+
+
+def test_pipeline_records_every_stage_and_adds_the_transfer(tmp_path):
+    data = _pipeline()
+    data["workload"]["arrival"] = {"process": "deterministic", "rate_per_s": 50}  # nobody ever waits
+    records, summary = _records(tmp_path, data)
+    assert records.groupby(["stage", "final"]).size().to_dict() == {(0, False): 6000, (1, True): 6000}
+    final = records[records["final"]]
+    assert np.allclose(final["latency_ms"], 3 + 1.5 + 5) and (final["transfer_ms"] == 1.5).all()
+    assert set(records.loc[records["stage"] == 0, "node"]) == {"embed"} and set(final["node"]) == {"rank"}
+    assert summary["classes"]["all"]["finished"] == 6000
+    assert summary["classes"]["all"]["service_ms"]["mean"]["estimate"] == pytest.approx(8.0)
+
+
+def test_pipeline_orphans_are_retried_at_their_own_stage(tmp_path):
+    data = _pipeline(replicas=2)
+    data["router"] = {"policy": "jsq"}
+    data["workload"]["arrival"]["rate_per_s"] = 300
+    data["failure_handling"] = {"in_flight": "retry", "max_retries": 2}
+    data["events"] = [{"type": "failure", "nodes": ["rank-0"], "at_s": 10.0, "duration_s": 10}]
+    records, summary = _records(tmp_path, data)
+    final = records[records["final"]]
+    assert len(final) == 6000 == summary["classes"]["all"]["completed"]
+    retried = final[final["retries"] > 0]
+    assert len(retried) > 0 and set(retried["node"]) <= {"rank-1"}  # re-routed within the rank stage
+    assert set(records.loc[records["stage"] == 1, "node"]) == {"rank-0", "rank-1"}
+
+
+def test_pipeline_must_name_every_node_spec_once():
+    data = _pipeline()
+    data["pipeline"]["stages"] = ["embed", "embed"]
+    with pytest.raises(ScenarioError, match=r"pipeline.stages: .* must name every node spec exactly once"):
+        scenario_from_dict(data)

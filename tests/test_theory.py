@@ -301,3 +301,29 @@ def test_different_seed_different_numbers():
     second = run_scenario(scenario_from_dict(_small_priority_scenario(seed=12)), jobs=JOBS)
     for metric in ("wait_ms.mean", "latency_ms.p99", "throughput_per_s"):
         assert first.estimate(metric).estimate != second.estimate(metric).estimate, metric
+
+
+# -- tandem queues (a model-parallel pipeline) -----------------------------------------------------
+
+
+def test_pipeline_of_two_mm1_stages_is_a_jackson_tandem():
+    """By Burke's theorem each stage of a tandem of M/M/1 queues is M/M/1 with the same λ; a
+    constant transfer delay between them shifts the departures and keeps them Poisson."""
+    rate_per_s, front_ms, back_ms, transfer_ms = 60.0, 6.0, 10.0, 2.0
+    data = scenario("tandem", rate_per_s, expon(front_ms), requests=30_000)
+    data["nodes"] = [
+        {"name": "front", "service": expon(front_ms)},
+        {"name": "back", "service": expon(back_ms)},
+    ]
+    data["pipeline"] = {"stages": ["front", "back"], "transfer": deterministic(transfer_ms)}
+    result = run(data)
+    lam = rate_per_s / 1000
+    waits = [mmc_mean_wait_ms(1, lam, 1 / front_ms), mmc_mean_wait_ms(1, lam, 1 / back_ms)]
+    case = Comparison("tandem M/M/1 → M/M/1")
+    case.check("wait_ms.mean (both stages)", result.estimate("wait_ms.mean"), sum(waits))
+    case.check("service_ms.mean (both)", result.estimate("service_ms.mean"), front_ms + back_ms, precision=0.01)
+    case.check("latency_ms.mean", result.estimate("latency_ms.mean"), sum(waits) + front_ms + back_ms + transfer_ms)
+    case.check("utilization front", result.node_estimate("utilization", "front"), lam * front_ms)
+    case.check("utilization back", result.node_estimate("utilization", "back"), lam * back_ms)
+    case.verify()
+    assert result.summary["offered_load"] == pytest.approx(lam * back_ms)  # the busiest stage decides

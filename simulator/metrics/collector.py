@@ -23,10 +23,13 @@ ALL = "all"
 class RequestChunk:
     """Column arrays of one chunk of finished requests (times in simulated ms).
 
-    ``cache_hit`` is None when the scenario has no result cache.
+    ``cache_hit`` is None when the scenario has no result cache. Stage columns (``wait_ms``,
+    ``service_ms``, ``queued_ms``, ...) describe the node visit the row records; with a pipeline a
+    request leaves one row per stage, ``final`` marks its last, and ``total_wait_ms`` /
+    ``total_service_ms`` add up its stages. ``final`` is None without a pipeline.
     """
 
-    def __init__(self, requests: Sequence[Request], with_cache: bool = False) -> None:
+    def __init__(self, requests: Sequence[Request], with_cache: bool = False, with_stages: bool = False) -> None:
         count = len(requests)
 
         def column(attribute: str, dtype: type) -> np.ndarray:
@@ -55,6 +58,14 @@ class RequestChunk:
         self.wait_ms = np.where(self.dropped, np.nan, self.start_ms - self.node_arrival_ms)
         self.queued_ms = np.where(self.dropped, self.end_ms, self.start_ms) - self.node_arrival_ms
         self.worker_ms = self.service_ms / self.batch_size  # a batch's time, shared among its requests
+        self.final = None
+        self.total_wait_ms, self.total_service_ms = self.wait_ms, self.service_ms
+        if with_stages:
+            self.stage = column("stage", np.int64)
+            self.final = ~column("stage_record", bool)
+            self.transfer_ms = column("transfer_ms", np.float64)
+            self.total_wait_ms = self.wait_ms + column("upstream_wait_ms", np.float64)
+            self.total_service_ms = self.service_ms + column("upstream_service_ms", np.float64)
 
 
 class _Series:
@@ -82,8 +93,8 @@ class _Series:
     def add(self, chunk: RequestChunk, select: np.ndarray, met: np.ndarray, batch: np.ndarray) -> None:
         served = select & ~chunk.dropped
         latency_ms = chunk.latency_ms[served]
-        wait_ms = chunk.wait_ms[served]
-        service_ms = chunk.service_ms[served]
+        wait_ms = chunk.total_wait_ms[served]
+        service_ms = chunk.total_service_ms[served]
         self.finished += int(select.sum())
         self.completed += len(latency_ms)
         self.met += int(met[select].sum())
@@ -161,6 +172,7 @@ class ReplicationRecorder:
         node_count: int,
         chunk_sinks: Sequence[Callable[[RequestChunk], None]] = (),
         with_cache: bool = False,
+        with_stages: bool = False,
     ) -> None:
         self.class_names = list(class_names)
         self._deadlines_ms = np.asarray(relative_deadlines_ms, dtype=float)
@@ -169,6 +181,7 @@ class ReplicationRecorder:
         self.batches = batches
         self.chunk_sinks = list(chunk_sinks)
         self.with_cache = with_cache
+        self.with_stages = with_stages
         self._series = [_Series(batches) for _ in range(len(self.class_names) + 1)]
         self.finished: list[Request] = []
         self.finished_count = 0  # every finished request, warm-up included
@@ -181,22 +194,23 @@ class ReplicationRecorder:
     def flush(self) -> None:
         """Reduce the finished requests gathered so far (warm-up ones are discarded)."""
         warmup = self.warmup_requests
-        self.finished_count += len(self.finished)
+        self.finished_count += len(self.finished) if not self.with_stages else sum(not r.stage_record for r in self.finished)
         measured = [request for request in self.finished if request.request_id >= warmup]
         self.finished.clear()
         if not measured:
             return
-        chunk = RequestChunk(measured, self.with_cache)
+        chunk = RequestChunk(measured, self.with_cache, self.with_stages)
         met = ~chunk.dropped & (chunk.latency_ms <= self._deadlines_ms[chunk.class_index])
+        everyone = np.ones(len(chunk.request_id), bool) if chunk.final is None else chunk.final
         batch = np.minimum((chunk.request_id - self.warmup_requests) * self.batches // self.measured_requests, self.batches - 1)
         for class_index, series in enumerate(self._series[:-1]):
-            series.add(chunk, chunk.class_index == class_index, met, batch)
-        self._series[-1].add(chunk, np.ones(len(chunk.request_id), bool), met, batch)
+            series.add(chunk, everyone & (chunk.class_index == class_index), met, batch)
+        self._series[-1].add(chunk, everyone, met, batch)
         self._add_node_sums(chunk)
         for sink in self.chunk_sinks:
             sink(chunk)
         if self.on_chunk is not None:
-            self.on_chunk(len(chunk.request_id))
+            self.on_chunk(int(everyone.sum()))
 
     def _add_node_sums(self, chunk: RequestChunk) -> None:
         nodes = len(self.node_served)

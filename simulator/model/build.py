@@ -12,6 +12,7 @@ from simulator.model.cluster import Cluster
 from simulator.model.disciplines import DISCIPLINES
 from simulator.model.node import Node
 from simulator.model.partitioning import Partitioner
+from simulator.model.pipeline import Pipeline
 from simulator.model.request import Request
 from simulator.model.router import ROUTERS
 from simulator.model.execution import ModelMemory, StagedExecutor
@@ -122,18 +123,31 @@ def build_cluster(
                 )
                 index += 1
         partition_nodes.append(members)
-    routers = [
-        ROUTERS.policy_class(scenario.router)(
-            scenario.router, members, stream(seed, replication, "router" if partitions == 1 else f"router/p{partition}")
-        )
-        for partition, members in enumerate(partition_nodes)
-    ]
+    pipeline = _pipeline(loaded, seed, replication)
+    routers = []  # one per partition, or per partition and stage (index partition × stages + stage)
+    for partition, members in enumerate(partition_nodes):
+        purpose = "router" if partitions == 1 else f"router/p{partition}"
+        groups = [members] if pipeline is None else [
+            [node for node in members if node.spec_name == stage] for stage in scenario.pipeline.stages
+        ]
+        for stage, group in enumerate(groups):
+            rng = stream(seed, replication, purpose if pipeline is None else f"{purpose}/s{stage}")
+            routers.append(ROUTERS.policy_class(scenario.router)(scenario.router, group, rng))
     handling = scenario.failure_handling
     return Cluster(
         env, partition_nodes, routers, Partitioner(scenario.partitioning, catalog_size) if partitions > 1 else None,
         network_delay_ms, finished, handling.in_flight == "retry", handling.max_retries,
-        _cache_tier(env, loaded, index, seed, replication),
+        _cache_tier(env, loaded, index, seed, replication), pipeline,
     )
+
+
+def _pipeline(loaded: LoadedScenario, seed: int, replication: int) -> Pipeline | None:
+    spec = loaded.scenario.pipeline
+    if spec is None:
+        return None
+    transfer_model = build_service_model(spec.transfer, loaded.base_dir)
+    transfer_rng = stream(seed, replication, "pipeline transfers")
+    return Pipeline(spec, draws(lambda size: transfer_model.draw_block(transfer_rng, size)))
 
 
 def _cache_tier(env: simpy.Environment, loaded: LoadedScenario, node_count: int, seed: int, replication: int) -> CacheTier | None:

@@ -23,19 +23,26 @@ def offered_load(
     its best case, always-full batches of ``max_batch_size``: if even that cannot keep up, no
     steady state exists. Routers that ignore load split a partition's
     arrivals evenly over its replicas, so the slowest replica decides; load-aware routers can
-    use the partition's pooled capacity.
+    use the partition's pooled capacity. In a pipeline the busiest stage decides.
     """
     classes = scenario.workload.classes
     total_share = sum(c.share for c in classes)
-    replica_capacities_per_s = []
+    replica_capacities_per_s: dict[str, list[float]] = {}
     for spec, models in zip(scenario.nodes, service_models):
         batch = spec.batching.max_batch_size if spec.batching is not None else 1
         mean_batch_ms = sum(c.share * m.mean_ms(batch) for c, m in zip(classes, models)) / total_share
-        replica_capacities_per_s += [spec.workers * batch * 1000.0 / mean_batch_ms] * spec.replicas
+        replica_capacities_per_s[spec.name] = [spec.workers * batch * 1000.0 / mean_batch_ms] * spec.replicas
     partitions = scenario.partitioning.partitions
     shares = np.full(partitions, 1.0 / partitions) if partition_shares is None else partition_shares
     busiest_rate_per_s = mean_rate_per_s * float(np.max(shares))
-    if ROUTERS.policy_class(scenario.router).load_aware:
-        return busiest_rate_per_s / sum(replica_capacities_per_s)
-    per_replica_rate_per_s = busiest_rate_per_s / len(replica_capacities_per_s)
-    return max(per_replica_rate_per_s / capacity for capacity in replica_capacities_per_s)
+    # every request visits each pipeline stage, so each stage must keep up on its own
+    stages = [[name] for name in scenario.pipeline.stages] if scenario.pipeline else [list(replica_capacities_per_s)]
+    load_aware = ROUTERS.policy_class(scenario.router).load_aware
+    loads = []
+    for stage in stages:
+        capacities = [capacity for name in stage for capacity in replica_capacities_per_s[name]]
+        if load_aware:
+            loads.append(busiest_rate_per_s / sum(capacities))
+        else:
+            loads.append(max(busiest_rate_per_s / len(capacities) / capacity for capacity in capacities))
+    return max(loads)

@@ -1,12 +1,15 @@
 """The cluster: partitions of replicas behind routers, the network between them, and failures.
 
 Requests enter through ``submit`` (key → shared cache → partition → router → network → node
-cache → node) and leave through ``deliver`` (node → network → client). Orphans of a failed node
-are re-routed or counted as failed, never lost.
+cache → node) and leave through ``deliver`` (node → network → client). In a pipeline, a node of
+a stage before the last hands the request over (transfer delay → the next stage's router), and
+records the stage it finished as a copy. Orphans of a failed node are re-routed (to the same
+stage) or counted as failed, never lost.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator, Sequence
 
 import simpy
@@ -15,6 +18,7 @@ from simulator.model.cache_tier import CacheTier
 from simulator.model.events import Due
 from simulator.model.node import Node
 from simulator.model.partitioning import Partitioner
+from simulator.model.pipeline import Pipeline
 from simulator.model.request import Request
 from simulator.model.router import Router
 
@@ -33,6 +37,7 @@ class Cluster:
         retry_orphans: bool,
         max_retries: int,
         cache: CacheTier | None = None,
+        pipeline: Pipeline | None = None,
     ) -> None:
         self.env = env
         self.partitions = [list(nodes) for nodes in partitions]
@@ -44,13 +49,16 @@ class Cluster:
         self.retry_orphans = retry_orphans
         self.max_retries = max_retries
         self.cache = cache
+        self.stages = 1 if pipeline is None else pipeline.stages
+        self.transfer_ms = None if pipeline is None else pipeline.transfer_ms
         direct = len(self.nodes) == 1 and network_delay_ms is None and cache is None
         self.submit: Callable[[Request], None] = self.nodes[0].submit if direct else self._submit
         self.deliver: Callable[[Request], None] = finished.append if network_delay_ms is None else self._send_back
         self._per_node_cache = cache is not None and not cache.shared
         self._to_node: Callable[[Due], None] = self._reach_cached_node if self._per_node_cache else self._reach_node
         for node in self.nodes:
-            node.on_done = self.deliver if cache is None else self._served
+            last_stage = pipeline is None or pipeline.stage_of[node.spec_name] == pipeline.stages - 1
+            node.on_done = self._hand_over if not last_stage else self.deliver if cache is None else self._served
             node.on_orphans = self.orphans
         if cache is not None:
             cache.on_hit_served = finished.append if cache.shared else self.deliver
@@ -63,15 +71,15 @@ class Cluster:
 
     def _route(self, request: Request) -> None:
         partition = 0 if self.partitioner is None else self.partitioner(request.key)
-        router = self.routers[partition]
+        router = self.routers[partition * self.stages + request.stage]
         if not router.nodes:
             request.drop_reason = "unavailable"
             request.end_ms = self.env._now
             self.finished.append(request)
             return
         node = router.choose(request)
-        if self.network_delay_ms is None and not self._per_node_cache:
-            node.submit(request)
+        if (self.network_delay_ms is None or request.stage) and not self._per_node_cache:
+            node.submit(request)  # between pipeline stages the transfer delay replaces the network
             return
         request.node_index = node.index
         if self.network_delay_ms is None:
@@ -95,6 +103,25 @@ class Cluster:
             request.node_arrival_ms = self.env._now
             return
         node.submit(request)
+
+    def _hand_over(self, request: Request) -> None:
+        """A stage before the last finished: record the stage, then send the request on to the next."""
+        if request.drop_reason:
+            self.deliver(request)
+            return
+        record = copy.copy(request)
+        record.stage_record = True
+        self.finished.append(record)
+        request.upstream_wait_ms += request.start_ms - request.node_arrival_ms
+        request.upstream_service_ms += request.service_ms
+        request.batch_size, request.batch_wait_ms, request.load_ms, request.copy_ms = 1, 0.0, 0.0, 0.0
+        request.stage += 1
+        delay_ms = next(self.transfer_ms)
+        request.transfer_ms += delay_ms
+        Due(self.env, delay_ms, request, self._transferred)
+
+    def _transferred(self, event: Due) -> None:
+        self._route(event._value)
 
     def _served(self, request: Request) -> None:
         """A node finished a request: a computed result goes into the cache on its way out."""

@@ -84,8 +84,9 @@ def simulate_replication(
         sinks.append(monitoring.add)
     recorder = ReplicationRecorder(
         class_names, [c.deadline_ms for c in classes], plan.warmup_requests, measured, scenario.run.batches,
-        len(names), sinks, with_cache=scenario.cache is not None,
+        len(names), sinks, with_cache=scenario.cache is not None, with_stages=scenario.pipeline is not None,
     )
+    recorder.on_chunk = progress
     popularity = _key_popularity(plan.loaded)
     cluster = build_cluster(
         env, plan.loaded, service_models(plan.loaded), seed, replication, recorder.finished,

@@ -26,6 +26,11 @@ class Request:
     cache_hit = False
     cache_ms = 0.0
     retries = 0
+    stage = 0  # pipeline stage the request is at (0 without a pipeline)
+    stage_record = False  # True on the copy that records a finished non-final pipeline stage
+    transfer_ms = 0.0
+    upstream_wait_ms = 0.0  # queueing and service at earlier pipeline stages
+    upstream_service_ms = 0.0
 
     def __init__(self, request_id: int, class_index: int, priority: int, arrival_ms: float, deadline_ms: float):
         self.request_id = request_id

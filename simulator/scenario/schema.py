@@ -25,6 +25,7 @@ from simulator.model.cache_tier import CacheSpec
 from simulator.model.disruptions import DISRUPTIONS
 from simulator.model.execution import DeviceSpec, ModelCacheSpec, ModelSpec
 from simulator.model.partitioning import PartitioningSpec
+from simulator.model.pipeline import PipelineSpec
 from simulator.model.disciplines import DISCIPLINES, Fifo
 from simulator.model.router import ROUTERS, RoundRobin
 from simulator.service import SERVICE_MODELS
@@ -147,6 +148,7 @@ class Scenario(_Strict):
     events: list[EventConfig] = Field(default_factory=list, description="failures, rolling updates, load spikes")
     models: dict[str, ModelSpec] = Field(default_factory=dict, description="models classes can name (for model caches)")
     cache: CacheSpec | None = Field(None, description="result cache in front of the model (needs workload.keys)")
+    pipeline: PipelineSpec | None = Field(None, description="model-parallel stages: node specs a request visits in order")
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scenario":
@@ -164,6 +166,16 @@ class Scenario(_Strict):
             duplicates = sorted({name for name in names if names.count(name) > 1})
             if duplicates:
                 raise ValueError(f"{what}: names must be unique; repeated: {', '.join(duplicates)}")
+        if self.pipeline is not None:
+            names = [spec.name for spec in self.nodes]
+            stages = self.pipeline.stages
+            if sorted(stages) != sorted(names):
+                raise ValueError(
+                    f"pipeline.stages: {stages} must name every node spec exactly once, in visiting order; "
+                    f"the node specs are {names}"
+                )
+            if self.cache is not None and self.cache.scope == "per_node":
+                raise ValueError("cache.scope: per_node caches are not supported with a pipeline; use scope: shared")
         for request_class in self.workload.classes:
             if request_class.model is not None and request_class.model not in self.models:
                 raise ValueError(
