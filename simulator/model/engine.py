@@ -14,7 +14,7 @@ from pathlib import Path
 
 import simpy
 
-from simulator.errors import UnstableSystemError
+from simulator.errors import ScenarioError, UnstableSystemError
 from simulator.metrics.collector import ReplicationRecorder
 from simulator.metrics.records import RecordWriter, concatenate_parquet
 from simulator.metrics.summary import RunResult, summarize
@@ -27,6 +27,7 @@ from simulator.random_streams import draws, stream
 from simulator.scenario.loader import LoadedScenario
 from simulator.model.partitioning import Partitioner
 from simulator.workload.arrivals import ARRIVAL_PROCESSES, ArrivalProcess
+from simulator.service.base import build_service_model
 from simulator.workload.keys import KEY_POPULARITY, KeyPopularity
 
 ProgressCallback = Callable[[int], None]
@@ -137,6 +138,26 @@ def plan_run(
     return RunPlan(loaded, run.seed if seed is None else seed, replications or run.replications, measured, warmup)
 
 
+def check_batch_sizes(loaded: LoadedScenario) -> None:
+    """Every service model a batching node uses must price its largest batch: fail before the run."""
+    scenario = loaded.scenario
+    for index, spec in enumerate(scenario.nodes):
+        if spec.batching is None:
+            continue
+        largest = spec.batching.max_batch_size
+        configs = {f"nodes[{index}].service": spec.service}
+        configs |= {f"workload.classes[{k}].service": c.service for k, c in enumerate(scenario.workload.classes) if c.service}
+        if spec.device is not None:
+            configs |= {f"nodes[{index}].device.h2d": spec.device.h2d, f"nodes[{index}].device.d2h": spec.device.d2h}
+        for field, config in configs.items():
+            try:
+                build_service_model(config, loaded.base_dir).mean_ms(largest)
+            except ScenarioError as error:
+                raise ScenarioError(
+                    f"{loaded.source}: {field} (node {spec.name!r} batches up to {largest}): {error}"
+                ) from None
+
+
 def check_stability(plan: RunPlan) -> float:
     """Offered load of the scenario; raises UnstableSystemError if queues would grow forever.
 
@@ -144,6 +165,7 @@ def check_stability(plan: RunPlan) -> float:
     before the run, so with a cache an overload is left to the run's queue-length guard.
     """
     scenario = plan.loaded.scenario
+    check_batch_sizes(plan.loaded)
     process = _arrival_process(plan.loaded, plan.seed, 0)
     shares = None
     popularity = _key_popularity(plan.loaded)

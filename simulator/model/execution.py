@@ -51,43 +51,58 @@ class ModelSpec(BaseModel):
     load: ServiceConfig = Field(description="time to load the model from disk, in ms (a service model)")
 
 
+class CopyJob:
+    """One queued or running copy; the handle ``CopyEngine.cancel`` takes."""
+
+    __slots__ = ("duration_ms", "then", "due")
+
+    def __init__(self, duration_ms: float, then: Callable[[], None]) -> None:
+        self.duration_ms = duration_ms
+        self.then = then
+        self.due: Due | None = None  # set once the copy runs on an engine
+
+
 class CopyEngine:
     """``engines`` FIFO servers for one copy direction."""
 
     def __init__(self, env: simpy.Environment, engines: int) -> None:
         self.env = env
         self.free = engines
-        self.waiting: deque[tuple[float, Callable[[], None]]] = deque()
+        self.waiting: deque[CopyJob] = deque()
 
-    def copy(self, duration_ms: float, then: Callable[[], None]) -> object:
+    def copy(self, duration_ms: float, then: Callable[[], None]) -> CopyJob:
         """Queue a copy; ``then`` runs when it ends. Returns a handle for ``cancel``."""
-        job = (duration_ms, then)
+        job = CopyJob(duration_ms, then)
         if self.free:
             self.free -= 1
-            return self._run(job)
-        self.waiting.append(job)
+            self._run(job)
+        else:
+            self.waiting.append(job)
         return job
 
-    def _run(self, job) -> Due:
-        duration_ms, then = job
-        return Due(self.env, duration_ms, then, self._done)
+    def _run(self, job: CopyJob) -> None:
+        job.due = Due(self.env, job.duration_ms, job, self._done)
 
-    def _done(self, event: Due) -> None:
+    def _start_next(self) -> None:
         self.free += 1
         if self.waiting:
             self.free -= 1
             self._run(self.waiting.popleft())
-        event._value()
 
-    def cancel(self, handle) -> None:
-        if isinstance(handle, Due):
-            handle.callbacks.clear()
-            self.free += 1
-            if self.waiting:
-                self.free -= 1
-                self._run(self.waiting.popleft())
-        elif handle in self.waiting:
-            self.waiting.remove(handle)
+    def _done(self, event: Due) -> None:
+        self._start_next()
+        event._value.then()
+
+    def cancel(self, job: CopyJob) -> None:
+        """Withdraw a copy, whether it still waits for an engine or already runs on one."""
+        if job.due is not None:  # running (it may have started from the queue after it was handed out)
+            job.due.callbacks.clear()
+            self._start_next()
+        else:
+            for index, queued in enumerate(self.waiting):
+                if queued is job:  # by identity: equal durations must not match another call's copy
+                    del self.waiting[index]
+                    break
 
 
 class ModelMemory:
@@ -97,11 +112,12 @@ class ModelMemory:
         self.memory_mb = memory_mb
         self.sizes_mb = sizes_mb
         self.resident: OrderedDict[str, None] = OrderedDict()
+        self.loading: set[str] = set()  # memory is taken when a load starts, not when it ends
         self.in_use: dict[str, int] = {}
         self.loads = 0
 
     def used_mb(self) -> float:
-        return sum(self.sizes_mb[name] for name in self.resident)
+        return sum(self.sizes_mb[name] for name in self.resident) + sum(self.sizes_mb[name] for name in self.loading)
 
     def is_resident(self, model: str) -> bool:
         if model in self.resident:
@@ -173,11 +189,13 @@ class StagedExecutor:
             self._blocked_loads.append(model)
             return
         self.memory.loads += 1
+        self.memory.loading.add(model)
         Due(self.env, self.load_ms(model), model, self._loaded)
 
     def _loaded(self, event: Due) -> None:
         model = event._value
         memory = self.memory
+        memory.loading.discard(model)
         memory.resident[model] = None
         for then in self._loading.pop(model, []):
             memory.in_use[model] = memory.in_use.get(model, 0) + 1
