@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from simulator.errors import LatsimError, ScenarioError, UnstableSystemError
+from simulator.model.build import node_names
 from simulator.model.engine import plan_run, run_scenario
 from simulator.profiling.command import profile_command
 from simulator.report.plots import plot_timeseries
@@ -134,7 +135,7 @@ def validate(scenarios: Annotated[list[Path], typer.Argument(help="scenario YAML
             scenario = loaded.scenario
             typer.echo(
                 f"ok: {path} — {scenario.name!r}, {len(scenario.workload.classes)} class(es), "
-                f"{sum(n.replicas for n in scenario.nodes)} node(s), offered load {load:.3f}"
+                f"{len(node_names(scenario))} node(s), offered load {load:.3f}"
             )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -16,6 +16,7 @@ def offered_load(
     mean_rate_per_s: float,
     service_models: Sequence[Sequence[ServiceTimeModel]],
     partition_shares: np.ndarray | None = None,
+    copy_ms: Mapping[str, Callable[[int], float]] | None = None,
 ) -> float:
     """Utilization the load asks of the busiest partition (≥ 1: its queues grow without bound).
 
@@ -24,6 +25,8 @@ def offered_load(
     steady state exists. Routers that ignore load split a partition's
     arrivals evenly over its replicas, so the slowest replica decides; load-aware routers can
     use the partition's pooled capacity. In a pipeline the busiest stage decides.
+    ``copy_ms[spec name](batch size)`` is a device node's mean H2D + D2H time per call, which
+    holds its worker too; cold model loads are not counted (they depend on the traffic mix).
     """
     classes = scenario.workload.classes
     total_share = sum(c.share for c in classes)
@@ -31,6 +34,8 @@ def offered_load(
     for spec, models in zip(scenario.nodes, service_models):
         batch = spec.batching.max_batch_size if spec.batching is not None else 1
         mean_batch_ms = sum(c.share * m.mean_ms(batch) for c, m in zip(classes, models)) / total_share
+        if copy_ms is not None and spec.name in copy_ms:
+            mean_batch_ms += copy_ms[spec.name](batch)
         replica_capacities_per_s[spec.name] = [spec.workers * batch * 1000.0 / mean_batch_ms] * spec.replicas
     partitions = scenario.partitioning.partitions
     shares = np.full(partitions, 1.0 / partitions) if partition_shares is None else partition_shares

@@ -172,7 +172,12 @@ def check_stability(plan: RunPlan) -> float:
     if popularity is not None and scenario.partitioning.partitions > 1:
         partitioner = Partitioner(scenario.partitioning, popularity.catalog_size)
         shares = partitioner.shares(popularity.probabilities())
-    load = offered_load(scenario, process.mean_rate_per_s(), service_models(plan.loaded), shares)
+    copy_ms = {}
+    for spec in scenario.nodes:
+        if spec.device is not None:
+            h2d, d2h = (build_service_model(c, plan.loaded.base_dir) for c in (spec.device.h2d, spec.device.d2h))
+            copy_ms[spec.name] = lambda batch, h2d=h2d, d2h=d2h: h2d.mean_ms(batch) + d2h.mean_ms(batch)
+    load = offered_load(scenario, process.mean_rate_per_s(), service_models(plan.loaded), shares, copy_ms)
     if load >= 1 and scenario.cache is None and all(spec.queue_capacity is None for spec in scenario.nodes):
         raise UnstableSystemError(
             f"{plan.loaded.source}: offered load is {load:.3f} of capacity (≥ 1): queues grow without "

@@ -112,7 +112,7 @@ class ModelMemory:
         self.memory_mb = memory_mb
         self.sizes_mb = sizes_mb
         self.resident: OrderedDict[str, None] = OrderedDict()
-        self.loading: set[str] = set()  # memory is taken when a load starts, not when it ends
+        self.loading: dict[str, None] = {}  # memory is taken when a load starts, not when it ends
         self.in_use: dict[str, int] = {}
         self.loads = 0
 
@@ -160,6 +160,7 @@ class StagedExecutor:
         self.load_ms = load_ms
         self.computing = 0
         self._loading: dict[str, list[Callable[[], None]]] = {}
+        self._load_events: dict[str, Due] = {}
         self._blocked_loads: deque[str] = deque()
 
     def slowdown(self) -> float:
@@ -189,13 +190,14 @@ class StagedExecutor:
             self._blocked_loads.append(model)
             return
         self.memory.loads += 1
-        self.memory.loading.add(model)
-        Due(self.env, self.load_ms(model), model, self._loaded)
+        self.memory.loading[model] = None
+        self._load_events[model] = Due(self.env, self.load_ms(model), model, self._loaded)
 
     def _loaded(self, event: Due) -> None:
         model = event._value
+        del self._load_events[model]
         memory = self.memory
-        memory.loading.discard(model)
+        del memory.loading[model]
         memory.resident[model] = None
         for then in self._loading.pop(model, []):
             memory.in_use[model] = memory.in_use.get(model, 0) + 1
@@ -205,6 +207,20 @@ class StagedExecutor:
         self.memory.in_use[model] -= 1
         if self._blocked_loads:
             self._try_load(self._blocked_loads.popleft())
+
+    def fail(self) -> None:
+        """The node went down: its loaded models are lost and loads in progress abandoned, so
+        the next use of each model after recovery pays a cold load again. Call it after
+        cancelling the node's executions (they give their models back first)."""
+        if self.memory is not None:
+            self.memory.resident.clear()
+            self.memory.loading.clear()
+            self.memory.in_use.clear()
+        for event in self._load_events.values():
+            event.callbacks.clear()
+        self._load_events.clear()
+        self._loading.clear()  # only cancelled executions wait there now
+        self._blocked_loads.clear()
 
 
 class Execution:

@@ -258,6 +258,8 @@ class Node:
                 value = running._value
                 orphans.extend(value if isinstance(value, list) else [value])
         self.running.clear()
+        if self.executor is not None:
+            self.executor.fail()  # loaded models are lost with the node
         while self.waiting:
             orphans.append(self.queue.pop())
             self.waiting -= 1
