@@ -19,10 +19,15 @@ import scipy.stats
 from pydantic import TypeAdapter, ValidationError
 
 from simulator import run_scenario, scenario_from_dict
-from simulator.analytic import che_characteristic_time, che_lru_hit_ratio, zipf_popularity
+from simulator.analytic import (
+    che_characteristic_time,
+    che_lru_hit_ratio,
+    lfu_static_hit_ratio,
+    ttl_hit_ratio,
+    zipf_popularity,
+)
 from simulator.errors import ScenarioError
 from simulator.model.cache import CACHE_POLICIES, ResultCache
-from simulator.model.cache_theory import lfu_static_hit_ratio, ttl_hit_ratio
 from simulator.random_streams import stream
 from simulator.workload.keys import KEY_POPULARITY, KeyPopularity
 from tests.helpers import base_scenario

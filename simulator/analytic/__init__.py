@@ -3,10 +3,15 @@
 Times are in ms and rates per ms throughout (divide a per-second rate by 1000).
 """
 
-from simulator.analytic.queueing import (
-    allen_cunneen_mean_wait_ms,
+from simulator.analytic.caching import (
     che_characteristic_time,
     che_lru_hit_ratio,
+    lfu_static_hit_ratio,
+    ttl_hit_ratio,
+    zipf_popularity,
+)
+from simulator.analytic.queueing import (
+    allen_cunneen_mean_wait_ms,
     erlang_b,
     erlang_c,
     kingman_mean_wait_ms,
@@ -18,7 +23,6 @@ from simulator.analytic.queueing import (
     mmc_utilization,
     mmc_wait_tail,
     priority_mg1_mean_waits_ms,
-    zipf_popularity,
 )
 
 __all__ = [
@@ -28,6 +32,7 @@ __all__ = [
     "erlang_b",
     "erlang_c",
     "kingman_mean_wait_ms",
+    "lfu_static_hit_ratio",
     "mg1_mean_wait_ms",
     "mm1_mean_wait_ms",
     "mmc_mean_queue_length",
@@ -36,5 +41,6 @@ __all__ = [
     "mmc_utilization",
     "mmc_wait_tail",
     "priority_mg1_mean_waits_ms",
+    "ttl_hit_ratio",
     "zipf_popularity",
 ]

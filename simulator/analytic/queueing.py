@@ -13,49 +13,8 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-import scipy.optimize
 
-__all__ = [
-    "allen_cunneen_mean_wait_ms",
-    "che_characteristic_time",
-    "che_lru_hit_ratio",
-    "erlang_b",
-    "erlang_c",
-    "kingman_mean_wait_ms",
-    "mg1_mean_wait_ms",
-    "mm1_mean_wait_ms",
-    "mmc_mean_queue_length",
-    "mmc_mean_wait_ms",
-    "mmc_priority_mean_waits_ms",
-    "mmc_utilization",
-    "mmc_wait_tail",
-    "priority_mg1_mean_waits_ms",
-    "zipf_popularity",
-]
-
-
-# -- validation -------------------------------------------------------------------------------
-
-
-def _positive(name: str, value: float) -> float:
-    value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return value
-
-
-def _non_negative(name: str, value: float) -> float:
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
-    return value
-
-
-def _count(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer ≥ 1, got {value!r}")
-    return int(value)
-
+from simulator.analytic.arguments import count, non_negative, positive
 
 def _stable(rho: float, what: str) -> float:
     if rho >= 1:
@@ -66,7 +25,7 @@ def _stable(rho: float, what: str) -> float:
 
 
 def _second_moment(name: str, mean_ms: float, second_moment_ms2: float) -> float:
-    second_moment_ms2 = _non_negative(name, second_moment_ms2)
+    second_moment_ms2 = non_negative(name, second_moment_ms2)
     if second_moment_ms2 < mean_ms**2 * (1 - 1e-12):
         raise ValueError(f"{name} = {second_moment_ms2!r} is below mean² = {mean_ms**2!r}: not a valid second moment")
     return second_moment_ms2
@@ -77,8 +36,8 @@ def _second_moment(name: str, mean_ms: float, second_moment_ms2: float) -> float
 
 def erlang_b(servers: int, offered_load: float) -> float:
     """Erlang B: blocking probability of M/G/c/c with ``offered_load`` = λE[S] Erlangs (stable recursion)."""
-    servers = _count("servers", servers)
-    offered_load = _non_negative("offered_load", offered_load)
+    servers = count("servers", servers)
+    offered_load = non_negative("offered_load", offered_load)
     blocking = 1.0
     for k in range(1, servers + 1):
         blocking = offered_load * blocking / (k + offered_load * blocking)
@@ -87,8 +46,8 @@ def erlang_b(servers: int, offered_load: float) -> float:
 
 def erlang_c(servers: int, offered_load: float) -> float:
     """Erlang C: probability that an arrival waits in M/M/c with ``offered_load`` = λ/μ Erlangs < c."""
-    servers = _count("servers", servers)
-    offered_load = _non_negative("offered_load", offered_load)
+    servers = count("servers", servers)
+    offered_load = non_negative("offered_load", offered_load)
     _stable(offered_load / servers, f"M/M/{servers}")
     blocking = erlang_b(servers, offered_load)
     return servers * blocking / (servers - offered_load * (1 - blocking))
@@ -96,9 +55,9 @@ def erlang_c(servers: int, offered_load: float) -> float:
 
 def _mmc(servers: int, arrival_per_ms: float, service_per_ms: float) -> tuple[int, float, float, float]:
     """Validated (c, λ, μ, C(c, a)) of an M/M/c queue."""
-    servers = _count("servers", servers)
-    arrival_per_ms = _positive("arrival_per_ms", arrival_per_ms)
-    service_per_ms = _positive("service_per_ms", service_per_ms)
+    servers = count("servers", servers)
+    arrival_per_ms = positive("arrival_per_ms", arrival_per_ms)
+    service_per_ms = positive("service_per_ms", service_per_ms)
     return servers, arrival_per_ms, service_per_ms, erlang_c(servers, arrival_per_ms / service_per_ms)
 
 
@@ -127,7 +86,7 @@ def mmc_mean_queue_length(servers: int, arrival_per_ms: float, service_per_ms: f
 def mmc_wait_tail(servers: int, arrival_per_ms: float, service_per_ms: float, t_ms: float) -> float:
     """Waiting-time tail of FIFO M/M/c: P(W > t) = C(c, a) · exp(−(cμ − λ) t)."""
     servers, arrival_per_ms, service_per_ms, waits = _mmc(servers, arrival_per_ms, service_per_ms)
-    t_ms = _non_negative("t_ms", t_ms)
+    t_ms = non_negative("t_ms", t_ms)
     return waits * math.exp(-(servers * service_per_ms - arrival_per_ms) * t_ms)
 
 
@@ -145,8 +104,8 @@ def priority_mg1_mean_waits_ms(
     """Cobham: per-class mean waits of non-preemptive priority M/G/1, W_k = W0 / ((1 − σ_{k−1})(1 − σ_k))."""
     if not len(arrival_per_ms) == len(mean_service_ms) == len(second_moment_ms2) >= 1:
         raise ValueError("arrival_per_ms, mean_service_ms and second_moment_ms2 need one entry per class (≥ 1 class)")
-    rates = [_positive(f"arrival_per_ms[{k}]", rate) for k, rate in enumerate(arrival_per_ms)]
-    means = [_positive(f"mean_service_ms[{k}]", mean) for k, mean in enumerate(mean_service_ms)]
+    rates = [positive(f"arrival_per_ms[{k}]", rate) for k, rate in enumerate(arrival_per_ms)]
+    means = [positive(f"mean_service_ms[{k}]", mean) for k, mean in enumerate(mean_service_ms)]
     moments = [_second_moment(f"second_moment_ms2[{k}]", m, s) for k, (m, s) in enumerate(zip(means, second_moment_ms2))]
     sigma = np.cumsum(np.multiply(rates, means))
     _stable(float(sigma[-1]), "M/G/1")
@@ -159,7 +118,7 @@ def mmc_priority_mean_waits_ms(servers: int, arrival_per_ms: Sequence[float], se
     """Per-class mean waits of non-preemptive priority M/M/c, one service rate μ for all classes."""
     if len(arrival_per_ms) < 1:
         raise ValueError("arrival_per_ms needs one entry per class (≥ 1 class)")
-    rates = [_positive(f"arrival_per_ms[{k}]", rate) for k, rate in enumerate(arrival_per_ms)]
+    rates = [positive(f"arrival_per_ms[{k}]", rate) for k, rate in enumerate(arrival_per_ms)]
     servers, _, service_per_ms, waits = _mmc(servers, sum(rates), service_per_ms)
     sigma = np.cumsum(rates) / (servers * service_per_ms)
     before = np.concatenate(([0.0], sigma[:-1]))
@@ -173,8 +132,8 @@ def allen_cunneen_mean_wait_ms(
     servers: int, arrival_per_ms: float, mean_service_ms: float, arrival_scv: float, service_scv: float
 ) -> float:
     """Allen–Cunneen G/G/c approximation: Wq ≈ Wq(M/M/c) · (c_a² + c_s²) / 2 (exact for M/M/c)."""
-    mean_service_ms = _positive("mean_service_ms", mean_service_ms)
-    variability = (_non_negative("arrival_scv", arrival_scv) + _non_negative("service_scv", service_scv)) / 2
+    mean_service_ms = positive("mean_service_ms", mean_service_ms)
+    variability = (non_negative("arrival_scv", arrival_scv) + non_negative("service_scv", service_scv)) / 2
     return mmc_mean_wait_ms(servers, arrival_per_ms, 1 / mean_service_ms) * variability
 
 
@@ -184,46 +143,3 @@ def kingman_mean_wait_ms(arrival_per_ms: float, mean_service_ms: float, arrival_
 
 
 # -- caches -------------------------------------------------------------------------------------
-
-
-def zipf_popularity(items: int, exponent: float) -> np.ndarray:
-    """Request probabilities of ``items`` keys under Zipf(exponent): p_i ∝ i^(−exponent), i = 1..items."""
-    items = _count("items", items)
-    exponent = _non_negative("exponent", exponent)
-    weights = np.arange(1, items + 1, dtype=float) ** -exponent
-    return weights / weights.sum()
-
-
-def _popularity(popularity: Sequence[float]) -> np.ndarray:
-    p = np.asarray(popularity, dtype=float)
-    if p.ndim != 1 or len(p) == 0 or not np.all(np.isfinite(p)) or np.any(p < 0) or p.sum() <= 0:
-        raise ValueError("popularity must be a non-empty 1-d sequence of non-negative finite weights with a positive sum")
-    return p / p.sum()
-
-
-def che_characteristic_time(popularity: Sequence[float], cache_size: float) -> float:
-    """Che's characteristic time T (in requests): Σ_i (1 − exp(−p_i T)) = cache_size, solved with brentq."""
-    p = _popularity(popularity)
-    cache_size = _positive("cache_size", cache_size)
-    reachable = int(np.count_nonzero(p))
-    if cache_size >= reachable:
-        raise ValueError(
-            f"cache_size = {cache_size:g} holds every one of the {reachable} requested items: no characteristic time"
-        )
-
-    def occupancy_gap(t: float) -> float:
-        return float(np.sum(-np.expm1(-p * t))) - cache_size
-
-    upper = cache_size / p.max()
-    while occupancy_gap(upper) < 0:
-        upper *= 2
-    return scipy.optimize.brentq(occupancy_gap, 0.0, upper, xtol=1e-12 * upper, rtol=1e-12)
-
-
-def che_lru_hit_ratio(popularity: Sequence[float], cache_size: float) -> float:
-    """Che approximation of the LRU hit ratio under independent requests: Σ_i p_i (1 − exp(−p_i T))."""
-    p = _popularity(popularity)
-    if _positive("cache_size", cache_size) >= np.count_nonzero(p):
-        return 1.0
-    t = che_characteristic_time(p, cache_size)
-    return float(np.dot(p, -np.expm1(-p * t)))

@@ -1,7 +1,7 @@
-"""Hit ratios of the result caches in closed form, under the independent reference model (IRM).
+"""Hit ratios of result caches in closed form, under the independent reference model (IRM).
 
 IRM: each request asks for key i with a fixed probability p_i, independently of all others.
-LRU's Che approximation lives with the queueing formulas: ``simulator.analytic.che_lru_hit_ratio``.
+Che's approximation for LRU, the perfect-LFU limit, and TTL caches; Zipf popularity vectors.
 """
 
 from __future__ import annotations
@@ -9,6 +9,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import scipy.optimize
+
+from simulator.analytic.arguments import count, non_negative, positive
+
+
+def zipf_popularity(items: int, exponent: float) -> np.ndarray:
+    """Request probabilities of ``items`` keys under Zipf(exponent): p_i ∝ i^(−exponent), i = 1..items."""
+    items = count("items", items)
+    exponent = non_negative("exponent", exponent)
+    weights = np.arange(1, items + 1, dtype=float) ** -exponent
+    return weights / weights.sum()
 
 
 def _popularity(popularity: Sequence[float]) -> np.ndarray:
@@ -16,6 +27,34 @@ def _popularity(popularity: Sequence[float]) -> np.ndarray:
     if p.ndim != 1 or len(p) == 0 or not np.all(np.isfinite(p)) or np.any(p < 0) or p.sum() <= 0:
         raise ValueError("popularity must be a non-empty 1-d sequence of non-negative finite weights with a positive sum")
     return p / p.sum()
+
+
+def che_characteristic_time(popularity: Sequence[float], cache_size: float) -> float:
+    """Che's characteristic time T (in requests): Σ_i (1 − exp(−p_i T)) = cache_size, solved with brentq."""
+    p = _popularity(popularity)
+    cache_size = positive("cache_size", cache_size)
+    reachable = int(np.count_nonzero(p))
+    if cache_size >= reachable:
+        raise ValueError(
+            f"cache_size = {cache_size:g} holds every one of the {reachable} requested items: no characteristic time"
+        )
+
+    def occupancy_gap(t: float) -> float:
+        return float(np.sum(-np.expm1(-p * t))) - cache_size
+
+    upper = cache_size / p.max()
+    while occupancy_gap(upper) < 0:
+        upper *= 2
+    return scipy.optimize.brentq(occupancy_gap, 0.0, upper, xtol=1e-12 * upper, rtol=1e-12)
+
+
+def che_lru_hit_ratio(popularity: Sequence[float], cache_size: float) -> float:
+    """Che approximation of the LRU hit ratio under independent requests: Σ_i p_i (1 − exp(−p_i T))."""
+    p = _popularity(popularity)
+    if positive("cache_size", cache_size) >= np.count_nonzero(p):
+        return 1.0
+    t = che_characteristic_time(p, cache_size)
+    return float(np.dot(p, -np.expm1(-p * t)))
 
 
 def lfu_static_hit_ratio(popularity: Sequence[float], capacity: int) -> float:
