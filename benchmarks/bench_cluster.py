@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_speed import git_revision  # noqa: E402  (this folder is on sys.path when run as a script)
 from simulator import load_scenario, run_scenario, scenario_from_dict  # noqa: E402
 
 SCENARIO = ROOT / "scenarios" / "serving-cluster.yaml"
@@ -75,8 +76,10 @@ def main(argv: list[str] | None = None) -> dict:
         "interactive_met_ratio": summary["classes"]["interactive"]["deadline_met_ratio"]["estimate"],
         "load_average_before_after": [load_before[0], load_after[0]],
         "cpus": os.cpu_count(),
+        "latsim_revision": git_revision(),
     }
-    print(f"machine: {os.cpu_count()} CPUs, 1-min load average {load_before[0]:.2f} -> {load_after[0]:.2f}")
+    print(f"latsim at {numbers['latsim_revision']}; machine: {os.cpu_count()} CPUs, "
+          f"1-min load average {load_before[0]:.2f} -> {load_after[0]:.2f}")
     print(f"{'run':<34}{'best (s)':>10}{'req/s':>12}")
     print(f"{'plain M/M/1 (reference)':<34}{min(plain_s):>10.2f}{total / min(plain_s):>12,.0f}")
     print(f"{'serving-cluster.yaml':<34}{min(serving_s):>10.2f}{total / min(serving_s):>12,.0f}")
