@@ -34,3 +34,13 @@ def test_serving_system_example_validates_and_runs():
     summary = run_scenario(loaded, requests=5000, replications=1).summary
     everyone = summary["classes"]["all"]
     assert everyone["finished"] == 5000 and everyone["cache_hit_ratio"]["estimate"] > 0
+
+
+def test_profiling_table_is_what_the_shipped_bundle_gives():
+    from simulator.profiling.bundle import load_bundle
+    from simulator.profiling.table import markdown_table
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = markdown_table(load_bundle(ROOT / "profiles" / "cpu-amd-epyc-2c" / "zoo"))
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert len(rows) >= 15 and all(row in readme for row in rows)
