@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from simulator.errors import LatsimError, ScenarioError, UnstableSystemError
@@ -49,10 +50,10 @@ def _user_errors():
     try:
         yield
     except UnstableSystemError as error:
-        stderr.print(f"[bold red]unstable system:[/] {error}", highlight=False, soft_wrap=True)
+        stderr.print(f"[bold red]unstable system:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_UNSTABLE) from None
     except LatsimError as error:
-        stderr.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        stderr.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
@@ -112,11 +113,11 @@ def run(
             timeseries.to_parquet(partial, index=False)
             os.replace(partial, out / "timeseries.parquet")
             written = ", ".join(str(out / name) for name in ("summary.json", "stats.csv", "requests.parquet", "timeseries.csv"))
-            console.print(f"wrote {written}, timeseries.parquet")
+            console.print(escape(f"wrote {written}, timeseries.parquet"))
         if plots is not None:
             first = timeseries[timeseries["replication"] == 0].drop(columns="replication").set_index("window")
             paths = plot_timeseries(first, plots, f"{loaded.scenario.name} (replication 0)")
-            console.print(f"plotted {len(paths)} figures into {plots}")
+            console.print(escape(f"plotted {len(paths)} figures into {plots}"))
     if fail_on_slo and any(
         entry.get("slo", {}).get("met") is False for entry in result.summary["classes"].values()
     ):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -137,3 +138,20 @@ def test_cli_malformed_yaml_exits_2(tmp_path):
     path = _write(tmp_path, "workload: {arrival: [\n")
     completed = subprocess.run([sys.executable, "-m", "simulator", "run", str(path)], capture_output=True, text=True, timeout=120)
     assert completed.returncode == 2 and "not valid YAML" in completed.stderr and "Traceback" not in completed.stderr
+
+
+def test_user_text_is_printed_as_text_not_terminal_markup(tmp_path):
+    """Names and error messages with [brackets] reach the terminal verbatim (rich markup is escaped)."""
+    data = base_scenario(name="[bold]demo[/bold]")
+    data["run"].update(requests=200, replications=2)
+    data["workload"]["classes"][0]["name"] = "[red]tier-1"
+    ok = subprocess.run(
+        [sys.executable, "-m", "simulator", "run", str(_write(tmp_path, data)), "--quiet"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"},
+    )
+    assert ok.returncode == 0 and "[bold]demo[/bold]" in ok.stdout and "[red]tier-1" in ok.stdout
+    data["nodes"][0]["service"] = {"distribution": "empirical", "file": "times[v2].csv"}
+    bad = subprocess.run(
+        [sys.executable, "-m", "simulator", "run", str(_write(tmp_path, data))], capture_output=True, text=True, timeout=120
+    )
+    assert bad.returncode == 2 and "times[v2].csv" in bad.stderr

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from simulator.errors import LatsimError
 from simulator.profiling.errors import ProfilingError
@@ -130,12 +131,12 @@ def profile_command(
             variants = _names(variant) or ("fp32", "int8", "bf16", "fp16")
             bundle = api.profile_user_model(user_model, variants=variants, command=command, **common)
     except LatsimError as error:
-        console.print(f"[red]error:[/red] {error}", highlight=False)
+        console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
         raise typer.Exit(code=2) from None
     from simulator.profiling.table import markdown_table
 
     size_kib = sum(f.stat().st_size for f in bundle.path.iterdir()) / 1024
-    console.print(f"wrote {bundle.path} ({len(bundle.samples)} samples, {size_kib:.0f} KiB)", highlight=False)
+    console.print(escape(f"wrote {bundle.path} ({len(bundle.samples)} samples, {size_kib:.0f} KiB)"), highlight=False)
     print(markdown_table(bundle))
 
 

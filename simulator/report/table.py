@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from simulator.metrics.collector import ALL, QUANTILES
@@ -39,7 +40,7 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
         if summary["ci_method"] == "replications"
         else f"{summary['confidence']:.0%} batch-means CI (mean-type metrics only)"
     )
-    latency = Table(title=f"{summary['scenario']}: latency in ms (estimate ±half-width, {interval})")
+    latency = Table(title=f"{escape(summary['scenario'])}: latency in ms (estimate ±half-width, {interval})")
     latency.add_column("class")
     for column in ("done", "dropped", "mean", *QUANTILES, "max", "wait mean"):
         latency.add_column(column, justify="right")
@@ -51,7 +52,7 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     for name, entry in summary["classes"].items():
         lat = entry["latency_ms"]
         latency.add_row(
-            name,
+            escape(name),
             str(entry["completed"]),
             str(sum(entry["dropped"].values())),
             _value(lat["mean"]),
@@ -61,7 +62,7 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
             end_section=name == ALL,
         )
         realtime.add_row(
-            name,
+            escape(name),
             entry.get("kind", ""),
             f"{entry['deadline_ms']:g}" if "deadline_ms" in entry else "",
             _value(entry["deadline_met_ratio"], percent=True),
@@ -74,7 +75,7 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     for column in ("node", "served", "utilization %", "mean queue length"):
         nodes.add_column(column, justify="right" if column != "node" else "left")
     for name, entry in summary["nodes"].items():
-        nodes.add_row(name, str(entry["served"]), _value(entry["utilization"], percent=True), _value(entry["mean_queue_length"]))
+        nodes.add_row(escape(name), str(entry["served"]), _value(entry["utilization"], percent=True), _value(entry["mean_queue_length"]))
     console.print(latency)
     console.print(realtime)
     console.print(nodes)
