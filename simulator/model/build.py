@@ -78,6 +78,7 @@ def _executor(
     return StagedExecutor(
         env, spec.device, h2d, d2h, memory, [c.model for c in scenario.workload.classes],
         lambda model: load_draws[model](),
+        spec.device.slowdown_factors(loaded.base_dir) if spec.device else (1.0,),
     )
 
 

@@ -11,16 +11,58 @@ call as a single event.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Literal
 
+import numpy as np
 import simpy
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
+from simulator.errors import ScenarioError
 from simulator.model.events import Due
 from simulator.model.request import Request
 from simulator.service import SERVICE_MODELS
 
 ServiceConfig = SERVICE_MODELS.config_type()
+
+
+class ProfileSlowdown(BaseModel):
+    """Slowdown factors measured by a profile bundle's concurrent runs: the mean time of a call at
+    batch 1 while k workers share the device, over the mean time alone (interpolated between the
+    measured k, the last one held beyond)."""
+
+    model_config = ConfigDict(extra="forbid")
+    bundle: str = Field(description="profile bundle directory, relative to the scenario file")
+    family: str
+    variant: str = "fp32"
+    device: Literal["cpu", "cuda"] = "cpu"
+    threads: PositiveInt | None = None
+    stage: Literal["compute", "end_to_end"] = "compute"
+
+    def factors(self, base_dir: Path) -> list[float]:
+        from simulator.service.profile_backed import ProfileBacked
+
+        def mean_ms(concurrency: int) -> float:
+            config = ProfileBacked.Config(distribution="profile", concurrency=concurrency, **self.model_dump())
+            return ProfileBacked(config, base_dir).mean_ms(1)
+
+        alone = ProfileBacked(ProfileBacked.Config(distribution="profile", **self.model_dump()), base_dir)
+        samples = alone.bundle.samples
+        levels = sorted(
+            int(k) for k in samples.loc[
+                (samples["mode"] == "concurrent") & (samples["family"] == self.family)
+                & (samples["variant"] == self.variant) & (samples["device"] == self.device),
+                "concurrency",
+            ].unique()
+        )
+        if not levels:
+            raise ScenarioError(
+                f"device.concurrency_slowdown: bundle {self.bundle} has no concurrent runs of {self.family}/{self.variant}"
+            )
+        measured = {1: 1.0} | {k: mean_ms(k) / alone.mean_ms(1) for k in levels}
+        known = sorted(measured)
+        return [float(np.interp(k, known, [measured[n] for n in known])) for k in range(1, known[-1] + 1)]
 
 
 class DeviceSpec(BaseModel):
@@ -30,10 +72,18 @@ class DeviceSpec(BaseModel):
     h2d: ServiceConfig = Field(description="host-to-device copy time per call (a service model; batch-size aware)")
     d2h: ServiceConfig = Field(description="device-to-host copy time per call (a service model; batch-size aware)")
     copy_engines: PositiveInt = Field(1, description="copies in flight at once, per direction")
-    concurrency_slowdown: list[float] = Field(
+    concurrency_slowdown: list[PositiveFloat] | ProfileSlowdown = Field(
         default_factory=lambda: [1.0],
-        description="compute-time multiplier with 1, 2, ... workers computing at once (last value holds beyond)",
+        description="compute-time multiplier with 1, 2, ... workers computing at once (last value holds "
+        "beyond), or a profile bundle whose concurrent runs measured it",
     )
+
+    def slowdown_factors(self, base_dir: Path) -> list[float]:
+        slowdown = self.concurrency_slowdown
+        factors = slowdown.factors(base_dir) if isinstance(slowdown, ProfileSlowdown) else list(slowdown)
+        if not factors:
+            raise ScenarioError("device.concurrency_slowdown: give at least one factor (1.0 for one worker)")
+        return factors
 
 
 class ModelCacheSpec(BaseModel):
@@ -148,6 +198,7 @@ class StagedExecutor:
         memory: ModelMemory | None,
         class_models: Sequence[str | None],
         load_ms: Callable[[str], float],
+        slowdown_factors: Sequence[float] = (1.0,),
     ) -> None:
         self.env = env
         self.device = device
@@ -158,14 +209,43 @@ class StagedExecutor:
         self.memory = memory
         self.class_models = list(class_models)
         self.load_ms = load_ms
-        self.computing = 0
+        self.factors = list(slowdown_factors) if slowdown_factors else [1.0]
+        self.shares_compute = any(factor != 1.0 for factor in self.factors)
+        self.computing: dict[Execution, None] = {}  # calls in their compute stage, in start order
         self._loading: dict[str, list[Callable[[], None]]] = {}
         self._load_events: dict[str, Due] = {}
         self._blocked_loads: deque[str] = deque()
 
-    def slowdown(self) -> float:
-        factors = self.device.concurrency_slowdown if self.device else [1.0]
-        return factors[min(self.computing, len(factors)) - 1]
+    def slowdown(self, computing: int) -> float:
+        """Compute-time multiplier while ``computing`` calls compute at once."""
+        return self.factors[min(computing, len(self.factors)) - 1] if computing else 1.0
+
+    # compute: while n calls compute at once each progresses at 1 / slowdown(n) of its solo speed
+
+    def begin_compute(self, execution: "Execution") -> None:
+        self._reschedule(len(self.computing) + 1)
+        self.computing[execution] = None
+        execution.remaining_ms = execution.compute_ms
+        execution.progress_since_ms = self.env._now
+        execution.handle = Due(self.env, execution.compute_ms * self.slowdown(len(self.computing)), None, execution._computed)
+
+    def end_compute(self, execution: "Execution") -> None:
+        self._reschedule(len(self.computing) - 1, leaving=execution)
+        del self.computing[execution]
+
+    def _reschedule(self, computing_next: int, leaving: "Execution | None" = None) -> None:
+        """The number computing changes to ``computing_next``: re-time every call that goes on computing."""
+        before, after = self.slowdown(len(self.computing)), self.slowdown(computing_next)
+        if not self.shares_compute or before == after:
+            return
+        now_ms = self.env._now
+        for execution in self.computing:
+            if execution is leaving:
+                continue
+            execution.remaining_ms -= (now_ms - execution.progress_since_ms) / before
+            execution.progress_since_ms = now_ms
+            execution.handle.callbacks.clear()
+            execution.handle = Due(self.env, max(execution.remaining_ms, 0.0) * after, None, execution._computed)
 
     def start(self, batch: list[Request], compute_ms: float, finish: Callable[["Execution"], None]) -> "Execution":
         execution = Execution(self, batch, compute_ms, finish)
@@ -236,6 +316,8 @@ class Execution:
         self.engine: CopyEngine | None = None
         self.computing = False
         self.cancelled = False
+        self.remaining_ms = compute_ms  # solo compute time still to do
+        self.progress_since_ms = 0.0
         self.load_ms = self.copy_ms = 0.0
         self._stage_start_ms = executor.env._now
 
@@ -270,15 +352,13 @@ class Execution:
         self.handle = engine.copy(duration(len(self.batch)), copied)
 
     def _compute(self) -> None:
-        executor = self.executor
-        executor.computing += 1
         self.computing = True
         self.engine = None
-        self.handle = Due(executor.env, self.compute_ms * executor.slowdown(), None, self._computed)
+        self.executor.begin_compute(self)
 
     def _computed(self, _event: Due) -> None:
-        self.executor.computing -= 1
         self.computing = False
+        self.executor.end_compute(self)
         self._copy(self.executor.d2h, self.executor.d2h_ms, self._done)
 
     def _done(self) -> None:
@@ -294,7 +374,7 @@ class Execution:
         elif isinstance(self.handle, Due):
             self.handle.callbacks.clear()
         if self.computing:
-            self.executor.computing -= 1
+            self.executor.end_compute(self)
         if self.model is not None and self.handle is not None:
             self.executor.release_model(self.model)
         return self.batch

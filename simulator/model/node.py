@@ -91,8 +91,8 @@ class Node:
             self.outstanding_work_ms += self.mean_service_ms[request.class_index]
             self._start_one(request, now_ms)
             return
-        if self.waiting == self.queue_capacity:
-            self._drop(request, "queue_full")
+        if self.waiting == self.queue_capacity and (self.busy == self.workers or self.waiting):
+            self._drop(request, "queue_full")  # full, and no free worker to take it at once
             return
         self._enter(request)
         self.queue.push(request)
