@@ -191,19 +191,23 @@ def test_a_call_that_starts_alone_slows_down_when_another_joins(tmp_path):
 
 def test_model_cache_holding_one_model_reloads_on_every_switch(tmp_path):
     # one worker, arrivals every 100 ms, calls of 5 ms (+ 50 ms load): served in arrival order
-    records, _ = _records(tmp_path, _two_model_scenario(memory_mb=100, requests=400, warmup_requests=0, replications=2))
+    records, result = _records(tmp_path, _two_model_scenario(memory_mb=100, requests=400, warmup_requests=0, replications=2))
+    switches = 0
     for _, replication in records.groupby("replication"):
         replication = replication.sort_values("arrival_ms")
         assert (replication["wait_ms"] == 0).all()
         classes = replication["class"].to_numpy()
         switched = np.r_[True, classes[1:] != classes[:-1]]  # the first call loads too
+        switches += switched.sum()
         assert 50 < switched.sum() < len(classes)  # both kinds of call occur
         assert (replication["load_ms"].to_numpy() == np.where(switched, 50.0, 0.0)).all()
         assert (replication["latency_ms"].to_numpy() == np.where(switched, 55.0, 5.0)).all()
+    assert result.summary["nodes"]["n"]["model_loads"] == switches
 
 
 def test_model_cache_holding_both_models_loads_each_once(tmp_path):
-    records, _ = _records(tmp_path, _two_model_scenario(memory_mb=120, requests=400, warmup_requests=0, replications=2))
+    records, result = _records(tmp_path, _two_model_scenario(memory_mb=120, requests=400, warmup_requests=0, replications=2))
+    assert result.summary["nodes"]["n"]["model_loads"] == 2 * 2
     for _, replication in records.groupby("replication"):
         loaded = replication[replication["load_ms"] > 0]
         assert sorted(loaded["class"]) == ["a", "b"]

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from simulator.model.engine import RunPlan
 
 COUNT_FIELDS = ("finished", "completed")
+NODE_COUNTS = ("served", "model_loads")  # summed over replications
 
 
 @dataclass(frozen=True)
@@ -162,11 +163,12 @@ def summarize(plan: "RunPlan", results: list[dict], offered_load: float) -> RunR
         for replication in per_replication:
             for size, count in replication["batch_sizes"].items():
                 batch_sizes[size] = batch_sizes.get(size, 0) + count
+        counts = {field: sum(n[field] for n in per_replication) for field in NODE_COUNTS if field in per_replication[0]}
         nodes[name] = {
-            "served": sum(n["served"] for n in per_replication),
+            **counts,
             "batch_sizes": dict(sorted(batch_sizes.items(), key=lambda item: int(item[0]))),
             **_combine_tree(
-                [{k: v for k, v in n.items() if k not in ("served", "batch_sizes")} for n in per_replication], None, level
+                [{k: v for k, v in n.items() if k not in (*NODE_COUNTS, "batch_sizes")} for n in per_replication], None, level
             ),
         }
     summary = {

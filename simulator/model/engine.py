@@ -119,13 +119,25 @@ def simulate_replication(
     window_s = window_ms / 1000.0
     return {
         "classes": recorder.estimates(window_s),
-        "nodes": recorder.node_estimates(names, [node.workers for node in cluster.nodes], window_ms),
+        "nodes": _with_model_loads(
+            recorder.node_estimates(names, [node.workers for node in cluster.nodes], window_ms),
+            cluster.nodes, source.window_start_ms, source.window_end_ms,
+        ),
         "batches": recorder.batch_estimates(),
         "window_s": window_s,
         "measured_requests": measured,
         "simulated_s": env.now / 1000.0,
         "timeseries": None if monitoring is None else monitoring.frame(),
     }
+
+
+def _with_model_loads(estimates: dict[str, dict], nodes, start_ms: float, end_ms: float) -> dict[str, dict]:
+    """Cold loads that began in the measurement window, for nodes with a model cache."""
+    for node in nodes:
+        if node.executor is not None and node.executor.memory is not None:
+            starts = node.executor.memory.load_starts_ms
+            estimates[node.name]["model_loads"] = sum(start_ms <= t <= end_ms for t in starts)
+    return estimates
 
 
 def plan_run(

@@ -164,7 +164,7 @@ class ModelMemory:
         self.resident: OrderedDict[str, None] = OrderedDict()
         self.loading: dict[str, None] = {}  # memory is taken when a load starts, not when it ends
         self.in_use: dict[str, int] = {}
-        self.loads = 0
+        self.load_starts_ms: list[float] = []  # when each cold load began
 
     def used_mb(self) -> float:
         return sum(self.sizes_mb[name] for name in self.resident) + sum(self.sizes_mb[name] for name in self.loading)
@@ -269,7 +269,7 @@ class StagedExecutor:
         if not self.memory.make_room(model):
             self._blocked_loads.append(model)
             return
-        self.memory.loads += 1
+        self.memory.load_starts_ms.append(self.env._now)
         self.memory.loading[model] = None
         self._load_events[model] = Due(self.env, self.load_ms(model), model, self._loaded)
 

@@ -72,10 +72,15 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
             _verdict(entry),
         )
     nodes = Table(title="nodes")
-    for column in ("node", "served", "utilization %", "mean queue length"):
+    with_loads = any("model_loads" in entry for entry in summary["nodes"].values())
+    for column in ("node", "served", "utilization %", "mean queue length", *(["model loads"] if with_loads else [])):
         nodes.add_column(column, justify="right" if column != "node" else "left")
     for name, entry in summary["nodes"].items():
-        nodes.add_row(escape(name), str(entry["served"]), _value(entry["utilization"], percent=True), _value(entry["mean_queue_length"]))
+        loads = [str(entry.get("model_loads", "—"))] if with_loads else []
+        nodes.add_row(
+            escape(name), str(entry["served"]), _value(entry["utilization"], percent=True),
+            _value(entry["mean_queue_length"]), *loads,
+        )
     console.print(latency)
     console.print(realtime)
     console.print(nodes)
