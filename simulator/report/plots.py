@@ -69,9 +69,7 @@ def plot_timeseries(frame: pd.DataFrame, out_dir: Path, title: str) -> list[Path
             stairs(axes, p99, label=f"p99 {name}", linestyle="--", linewidth=0.9)
         if (frame["latency_p50_ms"] > 0).any():
             axes.set_yscale("log")
-            plain = FuncFormatter(lambda value, _: f"{value:g}")
-            axes.yaxis.set_major_formatter(plain)
-            axes.yaxis.set_minor_formatter(plain)
+            axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
 
     def per_node(prefix: str) -> Callable[[Axes], None]:
         def draw(axes: Axes) -> None:
