@@ -309,3 +309,28 @@ def test_pipeline_must_name_every_node_spec_once():
     data["pipeline"]["stages"] = ["embed", "embed"]
     with pytest.raises(ScenarioError, match=r"pipeline.stages: .* must name every node spec exactly once"):
         scenario_from_dict(data)
+
+
+def test_everything_at_once_is_reproducible_on_any_executor():
+    """Cache, partitions, network, batching, a pipeline and disruptions: same seed, same numbers."""
+    data = _pipeline(replicas=2)
+    data["run"].update(requests=4000, replications=2, warmup_requests=500)
+    data["workload"]["arrival"]["rate_per_s"] = 250
+    data["workload"]["keys"] = {"popularity": "zipf", "catalog_size": 500, "exponent": 1.0}
+    data["cache"] = {"policy": {"policy": "lfu", "capacity_entries": 50}, "hit_latency": {"distribution": "deterministic", "value_ms": 0.2}}
+    data["partitioning"] = {"scheme": "hash", "partitions": 2}
+    data["network"] = {"delay": {"distribution": "scipy", "name": "gamma", "params": {"a": 3, "scale": 0.2}}}
+    data["router"] = {"policy": "power_of_two"}
+    data["nodes"][1]["batching"] = {"max_batch_size": 4, "max_queue_delay_ms": 1}
+    data["nodes"][1]["service"] = {"distribution": "scipy", "name": "expon", "params": {"scale": 5}, "batch_scaling": {"per_extra_item": 0.4}}
+    data["events"] = [
+        {"type": "random_failures", "nodes": ["rank"], "mtbf_s": 5, "mttr_s": 1},
+        {"type": "rolling_update", "nodes": ["embed"], "start_s": 3, "reload_s": 1},
+        {"type": "load_spike", "at_s": 6, "duration_s": 2, "multiplier": 1.5},
+    ]
+    loaded = scenario_from_dict(data)
+    serial = run_scenario(loaded, jobs=1, monitor=True)
+    parallel = run_scenario(loaded, jobs=2, monitor=True)
+    assert serial.to_json() == parallel.to_json()
+    pd.testing.assert_frame_equal(serial.timeseries, parallel.timeseries)
+    assert serial.summary["classes"]["all"]["finished"] == 2 * 4000
