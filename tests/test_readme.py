@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from simulator import run_scenario, scenario_from_dict
@@ -36,11 +37,12 @@ def test_serving_system_example_validates_and_runs():
     assert everyone["finished"] == 5000 and everyone["cache_hit_ratio"]["estimate"] > 0
 
 
-def test_profiling_table_is_what_the_shipped_bundle_gives():
+@pytest.mark.parametrize("hardware", ["cpu-amd-epyc-2c", "cuda-nvidia-h100-80gb-hbm3"])
+def test_profiling_tables_are_what_the_shipped_bundles_give(hardware):
     from simulator.profiling.bundle import load_bundle
     from simulator.profiling.table import markdown_table
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    table = markdown_table(load_bundle(ROOT / "profiles" / "cpu-amd-epyc-2c" / "zoo"))
+    table = markdown_table(load_bundle(ROOT / "profiles" / hardware / "zoo"))
     rows = [line for line in table.splitlines() if line.startswith("| ")]
     assert len(rows) >= 15 and all(row in readme for row in rows)
