@@ -83,13 +83,29 @@ def test_int8_cnn_quantizes_convolutions_statically():
     assert count_int8_layers(quantized.module) == convs + 1  # + the linear head
 
 
-def test_fp16_on_cpu_is_skipped_with_a_reason_and_int8_never_runs_on_gpu():
+def test_fp16_on_cpu_is_skipped_with_a_reason_and_gpu_int8_needs_torchao(monkeypatch):
     model = FAMILIES["mlp"].build(FAMILIES["mlp"].teacher)
     source = FloatModel(model, None)
     with pytest.raises(VariantUnavailable, match="fp16 is profiled on GPU only"):
         convert("fp16", source, CPU, [])
-    with pytest.raises(VariantUnavailable, match="run on CPU only"):
+    with pytest.raises(VariantUnavailable, match="int8 kernels run on the CPU only"):
+        convert("int8", source, torch.device("cuda"), [], int8_backend="torch.ao")
+    monkeypatch.setattr("simulator.profiling.variants.torchao_available", lambda: False)
+    with pytest.raises(VariantUnavailable, match="GPU int8 needs torchao"):
         convert("int8", source, torch.device("cuda"), [])
+
+
+def test_int8_on_the_cpu_defaults_to_torch_ao_and_torchao_is_there_on_request():
+    pytest.importorskip("torchao")
+    family = FAMILIES["mlp"]
+    model = family.build(family.teacher).eval()
+    example = _example(family, 8)
+    assert quantize_int8(model, [(example,)]).info["backend"] == "torch.ao.quantization.quantize_dynamic"
+    quantized = quantize_int8(model, [(example,)], backend="torchao")
+    linears = sum(isinstance(m, torch.nn.Linear) for m in model.modules())
+    assert quantized.info["backend"].startswith("torchao") and quantized.info["int8_layers"] == linears
+    with torch.inference_mode():
+        assert torch.allclose(quantized.module(example), model(example), atol=0.05)
 
 
 def test_a_broken_variant_gets_lower_agreement():

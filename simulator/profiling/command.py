@@ -79,7 +79,7 @@ def profile_command(
         ZooSize, typer.Option(help="standard: the profiled sizes; tiny: toy-sized families for a smoke test")
     ] = "standard",
     seed: Annotated[int, typer.Option(help="seed of the synthetic tasks, training and payloads")] = 0,
-    int8_backend: Annotated[Int8BackendOption, typer.Option(help="auto prefers torchao when installed")] = "auto",
+    int8_backend: Annotated[Int8BackendOption, typer.Option(help="auto: torch.ao on the CPU, torchao on a GPU")] = "auto",
     table: Annotated[
         Path | None, typer.Option(help="print the Markdown latency table of this bundle directory and exit")
     ] = None,

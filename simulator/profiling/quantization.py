@@ -5,8 +5,13 @@
   calibrated on a few real input batches). If FX cannot trace the model, it falls back to the
   dynamic path below and says that only the linear layers are int8.
 - Other models: dynamic quantization of every ``nn.Linear`` (int8 weights, activations quantized
-  per call): torchao's ``Int8DynamicActivationInt8WeightConfig`` when torchao is installed and
-  chosen, else ``torch.ao.quantization.quantize_dynamic``.
+  per call), with ``torch.ao.quantization.quantize_dynamic`` (fbgemm / x86 kernels) or torchao's
+  ``Int8DynamicActivationInt8WeightConfig``.
+- On a GPU only torchao has int8 kernels (``torch._int_mm``): there every model gets its dynamic
+  linear quantization.
+
+``auto`` picks torch.ao on the CPU and torchao on the GPU. torchao works on the CPU too, but its
+int8 path there was measured slower than torch.ao's on this project's CPU (see docs/profiling.md).
 
 Each result carries ``rebuild``: given a fresh float model of the same architecture it returns an
 empty quantized model of the same structure, into which a saved int8 state dict loads (cold start).
@@ -15,6 +20,7 @@ empty quantized model of the same structure, into which a saved int8 state dict 
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -63,10 +69,10 @@ def _torch_ao_dynamic(model: nn.Module) -> nn.Module:
         return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {nn.Linear}, dtype=torch.qint8)
 
 
-def _torchao_dynamic(model: nn.Module) -> nn.Module:
+def _torchao_dynamic(model: nn.Module, device: torch.device) -> nn.Module:
     from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
 
-    quantized = copy.deepcopy(model)
+    quantized = copy.deepcopy(model).to(device)
     quantize_(quantized, Int8DynamicActivationInt8WeightConfig())
     return quantized
 
@@ -98,32 +104,42 @@ def _static_fx(model: nn.Module, calibration: Sequence[tuple[torch.Tensor, ...]]
     )
 
 
-def _dynamic(model: nn.Module, backend: Int8Backend) -> Quantized:
-    use_torchao = backend == "torchao" or (backend == "auto" and torchao_available())
+def _dynamic(model: nn.Module, use_torchao: bool, device: torch.device) -> Quantized:
+    info = {"scope": "linear layers only (int8 weights, activations quantized per call)"}
     if use_torchao:
-        quantize, name = _torchao_dynamic, "torchao Int8DynamicActivationInt8WeightConfig"
+        quantize = functools.partial(_torchao_dynamic, device=device)
+        info["backend"] = "torchao Int8DynamicActivationInt8WeightConfig"
     else:
-        quantize, name = _torch_ao_dynamic, "torch.ao.quantization.quantize_dynamic"
-    info = {"backend": name, "scope": "linear layers only (int8 weights, activations quantized per call)"}
-    if not use_torchao:
-        info["engine"] = torch.backends.quantized.engine
+        quantize = _torch_ao_dynamic
+        info.update(backend="torch.ao.quantization.quantize_dynamic", engine=torch.backends.quantized.engine)
     return Quantized(module=quantize(model), rebuild=quantize, info=info)
 
 
+def uses_torchao(backend: Int8Backend, device: torch.device) -> bool:
+    """Whether ``backend`` means torchao on ``device`` (auto: torchao on a GPU, torch.ao on the CPU)."""
+    return backend == "torchao" or (backend == "auto" and device.type != "cpu")
+
+
 def quantize_int8(
-    model: nn.Module, calibration: Sequence[tuple[torch.Tensor, ...]], backend: Int8Backend = "auto"
+    model: nn.Module,
+    calibration: Sequence[tuple[torch.Tensor, ...]],
+    backend: Int8Backend = "auto",
+    device: torch.device = torch.device("cpu"),
 ) -> Quantized:
-    """An int8 copy of a float CPU ``model``; ``calibration`` holds input batches for static scales."""
-    if backend == "torchao" and not torchao_available():
-        raise ImportError("int8 backend 'torchao' was asked for but torchao is not installed (pip install torchao)")
+    """An int8 copy of a float CPU ``model`` on ``device``; ``calibration`` holds input batches for static scales."""
+    use_torchao = uses_torchao(backend, device)
+    if use_torchao and not torchao_available():
+        raise ImportError("int8 with torchao (the only int8 backend on a GPU) needs torchao: pip install torchao")
+    if device.type != "cpu" and not use_torchao:
+        raise ImportError("torch.ao's int8 kernels run on the CPU only; on a GPU use --int8-backend torchao (or auto)")
     has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
-    if not has_conv or backend == "torchao":
-        result = _dynamic(model, backend)
+    if not has_conv or use_torchao:
+        result = _dynamic(model, use_torchao, device)
     else:
         try:
             result = _static_fx(model, calibration)
         except Exception as error:  # FX tracing fails in many ways on arbitrary user models
-            result = _dynamic(model, backend)
+            result = _dynamic(model, False, device)
             result.info["scope"] = f"linear layers only: static quantization of the convolutions failed ({error})"
     result.info["int8_layers"] = count_int8_layers(result.module)
     return result

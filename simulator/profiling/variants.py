@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from simulator.profiling.hardware import native_bf16
-from simulator.profiling.quantization import Int8Backend, quantize_int8
+from simulator.profiling.quantization import Int8Backend, quantize_int8, torchao_available, uses_torchao
 
 VARIANTS = ("fp32", "int8", "bf16", "fp16", "pruned", "distilled")
 PRECISIONS = {"fp32": torch.float32, "int8": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -72,14 +72,13 @@ def convert(
     if precision == "fp32":
         return Built(inference_mode_of(copy.deepcopy(source.module).to(device)), torch.float32, skeleton)
     if precision == "int8":
-        if device.type != "cpu":
-            raise VariantUnavailable(
-                "int8 kernels of torch.ao quantization run on CPU only; GPU int8 (TensorRT, torchao GPU kernels) "
-                "is not profiled"
-            )
+        if device.type != "cpu" and not uses_torchao(int8_backend, device):
+            raise VariantUnavailable("torch.ao's int8 kernels run on the CPU only; GPU int8 needs --int8-backend torchao")
+        if device.type != "cpu" and not torchao_available():
+            raise VariantUnavailable("GPU int8 needs torchao (pip install torchao); it is not installed")
         if isinstance(source.module, torch.jit.ScriptModule):
             raise VariantUnavailable("a TorchScript model cannot be quantized here; quantize it before scripting")
-        quantized = quantize_int8(source.module, calibration, int8_backend)
+        quantized = quantize_int8(source.module, calibration, int8_backend, device)
         if quantized.info["int8_layers"] == 0:
             raise VariantUnavailable("the model has no nn.Linear or nn.Conv2d modules that int8 quantization replaces")
         rebuild = quantized.rebuild
