@@ -43,7 +43,8 @@ def bundle(tmp_path_factory):
 
 def test_bundle_is_written_under_the_hardware_id_and_loads(bundle):
     assert bundle.path.name == "zoo" and bundle.path.parent.name == hardware_id(torch.device("cpu"))
-    assert bundle.path.parent.name.startswith("cpu-") and bundle.path.parent.name.endswith("c")
+    capability = torch.backends.cpu.get_cpu_capability().lower()
+    assert bundle.path.parent.name.startswith("cpu-") and bundle.path.parent.name.endswith(f"c-{capability}")
     reloaded = load_bundle(bundle.path)
     assert len(reloaded.samples) == len(bundle.samples) > 0
     assert (bundle.path / "samples.parquet").stat().st_size < 200_000

@@ -37,7 +37,7 @@ def test_serving_system_example_validates_and_runs():
     assert everyone["finished"] == 5000 and everyone["cache_hit_ratio"]["estimate"] > 0
 
 
-@pytest.mark.parametrize("hardware", ["cpu-amd-epyc-2c", "cuda-nvidia-h100-80gb-hbm3"])
+@pytest.mark.parametrize("hardware", ["cpu-amd-epyc-2c-avx512", "cpu-amd-epyc-2c", "cuda-nvidia-h100-80gb-hbm3"])
 def test_profiling_tables_are_what_the_shipped_bundles_give(hardware):
     from simulator.profiling.bundle import load_bundle
     from simulator.profiling.table import markdown_table

@@ -94,10 +94,14 @@ def gpu_description(device: torch.device) -> dict[str, Any] | None:
 
 
 def hardware_id(device: torch.device) -> str:
-    """``cpu-<model>-<n>c`` or ``cuda-<gpu>``: the directory that groups a machine's bundles."""
+    """``cpu-<model>-<n>c-<vector isa>`` or ``cuda-<gpu>``: the directory that groups a machine's bundles.
+
+    The vector instruction set torch uses (avx2, avx512, ...) is part of a CPU's id: virtual
+    machines report the same model name over hosts whose kernels differ several-fold.
+    """
     if device.type == "cuda":
         return f"cuda-{slug(torch.cuda.get_device_name(device))}"
-    return f"cpu-{slug(cpu_model())}-{cpu_cores()}c"
+    return f"cpu-{slug(cpu_model())}-{cpu_cores()}c-{slug(torch.backends.cpu.get_cpu_capability())}"
 
 
 def describe(device: torch.device) -> dict[str, Any]:
