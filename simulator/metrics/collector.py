@@ -26,7 +26,7 @@ class RequestChunk:
     ``cache_hit`` is None when the scenario has no result cache. Stage columns (``wait_ms``,
     ``service_ms``, ``queued_ms``, ...) describe the node visit the row records; with a pipeline a
     request leaves one row per stage, ``final`` marks its last, and ``total_wait_ms`` /
-    ``total_service_ms`` add up its stages. ``final`` is None without a pipeline.
+    ``total_service_ms`` add up its stages. Without one every row is final, at stage 0.
     """
 
     def __init__(self, requests: Sequence[Request], with_cache: bool = False, with_stages: bool = False) -> None:
@@ -58,14 +58,17 @@ class RequestChunk:
         self.wait_ms = np.where(self.dropped, np.nan, self.start_ms - self.node_arrival_ms)
         self.queued_ms = np.where(self.dropped, self.end_ms, self.start_ms) - self.node_arrival_ms
         self.worker_ms = self.service_ms / self.batch_size  # a batch's time, shared among its requests
-        self.final = None
-        self.total_wait_ms, self.total_service_ms = self.wait_ms, self.service_ms
         if with_stages:
             self.stage = column("stage", np.int64)
             self.final = ~column("stage_record", bool)
             self.transfer_ms = column("transfer_ms", np.float64)
             self.total_wait_ms = self.wait_ms + column("upstream_wait_ms", np.float64)
             self.total_service_ms = self.service_ms + column("upstream_service_ms", np.float64)
+        else:
+            self.stage = np.zeros(count, np.int64)
+            self.final = np.ones(count, bool)
+            self.transfer_ms = np.zeros(count)
+            self.total_wait_ms, self.total_service_ms = self.wait_ms, self.service_ms
 
 
 class _Series:
@@ -201,16 +204,15 @@ class ReplicationRecorder:
             return
         chunk = RequestChunk(measured, self.with_cache, self.with_stages)
         met = ~chunk.dropped & (chunk.latency_ms <= self._deadlines_ms[chunk.class_index])
-        everyone = np.ones(len(chunk.request_id), bool) if chunk.final is None else chunk.final
         batch = np.minimum((chunk.request_id - self.warmup_requests) * self.batches // self.measured_requests, self.batches - 1)
         for class_index, series in enumerate(self._series[:-1]):
-            series.add(chunk, everyone & (chunk.class_index == class_index), met, batch)
-        self._series[-1].add(chunk, everyone, met, batch)
+            series.add(chunk, chunk.final & (chunk.class_index == class_index), met, batch)
+        self._series[-1].add(chunk, chunk.final, met, batch)
         self._add_node_sums(chunk)
         for sink in self.chunk_sinks:
             sink(chunk)
         if self.on_chunk is not None:
-            self.on_chunk(int(everyone.sum()))
+            self.on_chunk(int(chunk.final.sum()))
 
     def _add_node_sums(self, chunk: RequestChunk) -> None:
         nodes = len(self.node_served)

@@ -49,9 +49,9 @@ class RecordWriter:
                 "key": pa.array(chunk.key, mask=chunk.key < 0),
                 "cache_hit": chunk.cache_hit if chunk.cache_hit is not None else np.zeros(count, bool),
                 "cache_ms": chunk.cache_ms,
-                "stage": pa.array(np.zeros(count) if chunk.final is None else chunk.stage, pa.int32()),
-                "final": np.ones(count, bool) if chunk.final is None else chunk.final,
-                "transfer_ms": np.zeros(count) if chunk.final is None else chunk.transfer_ms,
+                "stage": pa.array(chunk.stage, pa.int32()),
+                "final": chunk.final,
+                "transfer_ms": chunk.transfer_ms,
                 "retries": pa.array(chunk.retries, pa.int32()),
                 "dropped": pa.array(chunk.drop_reason, pa.string()),
             }

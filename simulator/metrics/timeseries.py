@@ -147,15 +147,15 @@ class TimeSeriesRecorder:
         self._touch(arrival_window)
         self._touch(end_window)
         size = len(self._arrivals)
-        final = np.ones(len(arrival_window), bool) if chunk.final is None else chunk.final  # one row per request
-        self._arrivals += np.bincount(arrival_window[final], minlength=size)
+        # final rows only: a pipeline also records each request's earlier stages
+        self._arrivals += np.bincount(arrival_window[chunk.final], minlength=size)
         reached = chunk.node_index >= 0
         if chunk.cache_hit is not None:
             self._has_cache = True
             self._cache_hits += np.bincount(arrival_window[chunk.cache_hit], minlength=size)
             reached &= ~chunk.cache_hit  # a hit in a node's own cache takes no worker and no queue place
         self._add_drops(chunk, end_window)
-        self._add_latency(chunk, end_window, final)
+        self._add_latency(chunk, end_window)
         served = reached & ~chunk.dropped
         queue_start_ms = chunk.node_arrival_ms[reached]
         self._add_intervals(
@@ -180,8 +180,8 @@ class TimeSeriesRecorder:
         cells = end_window[dropped] * width + columns
         self._drops += np.bincount(cells, minlength=self._drops.size).reshape(self._drops.shape)
 
-    def _add_latency(self, chunk: RequestChunk, end_window: np.ndarray, final: np.ndarray) -> None:
-        served = final & ~chunk.dropped
+    def _add_latency(self, chunk: RequestChunk, end_window: np.ndarray) -> None:
+        served = chunk.final & ~chunk.dropped
         if not served.any():
             return
         windows = end_window[served]

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import simpy
+from pydantic import BaseModel
 
 from simulator.model.admission import ADMISSION_POLICIES
 from simulator.model.cache_tier import CacheTier
 from simulator.model.cluster import Cluster
 from simulator.model.disciplines import DISCIPLINES
+from simulator.model.execution import ModelMemory, StagedExecutor
 from simulator.model.node import Node
 from simulator.model.partitioning import Partitioner
 from simulator.model.pipeline import Pipeline
 from simulator.model.request import Request
 from simulator.model.router import ROUTERS
-from simulator.model.execution import ModelMemory, StagedExecutor
 from simulator.model.service_draws import ServiceDraws, SizedDraws
 from simulator.random_streams import draws, stream
 from simulator.scenario.loader import LoadedScenario
@@ -23,16 +24,25 @@ from simulator.scenario.schema import NodeSpec, Scenario
 from simulator.service.base import ServiceTimeModel, build_service_model
 
 
-def service_models(loaded: LoadedScenario) -> list[list[ServiceTimeModel]]:
-    """``models[node_spec][class]``: a class's own service model, else its node's."""
-    scenario = loaded.scenario
+ModelBuilder = Callable[[BaseModel], ServiceTimeModel]
+
+
+def model_builder(loaded: LoadedScenario) -> ModelBuilder:
+    """Builds each service-model config of the scenario once, however many nodes share it."""
     built: dict[int, ServiceTimeModel] = {}
 
-    def model(config) -> ServiceTimeModel:
+    def model(config: BaseModel) -> ServiceTimeModel:
         if id(config) not in built:
             built[id(config)] = build_service_model(config, loaded.base_dir)
         return built[id(config)]
 
+    return model
+
+
+def service_models(loaded: LoadedScenario, model: ModelBuilder | None = None) -> list[list[ServiceTimeModel]]:
+    """``models[node_spec][class]``: a class's own service model, else its node's."""
+    scenario = loaded.scenario
+    model = model or model_builder(loaded)
     return [[model(c.service or spec.service) for c in scenario.workload.classes] for spec in scenario.nodes]
 
 
@@ -58,7 +68,14 @@ def node_workers(scenario: Scenario) -> list[int]:
 
 
 def _executor(
-    env: simpy.Environment, loaded: LoadedScenario, spec: NodeSpec, name: str, seed: int, replication: int
+    env: simpy.Environment,
+    loaded: LoadedScenario,
+    spec: NodeSpec,
+    name: str,
+    seed: int,
+    replication: int,
+    model: ModelBuilder,
+    slowdown_factors: Sequence[float],
 ) -> StagedExecutor | None:
     """Device stages and model memory of one node, when its spec has them."""
     if spec.device is None and spec.model_cache is None:
@@ -66,7 +83,7 @@ def _executor(
     scenario = loaded.scenario
 
     def sized(config, purpose: str) -> SizedDraws:
-        return SizedDraws(build_service_model(config, loaded.base_dir), purpose, seed, replication)
+        return SizedDraws(model(config), purpose, seed, replication)
 
     h2d = sized(spec.device.h2d, f"h2d/{name}") if spec.device else None
     d2h = sized(spec.device.d2h, f"d2h/{name}") if spec.device else None
@@ -77,8 +94,8 @@ def _executor(
         load_draws = {m: sized(model.load, f"load/{name}/{m}") for m, model in scenario.models.items()}
     return StagedExecutor(
         env, spec.device, h2d, d2h, memory, [c.model for c in scenario.workload.classes],
-        lambda model: load_draws[model](),
-        spec.device.slowdown_factors(loaded.base_dir) if spec.device else (1.0,),
+        lambda model_name: load_draws[model_name](),
+        slowdown_factors,
     )
 
 
@@ -103,16 +120,20 @@ def build_cluster(
         delay_model = build_service_model(network.delay, loaded.base_dir)
         network_rng = stream(seed, replication, "network")
         network_delay_ms = draws(lambda size: delay_model.draw_block(network_rng, size))
+    model = model_builder(loaded)
+    slowdowns = {spec.name: spec.device.slowdown_factors(loaded.base_dir) for spec in scenario.nodes if spec.device}
     partition_nodes: list[list[Node]] = []
     index = 0
     for partition in range(partitions):
         members = []
         for spec, spec_models in zip(scenario.nodes, models):
-            means_ms = [model.mean_ms() for model in spec_models]
+            means_ms = [service_model.mean_ms() for service_model in spec_models]
             for replica in range(spec.replicas):
                 name = node_name(spec.name, spec.replicas, replica, partitions, partition)
                 service = ServiceDraws(spec_models, class_names, name, seed, replication)
-                executor = _executor(env, loaded, spec, name, seed, replication)
+                executor = _executor(
+                    env, loaded, spec, name, seed, replication, model, slowdowns.get(spec.name, (1.0,))
+                )
                 members.append(
                     Node(
                         env, index, name, spec.name, spec.workers,

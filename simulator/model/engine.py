@@ -22,12 +22,12 @@ from simulator.metrics.timeseries import TimeSeriesRecorder
 from simulator.model.build import build_cluster, node_names, node_workers, service_models
 from simulator.model.capacity import offered_load
 from simulator.model.disruptions import DISRUPTIONS
+from simulator.model.partitioning import Partitioner
 from simulator.model.source import ArrivalSource
 from simulator.random_streams import draws, stream
 from simulator.scenario.loader import LoadedScenario
-from simulator.model.partitioning import Partitioner
-from simulator.workload.arrivals import ARRIVAL_PROCESSES, ArrivalProcess
 from simulator.service.base import build_service_model
+from simulator.workload.arrivals import ARRIVAL_PROCESSES, ArrivalProcess
 from simulator.workload.keys import KEY_POPULARITY, KeyPopularity
 
 ProgressCallback = Callable[[int], None]
