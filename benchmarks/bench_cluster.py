@@ -9,16 +9,15 @@ than the absolute time on a shared machine. No assertion: it prints, and writes 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import ROOT, git_revision, write_report  # this folder is on sys.path when run as a script
+
 sys.path.insert(0, str(ROOT))
 
-from bench_speed import git_revision  # noqa: E402  (this folder is on sys.path when run as a script)
 from simulator import load_scenario, run_scenario, scenario_from_dict  # noqa: E402
 
 SCENARIO = ROOT / "scenarios" / "serving-cluster.yaml"
@@ -89,8 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"{args.requests:,} requests (cache hit ratio {numbers['cache_hit_ratio']:.3f}, "
         f"interactive deadline met {numbers['interactive_met_ratio']:.4f})"
     )
-    if args.json is not None:
-        args.json.write_text(json.dumps(numbers, indent=2) + "\n", encoding="utf-8")
+    write_report(args.json, numbers)
     return numbers
 
 

@@ -34,7 +34,8 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, git_revision, write_report  # this folder is on sys.path when run as a script
+
 GOAL_BYTES = 2 * 10**9  # 2 GB (decimal); = 1907 MiB
 MIB = 1024 * 1024
 
@@ -154,17 +155,6 @@ def rss_trace(samples: list[dict], points: int = 8) -> str:
     return "  ".join(f"{s['t_s']:.0f}s:{s['rss_bytes'] / MIB:.0f}" for s in picked)
 
 
-def git_revision() -> str:
-    try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "simulator"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return commit + (" (simulator/ has uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-
-
 def main(argv: list[str] | None = None) -> dict | None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=10_000_000, help="measured requests of the large run")
@@ -211,8 +201,12 @@ def main(argv: list[str] | None = None) -> dict | None:
     verdict = "meets" if large["peak_rss_bytes"] <= GOAL_BYTES else "MISSES"
     print(f"goal: peak RSS ≤ 2 GB (1907 MiB) for {large['requests']:,} requests → {verdict} the goal "
           f"({large['peak_rss_bytes'] / MIB:.0f} MiB)")
+    sys.path.insert(0, str(ROOT))
+    from simulator.analytic import mmc_priority_mean_waits_ms
+
+    high, low = mmc_priority_mean_waits_ms(4, [0.3 * 0.32, 0.7 * 0.32], 1 / 10.0)  # the scenario above, per ms
     print(f"mean wait (large run): high {large['wait_mean_ms']['high']:.3f} ms, low {large['wait_mean_ms']['low']:.3f} ms "
-          "(M/M/4 priority theory: high 1.962 ms, low 9.810 ms)")
+          f"(M/M/4 priority theory: high {high:.3f} ms, low {low:.3f} ms)")
     print(f"load average after (1/5/15 min): {' / '.join(f'{x:.2f}' for x in load_after)}")
 
     report = {
@@ -225,10 +219,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         "goal_peak_rss_bytes": GOAL_BYTES,
         "runs": runs,
     }
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {args.json}")
+    write_report(args.json, report)
     return report
 
 

@@ -30,12 +30,9 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
-import json
-import math
 import os
 import platform
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -48,7 +45,9 @@ import ciw  # noqa: E402
 import simpy  # noqa: E402
 
 import simulator  # noqa: E402
+from common import git_revision, write_report  # noqa: E402  (this folder is on sys.path when run as a script)
 from simulator import run_scenario, scenario_from_dict  # noqa: E402
+from simulator.analytic import mmc_priority_mean_waits_ms  # noqa: E402
 
 CLASSES = (("high", 0.3, 0), ("low", 0.7, 1))  # name, share, priority (smaller is served first)
 GOALS = {"ciw": 3.0, "simpy": 1.5}
@@ -57,30 +56,12 @@ GOALS = {"ciw": 3.0, "simpy": 1.5}
 # --------------------------------------------------------------------------- theory
 
 
-def erlang_c(servers: int, offered: float) -> float:
-    """Probability that an arrival waits in M/M/c (offered load a = λ/μ in Erlangs)."""
-    term, total = 1.0, 1.0
-    for k in range(1, servers):
-        term *= offered / k
-        total += term
-    last = term * offered / servers / (1 - offered / servers)
-    return last / (total + last)
-
-
 def priority_mean_waits_ms(rate_per_s: float, service_ms: float, workers: int) -> dict[str, float]:
-    """Exact mean waits of M/M/c non-preemptive priority, all classes with the same service rate.
-
-    W_k = C(c, a) / (c μ (1 - σ_{k-1}) (1 - σ_k)), σ_k = utilization of classes 0..k (Cobham).
-    """
-    rate_per_ms = rate_per_s / 1000.0
-    c_mu = workers / service_ms
-    waiting = erlang_c(workers, rate_per_ms * service_ms)
-    waits, sigma = {}, 0.0
-    for name, share, _ in sorted(CLASSES, key=lambda c: c[2]):
-        before = sigma
-        sigma += share * rate_per_ms / c_mu
-        waits[name] = waiting / (c_mu * (1 - before) * (1 - sigma))
-    return waits
+    """Exact mean waits of M/M/c non-preemptive priority (Cobham with Erlang C), per class name."""
+    ordered = sorted(CLASSES, key=lambda c: c[2])
+    rates_per_ms = [share * rate_per_s / 1000.0 for _, share, _ in ordered]
+    waits = mmc_priority_mean_waits_ms(workers, rates_per_ms, 1.0 / service_ms)
+    return {name: wait for (name, _, _), wait in zip(ordered, waits)}
 
 
 # --------------------------------------------------------------------------- the three tools
@@ -224,18 +205,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def git_revision() -> str:
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "simulator"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return commit + (" (simulator/ has uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-
-
 def fmt_loadavg(load: tuple[float, float, float]) -> str:
     return " / ".join(f"{x:.2f}" for x in load)
 
@@ -326,10 +295,7 @@ def main(argv: list[str] | None = None) -> dict:
         "ratios": ratios,
         "goals": {f"latsim/{tool}": goal for tool, goal in GOALS.items()},
     }
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {args.json}")
+    write_report(args.json, report)
     return report
 
 
