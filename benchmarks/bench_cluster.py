@@ -14,11 +14,15 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, git_revision, write_report  # this folder is on sys.path when run as a script
+from common import (  # this folder is on sys.path when run as a script
+    ROOT,
+    git_revision,
+    write_report,
+)
 
 sys.path.insert(0, str(ROOT))
 
-from simulator import load_scenario, run_scenario, scenario_from_dict  # noqa: E402
+from simulator import load_scenario, run, scenario_from_dict  # noqa: E402
 
 SCENARIO = ROOT / "scenarios" / "serving-cluster.yaml"
 GOAL_S = 60.0
@@ -51,14 +55,14 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     loaded = load_scenario(SCENARIO)
-    warmup = loaded.scenario.run.warmup
+    warmup = loaded.run.warmup
     plain = scenario_from_dict(plain_scenario(args.requests, warmup))
     load_before = os.getloadavg()
     plain_s, serving_s = [], []
     for _ in range(args.repeats):  # interleaved, so that other load on the machine hits both alike
-        seconds, _ = timed(lambda: run_scenario(plain))
+        seconds, _ = timed(lambda: run(plain))
         plain_s.append(seconds)
-        seconds, summary = timed(lambda: run_scenario(loaded, requests=args.requests))
+        seconds, summary = timed(lambda: run(loaded, requests=args.requests))
         serving_s.append(seconds)
     load_after = os.getloadavg()
     everyone = summary["classes"]["all"]

@@ -3,7 +3,7 @@
 Each run happens in a fresh child process (so nothing from the parent or an earlier run is
 counted): the child builds an M/M/4 non-preemptive priority scenario (λ = 320/s, exponential
 service with mean 10 ms, ρ = 0.8, classes high/low with shares 0.3/0.7), calls
-``run_scenario`` with one replication and exits. The parent reaps it with ``os.wait4`` and
+``run`` with one replication and exits. The parent reaps it with ``os.wait4`` and
 reports that child's own peak resident set size (``ru_maxrss``), its wall time and simulated
 requests per second. It also samples the child's current RSS (``/proc/PID/status``) while it
 runs, to show how memory evolves over the run.
@@ -34,7 +34,11 @@ import threading
 import time
 from pathlib import Path
 
-from common import ROOT, git_revision, write_report  # this folder is on sys.path when run as a script
+from common import (  # this folder is on sys.path when run as a script
+    ROOT,
+    git_revision,
+    write_report,
+)
 
 GOAL_BYTES = 2 * 10**9  # 2 GB (decimal); = 1907 MiB
 MIB = 1024 * 1024
@@ -71,12 +75,12 @@ def child(requests: int, warmup: int, seed: int) -> None:
 
     sys.path.insert(0, str(ROOT))
     started = time.perf_counter()
-    from simulator import run_scenario, scenario_from_dict
+    from simulator import run, scenario_from_dict
 
     imported = time.perf_counter()
     out: dict = {"import_s": imported - started}
     if requests > 0:
-        result = run_scenario(scenario_from_dict(scenario(requests, warmup, seed)))
+        result = run(scenario_from_dict(scenario(requests, warmup, seed)))
         finished = time.perf_counter()
         summary = result.summary
         out.update(

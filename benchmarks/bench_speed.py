@@ -8,7 +8,7 @@ workers. Each simulates ``--warmup`` + ``--requests`` requests and discards the 
 What is timed (wall clock, best of ``--repeats``, tools interleaved round by round so that
 load from other work on the machine hits all of them alike) is what a user of each tool pays:
 
-* latsim: ``scenario_from_dict`` + ``run_scenario`` (replications=1): validation, model
+* latsim: ``scenario_from_dict`` + ``run`` (replications=1): validation, model
   building, the simulation, and the full summary (per-class mean/p50/p90/p95/p99/p99.9/max of
   latency and wait with batch-means intervals, deadline ratios, utilization, queue length).
 * SimPy: the textbook model, one process per request, ``simpy.PriorityResource``,
@@ -43,10 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import ciw  # noqa: E402
 import simpy  # noqa: E402
+from common import git_revision, write_report  # noqa: E402  (this folder is on sys.path when run as a script)
 
 import simulator  # noqa: E402
-from common import git_revision, write_report  # noqa: E402  (this folder is on sys.path when run as a script)
-from simulator import run_scenario, scenario_from_dict  # noqa: E402
+from simulator import run, scenario_from_dict  # noqa: E402
 from simulator.analytic import mmc_priority_mean_waits_ms  # noqa: E402
 
 CLASSES = (("high", 0.3, 0), ("low", 0.7, 1))  # name, share, priority (smaller is served first)
@@ -105,7 +105,7 @@ def run_latsim(args: argparse.Namespace, seed: int) -> dict:
             ],
         }
     )
-    result = run_scenario(loaded)
+    result = run(loaded)
     out = {}
     for name, _, _ in CLASSES:
         out[name] = {

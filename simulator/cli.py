@@ -1,9 +1,12 @@
-"""The ``latsim`` command line: one command per pipeline stage."""
+"""The ``latsim`` command line: one command per pipeline stage.
+
+Each command imports what it needs when it runs, so ``latsim --help``, ``schema`` and
+``validate`` start without numpy's heavier neighbours (scipy, pandas, matplotlib).
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,16 +15,9 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from simulator.errors import LatsimError, ScenarioError, UnstableSystemError
-from simulator.model.build import node_names
-from simulator.model.engine import plan_run, run_scenario
+from simulator.errors import LatsimError, UnstableSystemError
 from simulator.profiling.command import profile_command
-from simulator.report.plots import plot_timeseries
-from simulator.report.table import print_summary
-from simulator.scenario.loader import load_scenario
-from simulator.scenario.schema import Scenario
 
 app = typer.Typer(
     name="latsim",
@@ -34,14 +30,14 @@ TABLE_WIDTH = 160  # when output is not a terminal (a file, a pipe, CI logs), pr
 stderr = Console(stderr=True)
 app.command("profile")(profile_command)  # torch is imported only when profiling runs
 
+EXIT_SLO_MISSED = 1
+EXIT_BAD_INPUT = 2
+EXIT_UNSTABLE = 3
+
 
 def _console(to_stderr: bool) -> Console:
     probe = Console(stderr=to_stderr)
     return probe if probe.is_terminal else Console(stderr=to_stderr, width=TABLE_WIDTH)
-
-EXIT_BAD_INPUT = 2
-EXIT_UNSTABLE = 3
-EXIT_SLO_MISSED = 1
 
 
 @contextmanager
@@ -55,12 +51,6 @@ def _user_errors():
     except LatsimError as error:
         stderr.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
 
 
 @app.command()
@@ -82,6 +72,20 @@ def run(
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
 ) -> None:
     """Simulate a scenario: latency per class, real-time ratios, utilization, with confidence intervals."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from simulator.report.table import print_summary
+    from simulator.runner.api import run as run_scenario
+    from simulator.runner.outputs import write_run_outputs
+    from simulator.runner.plan import plan_run
+    from simulator.scenario.loader import load_scenario
+
     with _user_errors():
         loaded = load_scenario(scenario)
         plan = plan_run(loaded, seed, replications, requests)
@@ -92,7 +96,7 @@ def run(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
             console=stderr, transient=True, disable=quiet,
         ) as progress:
-            task = progress.add_task(f"simulating {loaded.scenario.name}", total=plan.requests * plan.replications)
+            task = progress.add_task(f"simulating {loaded.name}", total=plan.requests * plan.replications)
             result = run_scenario(
                 loaded, seed=seed, replications=replications, requests=requests, jobs=jobs,
                 records_path=out / "requests.parquet" if out else None,
@@ -104,19 +108,15 @@ def run(
             sys.stdout.write(result.to_json() + "\n")
         elif json_path:
             result.write_json(Path(json_path))
-        timeseries = result.timeseries
         if out is not None:
-            result.write_json(out / "summary.json")
-            _write_atomically(out / "stats.csv", result.to_frame().to_csv(index=False))
-            _write_atomically(out / "timeseries.csv", timeseries.to_csv(index=False))
-            partial = out / "timeseries.parquet.partial"
-            timeseries.to_parquet(partial, index=False)
-            os.replace(partial, out / "timeseries.parquet")
-            written = ", ".join(str(out / name) for name in ("summary.json", "stats.csv", "requests.parquet", "timeseries.csv"))
-            console.print(escape(f"wrote {written}, timeseries.parquet"))
+            written = write_run_outputs(result, out)
+            console.print(escape(f"wrote {', '.join(str(path) for path in written)}"))
         if plots is not None:
+            from simulator.report.plots import plot_timeseries
+
+            timeseries = result.timeseries
             first = timeseries[timeseries["replication"] == 0].drop(columns="replication").set_index("window")
-            paths = plot_timeseries(first, plots, f"{loaded.scenario.name} (replication 0)")
+            paths = plot_timeseries(first, plots, f"{loaded.name} (replication 0)")
             console.print(escape(f"plotted {len(paths)} figures into {plots}"))
     if fail_on_slo and any(
         entry.get("slo", {}).get("met") is False for entry in result.summary["classes"].values()
@@ -127,27 +127,28 @@ def run(
 @app.command()
 def validate(scenarios: Annotated[list[Path], typer.Argument(help="scenario YAML files")]) -> None:
     """Check scenario files without simulating; errors name the file, the field and what is allowed."""
-    from simulator.model.engine import check_stability
+    from simulator.model.build import node_names
+    from simulator.runner.checks import check_stability
+    from simulator.runner.plan import plan_run
+    from simulator.scenario.loader import load_scenario
 
     with _user_errors():
         for path in scenarios:
             loaded = load_scenario(path)
             load = check_stability(plan_run(loaded))
-            scenario = loaded.scenario
             typer.echo(
-                f"ok: {path} — {scenario.name!r}, {len(scenario.workload.classes)} class(es), "
-                f"{len(node_names(scenario))} node(s), offered load {load:.3f}"
+                f"ok: {path} — {loaded.name!r}, {len(loaded.workload.classes)} class(es), "
+                f"{len(node_names(loaded))} node(s), offered load {load:.3f}"
             )
 
 
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of scenario files (for editor autocompletion and validation)."""
+    from simulator.scenario.schema import Scenario
+
     typer.echo(json.dumps(Scenario.model_json_schema(), indent=2))
 
 
 def main() -> None:
     app()
-
-
-__all__ = ["app", "main", "ScenarioError"]

@@ -11,3 +11,7 @@ class ScenarioError(LatsimError):
 
 class UnstableSystemError(LatsimError):
     """Offered load reaches or exceeds capacity, so queues would grow without bound."""
+
+
+class ProfileBundleError(LatsimError):
+    """A profile bundle that cannot be used: the message names the file and what is wrong with it."""

@@ -7,18 +7,19 @@ planner gets common random numbers across configurations).
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Iterator
 from itertools import chain, repeat
 
 import numpy as np
+
+from simulator.hashing import purpose_key
 
 DRAW_BLOCK_SIZE = 4096
 
 
 def stream(seed: int, replication: int, purpose: str) -> np.random.Generator:
     """The generator for one purpose ("arrivals", "service/node-0/class-1", ...) of a replication."""
-    key = (replication, zlib.crc32(purpose.encode()))
+    key = (replication, purpose_key(purpose))
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
 
 

@@ -264,7 +264,7 @@ def test_che_hit_ratio_grows_with_the_cache():
         (lambda: mg1_mean_wait_ms(0.1, 10.0, 200.0), "≥ 1"),
         (lambda: priority_mg1_mean_waits_ms([0.01, 0.02], [10.0], [100.0]), "one entry per class"),
         (lambda: priority_mg1_mean_waits_ms([0.05, 0.06], [10.0, 10.0], [100.0, 100.0]), "≥ 1"),
-        (lambda: mmc_priority_mean_waits_ms(2, [], 0.1), "one entry per class"),
+        (lambda: mmc_priority_mean_waits_ms(2, [], 0.1), "arrival_per_ms must be a non-empty sequence"),
         (lambda: kingman_mean_wait_ms(0.05, 10.0, -1.0, 1.0), "arrival_scv"),
         (lambda: allen_cunneen_mean_wait_ms(2, 0.05, 0.0, 1.0, 1.0), "mean_service_ms"),
         (lambda: che_lru_hit_ratio([0.5, -0.1, 0.6], 1), "popularity"),

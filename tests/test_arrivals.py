@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 
 from simulator.random_streams import stream
-from simulator.scenario.schema import Workload
-from simulator.workload.arrivals import ARRIVAL_PROCESSES
+from simulator.registry import ARRIVAL_PROCESSES
+from simulator.scenario.workload import Workload
+from simulator.workload import arrivals as _arrivals  # noqa: F401  (registers the processes)
 
 
 def _process(config: dict, base_dir: Path = Path(".")):
     workload = Workload.model_validate({"arrival": config, "classes": [{"name": "a", "deadline_ms": 1, "kind": "hard"}]})
-    return ARRIVAL_PROCESSES.policy_class(workload.arrival)(workload.arrival, stream(3, 0, "arrivals"), base_dir)
+    return ARRIVAL_PROCESSES.build(workload.arrival, stream(3, 0, "arrivals"), base_dir)
 
 
 def _gaps(config: dict, count: int, base_dir: Path = Path(".")) -> np.ndarray:

@@ -18,7 +18,7 @@ import pytest
 import scipy.stats
 from pydantic import TypeAdapter, ValidationError
 
-from simulator import run_scenario, scenario_from_dict
+from simulator import run, scenario_from_dict
 from simulator.analytic import (
     che_characteristic_time,
     che_lru_hit_ratio,
@@ -27,9 +27,10 @@ from simulator.analytic import (
     zipf_popularity,
 )
 from simulator.errors import ScenarioError
-from simulator.model.cache import CACHE_POLICIES, ResultCache
+from simulator.model.cache import ResultCache
 from simulator.random_streams import stream
-from simulator.workload.keys import KEY_POPULARITY, KeyPopularity
+from simulator.registry import CACHE_POLICIES, KEY_POPULARITY
+from simulator.workload.keys import KeyPopularity
 from tests.helpers import base_scenario
 
 LRU_CHE_BIAS = 0.002  # Che's error here, in 10M-request runs: C=500 −0.0001 ± 0.0002, C=2000 +0.0003 ± 0.0002
@@ -39,13 +40,11 @@ MEASURED_REQUESTS = 300_000
 
 
 def _cache(config: dict) -> ResultCache:
-    validated = TypeAdapter(CACHE_POLICIES.config_type()).validate_python(config)
-    return CACHE_POLICIES.policy_class(validated)(validated)
+    return CACHE_POLICIES.build(TypeAdapter(CACHE_POLICIES.field()).validate_python(config))
 
 
 def _popularity(config: dict, base_dir: Path = Path(".")) -> KeyPopularity:
-    validated = TypeAdapter(KEY_POPULARITY.config_type()).validate_python(config)
-    return KEY_POPULARITY.policy_class(validated)(validated, base_dir)
+    return KEY_POPULARITY.build(TypeAdapter(KEY_POPULARITY.field()).validate_python(config), base_dir)
 
 
 def _serve(cache: ResultCache, keys, times_ms) -> None:
@@ -235,7 +234,7 @@ def test_trace_rejects_keys_that_are_not_non_negative_integers(tmp_path, values)
         ({"policy": "lru", "capacity_entries": 0}, "capacity_entries\n  Input should be greater than 0"),
         ({"policy": "ttl", "capacity_entries": 10}, "ttl_ms\n  Field required"),
         ({"policy": "lru", "capacity_entries": 10, "ttl_ms": 5}, "ttl_ms\n  Extra inputs are not permitted"),
-        ({"policy": "fifo", "capacity_entries": 10}, "does not match any of the expected tags: 'lru', 'lfu', 'ttl'"),
+        ({"policy": "fifo", "capacity_entries": 10}, "unknown cache policy 'fifo'; policy must be one of lfu, lru, ttl"),
     ],
 )
 def test_bad_cache_config_fails_with_a_clear_message(config, message):
@@ -248,7 +247,7 @@ def test_bad_cache_config_fails_with_a_clear_message(config, message):
     [
         ({**ZIPF, "exponent": -0.5}, "exponent\n  Input should be greater than or equal to 0"),
         ({**ZIPF, "catalog_size": 0}, "catalog_size\n  Input should be greater than 0"),
-        ({"popularity": "pareto", "catalog_size": 10}, "does not match any of the expected tags: 'zipf', 'uniform', 'trace'"),
+        ({"popularity": "pareto", "catalog_size": 10}, "unknown key popularity 'pareto'; popularity must be one of trace, uniform, zipf"),
     ],
 )
 def test_bad_popularity_config_fails_with_a_clear_message(config, message):
@@ -274,7 +273,7 @@ def _cached_scenario(policy: dict, scope: str = "shared", replications: int = 6)
 
 
 def _simulated_hit_ratio(data: dict, **kwargs):
-    result = run_scenario(scenario_from_dict(data), jobs=2, **kwargs)
+    result = run(scenario_from_dict(data), jobs=2, **kwargs)
     estimate = result.estimate("cache_hit_ratio")
     assert estimate.ci_high - estimate.ci_low < 0.05  # narrow enough to be a test
     return estimate, result
@@ -304,7 +303,7 @@ def test_hits_skip_the_model_and_misses_fill_the_cache(tmp_path, scope):
     data["nodes"][0]["replicas"] = 2
     data["run"]["warmup_requests"] = 0  # records then hold every request, each key's first included
     path = tmp_path / "requests.parquet"
-    result = run_scenario(scenario_from_dict(data), records_path=path)
+    result = run(scenario_from_dict(data), records_path=path)
     records = pd.read_parquet(path)
     hits, misses = records[records["cache_hit"]], records[~records["cache_hit"]]
     assert len(hits) > 0 and (hits["latency_ms"] == 0.25).all() and (hits["cache_ms"] == 0.25).all()
@@ -321,7 +320,7 @@ def test_hits_skip_the_model_and_misses_fill_the_cache(tmp_path, scope):
 
 def test_cache_hit_ratio_over_time(tmp_path):
     data = _cached_scenario({"policy": "lru", "capacity_entries": 500}, replications=1)
-    result = run_scenario(scenario_from_dict(data), monitor=True)
+    result = run(scenario_from_dict(data), monitor=True)
     series = result.timeseries
     assert "cache_hit_ratio" in series.columns
     hits = (series["cache_hit_ratio"] * series["arrivals"]).sum()

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator import ScenarioError, load_scenario, run_scenario, scenario_from_dict
+from simulator import ScenarioError, load_scenario, run, scenario_from_dict
 from tests.helpers import base_scenario
 
 SCENARIOS = Path(__file__).parent.parent / "scenarios"
@@ -26,7 +26,7 @@ def det(ms: float) -> dict:
 
 def _records(tmp_path, data, **kwargs) -> tuple[pd.DataFrame, object]:
     path = tmp_path / "requests.parquet"
-    result = run_scenario(scenario_from_dict(data), records_path=path, **kwargs)
+    result = run(scenario_from_dict(data), records_path=path, **kwargs)
     return pd.read_parquet(path), result
 
 
@@ -106,7 +106,7 @@ def test_one_staged_worker_is_an_md1_server():
     data["run"].update(requests=20000, warmup_requests=2000, replications=4, seed=3)
     data["workload"]["arrival"] = {"process": "poisson", "rate_per_s": 62.5}
     data["nodes"][0].update(service=det(5), device={"h2d": det(1), "d2h": det(2)})
-    result = run_scenario(scenario_from_dict(data))
+    result = run(scenario_from_dict(data))
     wait = result.estimate("wait_ms.mean")
     assert wait.ci_low <= 4.0 <= wait.ci_high
     assert result.estimate("service_ms.mean").estimate == pytest.approx(8.0)
@@ -325,15 +325,14 @@ def test_device_settings_are_validated():
 
 
 def test_gpu_model_cache_example_runs_with_its_stages(tmp_path):
-    loaded = load_scenario(SCENARIOS / "gpu-model-cache.yaml")
-    scenario = loaded.scenario
+    scenario = load_scenario(SCENARIOS / "gpu-model-cache.yaml")
     (node,) = scenario.nodes
     assert node.device is not None and node.model_cache is not None and node.workers == 2
     sizes = sorted(model.size_mb for model in scenario.models.values())
     assert len(sizes) == 3
     assert sum(sizes[1:]) <= node.model_cache.memory_mb < sum(sizes)  # any two fit, all three do not
     path = tmp_path / "requests.parquet"
-    result = run_scenario(loaded, requests=4000, replications=2, records_path=path)
+    result = run(scenario, requests=4000, replications=2, records_path=path)
     records = pd.read_parquet(path)
     everything = result.summary["classes"]["all"]
     assert everything["finished"] == 2 * 4000
@@ -354,14 +353,19 @@ def test_a_staged_node_without_waiting_room_is_an_erlang_loss_system():
     data["nodes"][0].update(service={"distribution": "scipy", "name": "expon", "params": {"scale": 10.0}}, queue_capacity=0)
     data["run"]["confidence"] = 0.999
     data["workload"]["classes"][0]["deadline_ms"] = 1e9
-    result = run_scenario(scenario_from_dict(data), jobs=2)
+    result = run(scenario_from_dict(data), jobs=2)
     missed = result.estimate("deadline_met_ratio")  # the deadline is long: only blocked requests miss it
     blocking = erlang_b(5, 4.0)
     assert 1 - missed.ci_high <= blocking <= 1 - missed.ci_low and missed.ci_high - missed.ci_low < 0.02
 
 
 def test_concurrency_slowdown_from_the_profile_is_the_measured_ratio():
-    from simulator.model.execution import ProfileSlowdown
+    from simulator.scenario.nodes import DeviceSpec, ProfileSlowdown
+    from simulator.service.slowdown import slowdown_factors
+
+    def factors_of(**fields) -> list[float]:
+        slowdown = ProfileSlowdown(bundle=str(bundle_dir), **fields)
+        return slowdown_factors(DeviceSpec(h2d=det(0.1), d2h=det(0.1), concurrency_slowdown=slowdown), Path("."))
 
     bundle_dir = Path(__file__).parent.parent / "profiles" / "cpu-amd-epyc-2c" / "zoo"
     samples = pd.read_parquet(bundle_dir / "samples.parquet")
@@ -369,7 +373,7 @@ def test_concurrency_slowdown_from_the_profile_is_the_measured_ratio():
                       & (samples["batch_size"] == 1) & (samples["threads"] == 1)]
     alone = compute.loc[compute["mode"] == "sweep", "latency_ms"].mean()
     two, four = (compute.loc[(compute["mode"] == "concurrent") & (compute["concurrency"] == k), "latency_ms"].mean() for k in (2, 4))
-    factors = ProfileSlowdown(bundle=str(bundle_dir), family="cnn", threads=1).factors(Path("."))
+    factors = factors_of(family="cnn", threads=1)
     assert factors == pytest.approx([1.0, two / alone, (two + four) / 2 / alone, four / alone])
     with pytest.raises(ScenarioError, match="has no family 'gpt'"):
-        ProfileSlowdown(bundle=str(bundle_dir), family="gpt").factors(Path("."))
+        factors_of(family="gpt")

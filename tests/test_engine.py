@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from simulator import UnstableSystemError, run_scenario, scenario_from_dict
+from simulator import UnstableSystemError, run, scenario_from_dict
 from tests.helpers import base_scenario
 
 THREE_KINDS = [
@@ -33,7 +33,7 @@ def _overloaded_bounded(admission: str) -> dict:
 
 @pytest.mark.parametrize("admission", ["none", "expired", "predictive"])
 def test_every_request_is_served_or_dropped(admission):
-    result = run_scenario(scenario_from_dict(_overloaded_bounded(admission)))
+    result = run(scenario_from_dict(_overloaded_bounded(admission)))
     summary = result.summary
     measured = summary["requests_per_replication"] * summary["replications"]
     classes = summary["classes"]
@@ -51,13 +51,13 @@ def test_every_request_is_served_or_dropped(admission):
 
 
 def test_predictive_admission_drops_more_than_expired():
-    expired = run_scenario(scenario_from_dict(_overloaded_bounded("expired"))).summary["classes"]["firm"]
-    predictive = run_scenario(scenario_from_dict(_overloaded_bounded("predictive"))).summary["classes"]["firm"]
+    expired = run(scenario_from_dict(_overloaded_bounded("expired"))).summary["classes"]["firm"]
+    predictive = run(scenario_from_dict(_overloaded_bounded("predictive"))).summary["classes"]["firm"]
     assert predictive["dropped"]["deadline"] > expired["dropped"]["deadline"]
 
 
 def test_dropped_firm_requests_count_as_misses():
-    summary = run_scenario(scenario_from_dict(_overloaded_bounded("expired"))).summary
+    summary = run(scenario_from_dict(_overloaded_bounded("expired"))).summary
     firm = summary["classes"]["firm"]
     met_ratio = firm["deadline_met_ratio"]["estimate"]
     assert met_ratio <= firm["completed"] / firm["finished"] + 1e-9
@@ -71,7 +71,7 @@ def test_real_time_verdicts():
         {"name": "soft-ok", "deadline_ms": 60, "kind": "soft", "target": 0.5},
         {"name": "soft-miss", "deadline_ms": 5, "kind": "soft", "target": 0.99},
     ]
-    classes = run_scenario(scenario_from_dict(data)).summary["classes"]
+    classes = run(scenario_from_dict(data)).summary["classes"]
     assert classes["hard-ok"]["slo"]["met"] is True and classes["hard-ok"]["slo"]["misses"] == 0
     assert classes["hard-miss"]["slo"]["met"] is False and classes["hard-miss"]["slo"]["misses"] > 0
     assert classes["soft-ok"]["slo"]["met"] is True and classes["soft-ok"]["slo"]["met_with_confidence"] is True
@@ -82,7 +82,7 @@ def test_processing_ratio_is_service_over_latency():
     data = base_scenario()
     data["nodes"][0]["service"] = {"distribution": "deterministic", "value_ms": 10}
     data["workload"]["arrival"] = {"process": "deterministic", "rate_per_s": 50}
-    classes = run_scenario(scenario_from_dict(data)).summary["classes"]
+    classes = run(scenario_from_dict(data)).summary["classes"]
     # Evenly spaced arrivals every 20 ms and 10 ms service never wait: latency = service.
     assert classes["all"]["processing_ratio"]["estimate"] == pytest.approx(1.0)
     assert classes["all"]["wait_ms"]["p99.9"]["estimate"] == pytest.approx(0.0)
@@ -99,7 +99,7 @@ def test_edf_serves_earliest_deadline_first():
     waits = {}
     for policy in ("fifo", "edf", "priority"):
         data["nodes"][0]["discipline"] = {"policy": policy}
-        classes = run_scenario(scenario_from_dict(data)).summary["classes"]
+        classes = run(scenario_from_dict(data)).summary["classes"]
         waits[policy] = {name: classes[name]["wait_ms"]["mean"]["estimate"] for name in ("tight", "loose")}
     assert waits["edf"]["tight"] < waits["fifo"]["tight"] < waits["edf"]["loose"]
     assert waits["priority"]["loose"] < waits["fifo"]["loose"] < waits["priority"]["tight"]
@@ -109,7 +109,7 @@ def test_overload_is_refused_before_simulating():
     data = base_scenario()
     data["workload"]["arrival"]["rate_per_s"] = 100  # ρ = 1.0
     with pytest.raises(UnstableSystemError, match="offered load is 1.000"):
-        run_scenario(scenario_from_dict(data))
+        run(scenario_from_dict(data))
 
 
 def test_bursts_that_outgrow_the_queue_guard_stop_the_run():
@@ -120,14 +120,14 @@ def test_bursts_that_outgrow_the_queue_guard_stop_the_run():
     }
     data["run"]["max_queue_length"] = 500
     with pytest.raises(UnstableSystemError, match="max_queue_length=500"):
-        run_scenario(scenario_from_dict(data))
+        run(scenario_from_dict(data))
 
 
 def test_loss_system_with_overload_runs():
     data = base_scenario()
     data["workload"]["arrival"]["rate_per_s"] = 300
     data["nodes"][0]["queue_capacity"] = 0
-    summary = run_scenario(scenario_from_dict(data)).summary
+    summary = run(scenario_from_dict(data)).summary
     assert summary["offered_load"] == pytest.approx(3.0)
     assert summary["classes"]["all"]["dropped"]["queue_full"] > 0
 
@@ -135,7 +135,7 @@ def test_loss_system_with_overload_runs():
 def test_records_cover_every_measured_request(tmp_path):
     path = tmp_path / "requests.parquet"
     data = _overloaded_bounded("expired")
-    result = run_scenario(scenario_from_dict(data), records_path=path, requests=3000)
+    result = run(scenario_from_dict(data), records_path=path, requests=3000)
     records = pd.read_parquet(path)
     assert len(records) == 3000 * 2
     assert sorted(records["replication"].unique()) == [0, 1]
@@ -154,16 +154,16 @@ def test_same_seed_same_numbers_and_parallel_jobs_agree():
     data = base_scenario()
     data["run"]["replications"] = 3
     loaded = scenario_from_dict(data)
-    first = run_scenario(loaded).to_json()
-    assert run_scenario(loaded).to_json() == first
-    assert run_scenario(loaded, jobs=2).to_json() == first
-    assert run_scenario(loaded, seed=2).to_json() != first
+    first = run(loaded).to_json()
+    assert run(loaded).to_json() == first
+    assert run(loaded, jobs=2).to_json() == first
+    assert run(loaded, seed=2).to_json() != first
 
 
 def test_single_replication_gives_batch_means_intervals_for_means_only():
     data = base_scenario()
     data["run"]["replications"] = 1
-    result = run_scenario(scenario_from_dict(data))
+    result = run(scenario_from_dict(data))
     assert result.summary["ci_method"] == "batch_means"
     mean = result.estimate("latency_ms.mean")
     assert mean.ci_low < mean.estimate < mean.ci_high
@@ -171,7 +171,7 @@ def test_single_replication_gives_batch_means_intervals_for_means_only():
 
 
 def test_stats_frame_is_tidy():
-    frame = run_scenario(scenario_from_dict(base_scenario())).to_frame()
+    frame = run(scenario_from_dict(base_scenario())).to_frame()
     assert list(frame.columns) == ["scope", "name", "metric", "estimate", "ci_low", "ci_high"]
     assert {"latency_ms.p99.9", "wait_ms.mean", "deadline_met_ratio", "throughput_per_s"} <= set(frame["metric"])
     assert {"utilization", "mean_queue_length"} <= set(frame.loc[frame["scope"] == "node", "metric"])

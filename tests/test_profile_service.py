@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from simulator import run_scenario, scenario_from_dict
+from simulator import run, scenario_from_dict
 from simulator.errors import ScenarioError
-from simulator.profiling.bundle import write_bundle
-from simulator.service import SERVICE_MODELS
+from simulator.formats.profile_bundle import write_bundle
+from simulator.registry import SERVICE_MODELS
+from simulator.scenario.service import ProfileService
 from simulator.service.base import build_service_model
 from simulator.service.profile_backed import ProfileBacked
 from tests.helpers import base_scenario
@@ -64,12 +65,12 @@ def bundle_dir(tmp_path):
 
 def _model(tmp_path, **fields) -> ProfileBacked:
     fields = {"bundle": "profiles/cpu-test-2c/zoo", "family": "mlp"} | fields
-    return build_service_model(ProfileBacked.Config(distribution="profile", **fields), tmp_path)
+    return build_service_model(ProfileService(distribution="profile", **fields), tmp_path)
 
 
 def test_registered_under_its_discriminator():
     assert "profile" in SERVICE_MODELS.names()
-    config = TypeAdapter(SERVICE_MODELS.config_type()).validate_python(
+    config = TypeAdapter(SERVICE_MODELS.field()).validate_python(
         {"distribution": "profile", "bundle": "b", "family": "mlp"}
     )
     assert isinstance(config, ProfileBacked.Config) and config.variant == "fp32" and config.stage == "end_to_end"
@@ -150,7 +151,7 @@ def test_a_scenario_runs_on_a_profile_backed_node(bundle_dir, tmp_path):
     data = base_scenario()
     data["run"].update(requests=2000, warmup_requests=100, replications=1)
     data["nodes"][0]["service"] = service
-    summary = run_scenario(scenario_from_dict(data, base_dir=tmp_path)).summary
+    summary = run(scenario_from_dict(data, base_dir=tmp_path)).summary
     assert summary["classes"]["all"]["service_ms"]["mean"]["estimate"] == pytest.approx(1.5, abs=0.1)
     assert summary["nodes"]["n"]["utilization"]["estimate"] == pytest.approx(50 * 1.5 / 1000, abs=0.01)
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from simulator.errors import LatsimError
-from simulator.profiling.bundle import (
+from simulator.errors import LatsimError, ProfileBundleError
+from simulator.formats.profile_bundle import (
     COLUMNS,
     FORMAT,
     METADATA_FILE,
@@ -20,7 +20,6 @@ from simulator.profiling.bundle import (
     load_bundle,
     write_bundle,
 )
-from simulator.profiling.errors import ProfileBundleError
 from simulator.profiling.table import latency_summary, markdown_table
 
 

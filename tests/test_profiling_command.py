@@ -5,10 +5,12 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+
+pytestmark = pytest.mark.profiling
 from typer.testing import CliRunner
 
 from simulator.cli import app
-from simulator.profiling.bundle import load_bundle
+from simulator.formats.profile_bundle import load_bundle
 
 runner = CliRunner()
 

@@ -7,10 +7,12 @@ import time
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.profiling
+
 torch = pytest.importorskip("torch")
 
+from simulator.formats.profile_bundle import load_bundle  # noqa: E402
 from simulator.profiling.api import profile_zoo  # noqa: E402
-from simulator.profiling.bundle import load_bundle  # noqa: E402
 from simulator.profiling.errors import ProfilingError  # noqa: E402
 from simulator.profiling.hardware import hardware_id, resolve_device  # noqa: E402
 from simulator.profiling.harness import Harness, HarnessSettings  # noqa: E402

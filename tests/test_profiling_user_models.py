@@ -7,6 +7,8 @@ import textwrap
 
 import pytest
 
+pytestmark = pytest.mark.profiling
+
 torch = pytest.importorskip("torch")
 
 from simulator.profiling.api import profile_module, profile_user_model  # noqa: E402

@@ -7,6 +7,8 @@ import copy
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.profiling
+
 torch = pytest.importorskip("torch")
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
@@ -15,7 +17,12 @@ from simulator.profiling.pruning import prune  # noqa: E402
 from simulator.profiling.quality import measure_quality, predict  # noqa: E402
 from simulator.profiling.quantization import count_int8_layers, quantize_int8  # noqa: E402
 from simulator.profiling.training import train_classifier  # noqa: E402
-from simulator.profiling.variants import FloatModel, VariantUnavailable, cold_loader, convert  # noqa: E402
+from simulator.profiling.variants import (  # noqa: E402
+    FloatModel,
+    VariantUnavailable,
+    cold_loader,
+    convert,
+)
 from simulator.profiling.zoo import zoo  # noqa: E402
 from simulator.profiling.zoo_variants import zoo_servables  # noqa: E402
 

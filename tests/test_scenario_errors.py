@@ -102,10 +102,10 @@ def test_missing_data_file_is_reported_at_run(tmp_path):
     data = base_scenario()
     data["nodes"][0]["service"] = {"distribution": "empirical", "file": "missing.csv"}
     loaded = load_scenario(_write(tmp_path, data))
-    from simulator import run_scenario
+    from simulator import run
 
     with pytest.raises(ScenarioError, match="missing.csv does not exist"):
-        run_scenario(loaded)
+        run(loaded)
 
 
 def test_top_level_must_be_mapping():

@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator import ScenarioError, UnstableSystemError, run_scenario, scenario_from_dict
+from simulator import ScenarioError, UnstableSystemError, run, scenario_from_dict
 from tests.helpers import base_scenario
 
 DETERMINISTIC_10MS = {"distribution": "deterministic", "value_ms": 10, "batch_scaling": {"per_extra_item": 0.25}}
 
 
 def _run(data, **kwargs):
-    return run_scenario(scenario_from_dict(data), **kwargs)
+    return run(scenario_from_dict(data), **kwargs)
 
 
 def _records(tmp_path, data, **kwargs) -> tuple[pd.DataFrame, dict]:
@@ -123,7 +123,7 @@ def test_priority_lanes_protect_urgent_requests():
 def test_failure_takes_capacity_and_loses_nothing(tmp_path, in_flight):
     data = _replicas("jsq", count=2, rate_per_replica=40)
     data["run"].update(requests=6000, warmup_requests=0, replications=1)
-    data["failure_handling"] = {"in_flight": in_flight, "max_retries": 2}
+    data["failure_handling"] = {"in_flight": "retry", "max_retries": 2} if in_flight == "retry" else {"in_flight": "fail"}
     data["events"] = [{"type": "failure", "nodes": ["n-0"], "at_s": 30, "duration_s": 30}]
     records, summary = _records(tmp_path, data)
     assert len(records) == 6000 == summary["classes"]["all"]["finished"]
@@ -215,12 +215,14 @@ def _partitioned(scheme: str) -> dict:
 @pytest.mark.parametrize("scheme", ["hash", "range"])
 def test_partitions_own_their_keys_and_get_the_traffic_the_popularity_says(tmp_path, scheme):
     from simulator.analytic import zipf_popularity
-    from simulator.model.partitioning import Partitioner, PartitioningSpec
+    from simulator.registry import PARTITIONERS
+    from simulator.scenario.cluster import HashPartitioning, RangePartitioning
 
     records, summary = _records(tmp_path, _partitioned(scheme))
     records["partition"] = records["node"].str.extract(r"-p(\d)-")[0].astype(int)
     assert (records.groupby("key")["partition"].nunique() == 1).all()  # a key lives in one partition
-    shares = Partitioner(PartitioningSpec(scheme=scheme, partitions=4), 1000).shares(zipf_popularity(1000, 0.9))
+    settings = (HashPartitioning if scheme == "hash" else RangePartitioning)(scheme=scheme, partitions=4)
+    shares = PARTITIONERS.build(settings, 1000).shares(zipf_popularity(1000, 0.9))
     counts = records["partition"].value_counts().reindex(range(4), fill_value=0).to_numpy()
     # each partition's count is Binomial(n, share): 3.29 standard errors is its 99.9 % interval
     n = len(records)
@@ -329,8 +331,8 @@ def test_everything_at_once_is_reproducible_on_any_executor():
         {"type": "load_spike", "at_s": 6, "duration_s": 2, "multiplier": 1.5},
     ]
     loaded = scenario_from_dict(data)
-    serial = run_scenario(loaded, jobs=1, monitor=True)
-    parallel = run_scenario(loaded, jobs=2, monitor=True)
+    serial = run(loaded, jobs=1, monitor=True)
+    parallel = run(loaded, jobs=2, monitor=True)
     assert serial.to_json() == parallel.to_json()
     pd.testing.assert_frame_equal(serial.timeseries, parallel.timeseries)
     assert serial.summary["classes"]["all"]["finished"] == 2 * 4000

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator import load_scenario, run_scenario
+from simulator import load_scenario, run
 
 SCENARIOS = sorted((Path(__file__).parent.parent / "scenarios").glob("*.yaml"))
 
@@ -21,7 +21,7 @@ def test_there_are_scenarios():
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_shipped_scenario_runs(path):
     loaded = load_scenario(path)
-    summary = run_scenario(loaded, requests=3000, replications=2).summary
+    summary = run(loaded, requests=3000, replications=2).summary
     everything = summary["classes"]["all"]
     assert everything["finished"] == 2 * 3000
     assert everything["completed"] + sum(everything["dropped"].values()) == everything["finished"]

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from simulator import run_scenario, scenario_from_dict
+from simulator import run, scenario_from_dict
 from simulator.analytic import (
     erlang_b,
     erlang_c,
@@ -98,8 +98,8 @@ def scenario(
     }
 
 
-def run(data: dict, records_path: Path | None = None):
-    return run_scenario(scenario_from_dict(data), jobs=JOBS, records_path=records_path)
+def simulate(data: dict, records_path: Path | None = None):
+    return run(scenario_from_dict(data), jobs=JOBS, records_path=records_path)
 
 
 def t_interval(values: list[float]) -> Estimate:
@@ -135,7 +135,7 @@ class Comparison:
 
 def test_mm1():
     rate_per_s, mu = 60.0, 1 / MEAN_MS
-    result = run(scenario("mm1", rate_per_s, expon(MEAN_MS)))
+    result = simulate(scenario("mm1", rate_per_s, expon(MEAN_MS)))
     lam = rate_per_s / 1000
     wait = mmc_mean_wait_ms(1, lam, mu)
     case = Comparison("M/M/1 ρ=0.6")
@@ -153,7 +153,7 @@ def test_mm1_single_replication_batch_means():
     """One long replication: mean-type intervals come from batch means instead of replications."""
     rate_per_s, mu = 60.0, 1 / MEAN_MS
     data = scenario("mm1-batch-means", rate_per_s, expon(MEAN_MS), requests=600_000, replications=1, seed=5)
-    result = run(data)
+    result = simulate(data)
     assert result.summary["ci_method"] == "batch_means"
     wait = mmc_mean_wait_ms(1, rate_per_s / 1000, mu)
     case = Comparison("M/M/1 batch means")
@@ -165,7 +165,7 @@ def test_mm1_single_replication_batch_means():
 def test_mmc(tmp_path):
     c, lam, mu = 3, 0.21, 1 / MEAN_MS
     path = tmp_path / "mmc.parquet"
-    result = run(scenario("mmc", lam * 1000, expon(MEAN_MS), workers=c, requests=60_000), records_path=path)
+    result = simulate(scenario("mmc", lam * 1000, expon(MEAN_MS), workers=c, requests=60_000), records_path=path)
     records = pd.read_parquet(path, columns=["replication", "wait_ms", "dropped"])
     assert (records["dropped"] == "").all() and records["wait_ms"].notna().all()
     per_replication = records.groupby("replication")["wait_ms"]
@@ -194,7 +194,7 @@ def test_mmc(tmp_path):
     ],
 )
 def test_mg1_pollaczek_khinchine(label, service, rate_per_s):
-    result = run(scenario("mg1", rate_per_s, service))
+    result = simulate(scenario("mg1", rate_per_s, service))
     mean_ms, second_ms2 = moments(service)
     assert mean_ms == pytest.approx(MEAN_MS)
     wait = mg1_mean_wait_ms(rate_per_s / 1000, mean_ms, second_ms2)
@@ -226,7 +226,7 @@ def _priority_classes(services: list[dict], shares: list[float]) -> list[dict]:
 def test_priority_mg1_cobham(label, services, shares, rate_per_s):
     classes = _priority_classes(services, shares)
     # the node's own service model is overridden by every class
-    result = run(scenario("prio", rate_per_s, expon(1000.0), classes=classes, discipline="priority", requests=50_000))
+    result = simulate(scenario("prio", rate_per_s, expon(1000.0), classes=classes, discipline="priority", requests=50_000))
     rates = [rate_per_s / 1000 * share / sum(shares) for share in shares]
     means, seconds = zip(*map(moments, services))
     waits = priority_mg1_mean_waits_ms(rates, means, seconds)
@@ -242,7 +242,7 @@ def test_priority_mg1_cobham(label, services, shares, rate_per_s):
 def test_priority_mmc_equal_service_rates():
     c, rate_per_s, mu = 2, 140.0, 1 / MEAN_MS
     classes = _priority_classes([expon(MEAN_MS)] * 2, [0.5, 0.5])
-    result = run(scenario("prio-mmc", rate_per_s, expon(MEAN_MS), workers=c, classes=classes, discipline="priority"))
+    result = simulate(scenario("prio-mmc", rate_per_s, expon(MEAN_MS), workers=c, classes=classes, discipline="priority"))
     waits = mmc_priority_mean_waits_ms(c, [rate_per_s / 2000] * 2, mu)
     case = Comparison("prio M/M/2 2 classes")
     for cls, wait in zip(classes, waits):
@@ -260,7 +260,7 @@ def test_priority_mmc_equal_service_rates():
 def test_erlang_b_loss_system(label, service):
     """Blocking = Erlang B, whatever the service distribution (insensitivity)."""
     c, rate_per_s = 5, 400.0
-    result = run(scenario("loss", rate_per_s, service, workers=c, queue_capacity=0, requests=15_000))
+    result = simulate(scenario("loss", rate_per_s, service, workers=c, queue_capacity=0, requests=15_000))
     blocking = erlang_b(c, rate_per_s / 1000 * MEAN_MS)
     fractions = []
     for replication in result.replications:
@@ -291,14 +291,14 @@ def _small_priority_scenario(seed: int) -> dict:
 
 def test_same_seed_same_summary_whatever_the_jobs():
     loaded = scenario_from_dict(_small_priority_scenario(seed=11))
-    serial = run_scenario(loaded, jobs=1).to_json()
-    assert run_scenario(loaded, jobs=1).to_json() == serial
-    assert run_scenario(loaded, jobs=2).to_json() == serial
+    serial = run(loaded, jobs=1).to_json()
+    assert run(loaded, jobs=1).to_json() == serial
+    assert run(loaded, jobs=2).to_json() == serial
 
 
 def test_different_seed_different_numbers():
-    first = run_scenario(scenario_from_dict(_small_priority_scenario(seed=11)), jobs=JOBS)
-    second = run_scenario(scenario_from_dict(_small_priority_scenario(seed=12)), jobs=JOBS)
+    first = run(scenario_from_dict(_small_priority_scenario(seed=11)), jobs=JOBS)
+    second = run(scenario_from_dict(_small_priority_scenario(seed=12)), jobs=JOBS)
     for metric in ("wait_ms.mean", "latency_ms.p99", "throughput_per_s"):
         assert first.estimate(metric).estimate != second.estimate(metric).estimate, metric
 
@@ -316,7 +316,7 @@ def test_pipeline_of_two_mm1_stages_is_a_jackson_tandem():
         {"name": "back", "service": expon(back_ms)},
     ]
     data["pipeline"] = {"stages": ["front", "back"], "transfer": deterministic(transfer_ms)}
-    result = run(data)
+    result = simulate(data)
     lam = rate_per_s / 1000
     waits = [mmc_mean_wait_ms(1, lam, 1 / front_ms), mmc_mean_wait_ms(1, lam, 1 / back_ms)]
     case = Comparison("tandem M/M/1 → M/M/1")

@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from simulator import run_scenario, scenario_from_dict
+from simulator import run, scenario_from_dict
 from simulator.metrics.collector import RequestChunk
 from simulator.metrics.timeseries import TimeSeriesRecorder
 from simulator.model.request import Request
@@ -191,7 +191,7 @@ def _requests_from_records(records: pd.DataFrame, class_names: list[str], node_n
 def test_engine_run_matches_summary_utilization(tmp_path):
     records_path = tmp_path / "requests.parquet"
     data = base_scenario(run={"requests": 20000, "warmup_requests": 2000, "replications": 1, "seed": 5})
-    result = run_scenario(scenario_from_dict(data), records_path=records_path)
+    result = run(scenario_from_dict(data), records_path=records_path)
     records = pq.read_table(records_path).to_pandas()
     records = records[records["replication"] == 0]
     requests = _requests_from_records(records, ["a"], ["n"])

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import scipy.optimize
 
 from simulator.analytic.arguments import count, non_negative, positive
 
@@ -31,6 +30,8 @@ def _popularity(popularity: Sequence[float]) -> np.ndarray:
 
 def che_characteristic_time(popularity: Sequence[float], cache_size: float) -> float:
     """Che's characteristic time T (in requests): Σ_i (1 − exp(−p_i T)) = cache_size, solved with brentq."""
+    import scipy.optimize
+
     p = _popularity(popularity)
     cache_size = positive("cache_size", cache_size)
     reachable = int(np.count_nonzero(p))

@@ -1,54 +1,39 @@
-"""Closed-form queueing results: instant first answers and cross-checks for the simulation.
+"""Exact results for one FIFO station: M/M/c (Erlang C) and M/G/1 (Pollaczek–Khinchine, Takács).
 
 Conventions: times in ms, rates per ms (``*_per_ms``), offered load ``a = λ/μ`` in Erlangs.
-Multi-class functions take classes in priority order (index 0 is served first) and return
-per-class values in the same order. Every function validates its inputs and raises
-``ValueError`` naming the offending argument; an unstable system (ρ ≥ 1) is an error, never a
-negative or infinite "wait".
+Every function validates its inputs and raises ``ValueError`` naming the offending argument; an
+unstable system (ρ ≥ 1) is an error, never a negative or infinite "wait". Poisson arrivals see
+the time-stationary state (PASTA), which is why P(wait > 0) is a time fraction below.
+Sources: Kleinrock, *Queueing Systems* Vol. 1 (1975), ch. 3 (M/M/c) and ch. 5 (M/G/1);
+Gross & Harris, *Fundamentals of Queueing Theory*, 3rd ed. (1998), ch. 2 (M/M/c waiting- and
+sojourn-time distributions) and ch. 5 (M/G/1); Harchol-Balter, *Performance Modeling and Design of
+Computer Systems* (2013), ch. 14 (M/M/k) and ch. 23 (M/G/1).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
-import numpy as np
+from simulator.analytic.arguments import (
+    count,
+    non_negative,
+    positive,
+    probability,
+    second_moment,
+    stable,
+    stable_utilization,
+    third_moment,
+)
+from simulator.analytic.loss import erlang_b
 
-from simulator.analytic.arguments import count, non_negative, positive
-
-def _stable(rho: float, what: str) -> float:
-    if rho >= 1:
-        raise ValueError(
-            f"{what}: utilization ρ = {rho:.4g} ≥ 1, the queue grows without bound and no steady state exists"
-        )
-    return rho
-
-
-def _second_moment(name: str, mean_ms: float, second_moment_ms2: float) -> float:
-    second_moment_ms2 = non_negative(name, second_moment_ms2)
-    if second_moment_ms2 < mean_ms**2 * (1 - 1e-12):
-        raise ValueError(f"{name} = {second_moment_ms2!r} is below mean² = {mean_ms**2!r}: not a valid second moment")
-    return second_moment_ms2
-
-
-# -- loss and delay systems with c exponential servers ----------------------------------------
-
-
-def erlang_b(servers: int, offered_load: float) -> float:
-    """Erlang B: blocking probability of M/G/c/c with ``offered_load`` = λE[S] Erlangs (stable recursion)."""
-    servers = count("servers", servers)
-    offered_load = non_negative("offered_load", offered_load)
-    blocking = 1.0
-    for k in range(1, servers + 1):
-        blocking = offered_load * blocking / (k + offered_load * blocking)
-    return blocking
+# -- M/M/c: c exponential servers, FIFO ----------------------------------------------------------
 
 
 def erlang_c(servers: int, offered_load: float) -> float:
     """Erlang C: probability that an arrival waits in M/M/c with ``offered_load`` = λ/μ Erlangs < c."""
     servers = count("servers", servers)
     offered_load = non_negative("offered_load", offered_load)
-    _stable(offered_load / servers, f"M/M/{servers}")
+    stable(offered_load / servers, f"M/M/{servers}")
     blocking = erlang_b(servers, offered_load)
     return servers * blocking / (servers - offered_load * (1 - blocking))
 
@@ -67,6 +52,11 @@ def mmc_utilization(servers: int, arrival_per_ms: float, service_per_ms: float) 
     return arrival_per_ms / (servers * service_per_ms)
 
 
+def mmc_wait_probability(servers: int, arrival_per_ms: float, service_per_ms: float) -> float:
+    """P(wait > 0) of M/M/c: the Erlang C probability C(c, λ/μ) that all c servers are busy."""
+    return _mmc(servers, arrival_per_ms, service_per_ms)[3]
+
+
 def mmc_mean_wait_ms(servers: int, arrival_per_ms: float, service_per_ms: float) -> float:
     """Mean time in queue of M/M/c: Wq = C(c, a) / (cμ − λ)."""
     servers, arrival_per_ms, service_per_ms, waits = _mmc(servers, arrival_per_ms, service_per_ms)
@@ -76,6 +66,11 @@ def mmc_mean_wait_ms(servers: int, arrival_per_ms: float, service_per_ms: float)
 def mm1_mean_wait_ms(arrival_per_ms: float, service_per_ms: float) -> float:
     """Mean time in queue of M/M/1: Wq = ρ / (μ − λ)."""
     return mmc_mean_wait_ms(1, arrival_per_ms, service_per_ms)
+
+
+def mmc_mean_sojourn_ms(servers: int, arrival_per_ms: float, service_per_ms: float) -> float:
+    """Mean sojourn (response) time of M/M/c: T = Wq + 1/μ."""
+    return mmc_mean_wait_ms(servers, arrival_per_ms, service_per_ms) + 1 / service_per_ms
 
 
 def mmc_mean_queue_length(servers: int, arrival_per_ms: float, service_per_ms: float) -> float:
@@ -90,56 +85,110 @@ def mmc_wait_tail(servers: int, arrival_per_ms: float, service_per_ms: float, t_
     return waits * math.exp(-(servers * service_per_ms - arrival_per_ms) * t_ms)
 
 
-# -- one server, general service ----------------------------------------------------------------
+def mmc_wait_quantile_ms(servers: int, arrival_per_ms: float, service_per_ms: float, level: float) -> float:
+    """``level``-quantile of the FIFO M/M/c wait: 0 while level ≤ 1 − C, else ln(C / (1 − level)) / (cμ − λ).
+
+    The wait has an atom 1 − C at zero and an exponential tail of rate cμ − λ (inverse of
+    :func:`mmc_wait_tail`), so a high percentile can be exactly zero on a lightly loaded pool.
+    """
+    servers, arrival_per_ms, service_per_ms, waits = _mmc(servers, arrival_per_ms, service_per_ms)
+    level = probability("level", level)
+    return max(0.0, math.log(waits / (1 - level)) / (servers * service_per_ms - arrival_per_ms))
+
+
+def _hypoexponential_tail(rate_a: float, rate_b: float, t_ms: float) -> float:
+    """P(X_a + X_b > t) for independent exponentials, as e^{−st}(1 + s t (1 − e^{−x})/x), x = (f − s)t.
+
+    s ≤ f are the slower and faster rate; this form is exact at s = f (Erlang-2) and never
+    subtracts two nearly equal exponentials, unlike (a e^{−bt} − b e^{−at})/(a − b).
+    """
+    slow, fast = sorted((rate_a, rate_b))
+    x = (fast - slow) * t_ms
+    ratio = -math.expm1(-x) / x if x > 0 else 1.0
+    return math.exp(-slow * t_ms) * (1 + slow * t_ms * ratio)
+
+
+def mmc_sojourn_tail(servers: int, arrival_per_ms: float, service_per_ms: float, t_ms: float) -> float:
+    """Sojourn-time tail of FIFO M/M/c: P(T > t), T = W + S with W and the own service S independent.
+
+    W is 0 with probability 1 − C and Exp(cμ − λ) otherwise; S is Exp(μ), so
+    P(T > t) = (1 − C) e^{−μt} + C · P(Exp(μ) + Exp(cμ − λ) > t) — equal to Gross & Harris's
+    e^{−μt}[1 + C (1 − e^{−μt(c−1−a)})/(c − 1 − a)] (3rd ed. ch. 2, M/M/c), stable also at a = c − 1.
+    """
+    servers, arrival_per_ms, service_per_ms, waits = _mmc(servers, arrival_per_ms, service_per_ms)
+    t_ms = non_negative("t_ms", t_ms)
+    drain_per_ms = servers * service_per_ms - arrival_per_ms
+    return (1 - waits) * math.exp(-service_per_ms * t_ms) + waits * _hypoexponential_tail(
+        service_per_ms, drain_per_ms, t_ms
+    )
+
+
+def mmc_sojourn_quantile_ms(servers: int, arrival_per_ms: float, service_per_ms: float, level: float) -> float:
+    """``level``-quantile of the FIFO M/M/c sojourn time: the root of P(T > t) = 1 − level (brentq).
+
+    The tail is continuous and strictly decreasing from 1, so the root is unique; it is bracketed
+    by doubling from the mean service time.
+    """
+    import scipy.optimize
+
+    level = probability("level", level)
+    target = 1 - level
+
+    def gap(t_ms: float) -> float:
+        return mmc_sojourn_tail(servers, arrival_per_ms, service_per_ms, t_ms) - target
+
+    upper = 1 / positive("service_per_ms", service_per_ms)
+    while gap(upper) > 0:
+        upper *= 2
+    return scipy.optimize.brentq(gap, 0.0, upper, xtol=1e-12 * upper, rtol=1e-12)
+
+
+# -- M/G/1: one server, general service, FIFO ----------------------------------------------------
+
+
+def _mg1(arrival_per_ms: float, mean_service_ms: float, second_moment_ms2: float) -> tuple[float, float, float]:
+    """Validated (λ, E[S²], ρ) of an M/G/1 queue."""
+    rho = stable_utilization(arrival_per_ms, mean_service_ms, "M/G/1")
+    return float(arrival_per_ms), second_moment("second_moment_ms2", float(mean_service_ms), second_moment_ms2), rho
 
 
 def mg1_mean_wait_ms(arrival_per_ms: float, mean_service_ms: float, second_moment_ms2: float) -> float:
-    """Pollaczek–Khinchine mean wait of M/G/1: Wq = λ E[S²] / (2 (1 − ρ))."""
-    return priority_mg1_mean_waits_ms([arrival_per_ms], [mean_service_ms], [second_moment_ms2])[0]
+    """Pollaczek–Khinchine mean wait of M/G/1: Wq = λ E[S²] / (2 (1 − ρ)).
+
+    Also covers M/D/1 (E[S²] = D²) and M/E_k/1 (E[S²] = (1 + 1/k) E[S]²): no separate helpers.
+    """
+    arrival_per_ms, second_moment_ms2, rho = _mg1(arrival_per_ms, mean_service_ms, second_moment_ms2)
+    return arrival_per_ms * second_moment_ms2 / (2 * (1 - rho))
 
 
-def priority_mg1_mean_waits_ms(
-    arrival_per_ms: Sequence[float], mean_service_ms: Sequence[float], second_moment_ms2: Sequence[float]
-) -> list[float]:
-    """Cobham: per-class mean waits of non-preemptive priority M/G/1, W_k = W0 / ((1 − σ_{k−1})(1 − σ_k))."""
-    if not len(arrival_per_ms) == len(mean_service_ms) == len(second_moment_ms2) >= 1:
-        raise ValueError("arrival_per_ms, mean_service_ms and second_moment_ms2 need one entry per class (≥ 1 class)")
-    rates = [positive(f"arrival_per_ms[{k}]", rate) for k, rate in enumerate(arrival_per_ms)]
-    means = [positive(f"mean_service_ms[{k}]", mean) for k, mean in enumerate(mean_service_ms)]
-    moments = [_second_moment(f"second_moment_ms2[{k}]", m, s) for k, (m, s) in enumerate(zip(means, second_moment_ms2))]
-    sigma = np.cumsum(np.multiply(rates, means))
-    _stable(float(sigma[-1]), "M/G/1")
-    residual_ms = float(np.dot(rates, moments)) / 2  # W0: mean residual work found in service
-    before = np.concatenate(([0.0], sigma[:-1]))
-    return (residual_ms / ((1 - before) * (1 - sigma))).tolist()
+def mg1_wait_probability(arrival_per_ms: float, mean_service_ms: float) -> float:
+    """P(wait > 0) of M/G/1 = ρ: the server is busy a fraction ρ of the time and arrivals see time averages."""
+    return stable_utilization(arrival_per_ms, mean_service_ms, "M/G/1")
 
 
-def mmc_priority_mean_waits_ms(servers: int, arrival_per_ms: Sequence[float], service_per_ms: float) -> list[float]:
-    """Per-class mean waits of non-preemptive priority M/M/c, one service rate μ for all classes."""
-    if len(arrival_per_ms) < 1:
-        raise ValueError("arrival_per_ms needs one entry per class (≥ 1 class)")
-    rates = [positive(f"arrival_per_ms[{k}]", rate) for k, rate in enumerate(arrival_per_ms)]
-    servers, _, service_per_ms, waits = _mmc(servers, sum(rates), service_per_ms)
-    sigma = np.cumsum(rates) / (servers * service_per_ms)
-    before = np.concatenate(([0.0], sigma[:-1]))
-    return (waits / (servers * service_per_ms) / ((1 - before) * (1 - sigma))).tolist()
+def mg1_mean_queue_length(arrival_per_ms: float, mean_service_ms: float, second_moment_ms2: float) -> float:
+    """Mean number waiting (not in service) in M/G/1: Lq = λ Wq (Little's law); add ρ for the number in system."""
+    return arrival_per_ms * mg1_mean_wait_ms(arrival_per_ms, mean_service_ms, second_moment_ms2)
 
 
-# -- approximations for general arrivals --------------------------------------------------------
-
-
-def allen_cunneen_mean_wait_ms(
-    servers: int, arrival_per_ms: float, mean_service_ms: float, arrival_scv: float, service_scv: float
+def mg1_wait_second_moment_ms2(
+    arrival_per_ms: float, mean_service_ms: float, second_moment_ms2: float, third_moment_ms3: float
 ) -> float:
-    """Allen–Cunneen G/G/c approximation: Wq ≈ Wq(M/M/c) · (c_a² + c_s²) / 2 (exact for M/M/c)."""
-    mean_service_ms = positive("mean_service_ms", mean_service_ms)
-    variability = (non_negative("arrival_scv", arrival_scv) + non_negative("service_scv", service_scv)) / 2
-    return mmc_mean_wait_ms(servers, arrival_per_ms, 1 / mean_service_ms) * variability
+    """Takács: E[W²] = 2 E[W]² + λ E[S³] / (3 (1 − ρ)) for FIFO M/G/1 (needs a finite E[S³]).
+
+    Takács (1962), *Introduction to the Theory of Queues*; Kleinrock Vol. 1 ch. 5 (moments of the
+    M/G/1 waiting time). Gives the variance E[W²] − E[W]², which a tail estimate needs.
+    """
+    wait_ms = mg1_mean_wait_ms(arrival_per_ms, mean_service_ms, second_moment_ms2)
+    third_moment_ms3 = third_moment("third_moment_ms3", float(mean_service_ms), float(second_moment_ms2), third_moment_ms3)
+    rho = arrival_per_ms * mean_service_ms
+    return 2 * wait_ms**2 + arrival_per_ms * third_moment_ms3 / (3 * (1 - rho))
 
 
-def kingman_mean_wait_ms(arrival_per_ms: float, mean_service_ms: float, arrival_scv: float, service_scv: float) -> float:
-    """Kingman's G/G/1 approximation: Wq ≈ ρ/(1 − ρ) · (c_a² + c_s²)/2 · E[S] (c² = squared coefficients of variation)."""
-    return allen_cunneen_mean_wait_ms(1, arrival_per_ms, mean_service_ms, arrival_scv, service_scv)
-
-
-# -- caches -------------------------------------------------------------------------------------
+def mg1_sojourn_second_moment_ms2(
+    arrival_per_ms: float, mean_service_ms: float, second_moment_ms2: float, third_moment_ms3: float
+) -> float:
+    """E[T²] of FIFO M/G/1, T = W + S with W independent of the own service S: E[W²] + 2 E[W] E[S] + E[S²]."""
+    wait_second_ms2 = mg1_wait_second_moment_ms2(arrival_per_ms, mean_service_ms, second_moment_ms2, third_moment_ms3)
+    wait_ms = mg1_mean_wait_ms(arrival_per_ms, mean_service_ms, second_moment_ms2)
+    return wait_second_ms2 + 2 * wait_ms * mean_service_ms + second_moment_ms2

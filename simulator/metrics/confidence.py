@@ -6,7 +6,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-import scipy.stats
 
 
 def t_interval(values: Sequence[float], level: float) -> tuple[float, float | None, float | None]:
@@ -17,5 +16,9 @@ def t_interval(values: Sequence[float], level: float) -> tuple[float, float | No
     mean = float(finite.mean())
     if len(finite) < 2:
         return mean, None, None
-    half_width = float(scipy.stats.t.ppf(0.5 + level / 2, len(finite) - 1) * finite.std(ddof=1) / math.sqrt(len(finite)))
+    from scipy.special import (
+        stdtrit,  # the Student t quantile, without importing scipy.stats
+    )
+
+    half_width = float(stdtrit(len(finite) - 1, 0.5 + level / 2) * finite.std(ddof=1) / math.sqrt(len(finite)))
     return mean, mean - half_width, mean + half_width

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,18 +9,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from simulator.files import write_atomically
 from simulator.metrics.collector import RequestChunk
 
 
 class RecordWriter:
-    """Writes chunks of one replication's finished requests to a parquet file (atomically on close)."""
+    """Writes chunks of one replication's finished requests to a parquet file (a part that
+    ``concatenate_parquet`` later joins into the run's records)."""
 
     def __init__(self, path: Path, replication: int, class_names: Sequence[str], node_names: Sequence[str]) -> None:
         self.path = path
         self.replication = replication
         self.class_names = pa.array(list(class_names))
         self.node_names = pa.array([*node_names, ""])
-        self._partial = path.with_name(path.name + ".partial")
         self._writer: pq.ParquetWriter | None = None
 
     def __call__(self, chunk: RequestChunk) -> None:
@@ -57,28 +57,31 @@ class RecordWriter:
             }
         )
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self._partial, table.schema, compression="zstd")
+            self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
         self._writer.write_table(table)
 
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
-            os.replace(self._partial, self.path)
 
 
 def concatenate_parquet(parts: Sequence[Path], destination: Path) -> None:
-    """Join replication files into one, row group by row group, then remove the parts."""
-    partial = destination.with_name(destination.name + ".partial")
-    writer = None
-    for part in parts:
-        source = pq.ParquetFile(part)
-        for group in range(source.num_row_groups):
-            table = source.read_row_group(group)
-            if writer is None:
-                writer = pq.ParquetWriter(partial, table.schema, compression="zstd")
-            writer.write_table(table)
-    if writer is not None:
-        writer.close()
-        os.replace(partial, destination)
-    for part in parts:
+    """Join replication files into one, row group by row group (written atomically), then remove the parts."""
+    existing = [part for part in parts if part.is_file()]
+
+    def write(path: Path) -> None:
+        writer = None
+        for part in existing:
+            source = pq.ParquetFile(part)
+            for group in range(source.num_row_groups):
+                table = source.read_row_group(group)
+                if writer is None:
+                    writer = pq.ParquetWriter(path, table.schema, compression="zstd")
+                writer.write_table(table)
+        if writer is not None:
+            writer.close()
+
+    if existing:
+        write_atomically(destination, write)
+    for part in existing:
         part.unlink()

@@ -7,21 +7,14 @@ rest (quantiles, maxima, utilization) are reported without an interval.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import pandas as pd
+from typing import Any
 
 from simulator.metrics.collector import ALL
 from simulator.metrics.confidence import t_interval
-
-if TYPE_CHECKING:
-    from simulator.model.engine import RunPlan
+from simulator.scenario.schema import Scenario
 
 COUNT_FIELDS = ("finished", "completed")
 NODE_COUNTS = ("served", "model_loads")  # summed over replications
@@ -41,71 +34,6 @@ class Estimate:
 
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
-
-
-class RunResult:
-    """What a run produced: ``summary`` is the JSON document described in README."""
-
-    def __init__(self, summary: dict[str, Any], replications: list[dict]) -> None:
-        self.summary = summary
-        self.replications = replications
-
-    @property
-    def timeseries(self) -> pd.DataFrame | None:
-        """Monitoring windows of every replication (a ``replication`` column first), if monitored."""
-        frames = [r["timeseries"].reset_index() for r in self.replications if r.get("timeseries") is not None]
-        if not frames:
-            return None
-        for replication, frame in enumerate(frames):
-            frame.insert(0, "replication", replication)
-        combined = pd.concat(frames, ignore_index=True)
-        drops = [column for column in combined.columns if column.startswith("drops.")]
-        combined[drops] = combined[drops].fillna(0).astype("int64")  # a reason absent in one replication is 0 there
-        return combined
-
-    def estimate(self, metric: str, cls: str = ALL) -> Estimate:
-        """``metric`` is a dotted path inside a class summary, e.g. ``latency_ms.p99``."""
-        node: Any = self.summary["classes"][cls]
-        for part in _split(metric):
-            node = node[part]
-        return Estimate(node["estimate"], node["ci_low"], node["ci_high"])
-
-    def node_estimate(self, metric: str, node: str) -> Estimate:
-        value = self.summary["nodes"][node][metric]
-        return Estimate(value["estimate"], value["ci_low"], value["ci_high"])
-
-    def to_frame(self) -> pd.DataFrame:
-        """Tidy table: one row per (scope, name, metric) with estimate and interval."""
-        rows = []
-        for scope, entries in (("class", self.summary["classes"]), ("node", self.summary["nodes"])):
-            for name, stats in entries.items():
-                for metric, value in _leaves(stats):
-                    rows.append({"scope": scope, "name": name, "metric": metric, **value})
-        return pd.DataFrame(rows, columns=["scope", "name", "metric", "estimate", "ci_low", "ci_high"])
-
-    def to_json(self) -> str:
-        return json.dumps(self.summary, indent=2)
-
-    def write_json(self, path: Path) -> None:
-        """Write the summary atomically (never a half-written file)."""
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(self.to_json() + "\n", encoding="utf-8")
-        os.replace(partial, path)
-
-
-def _split(metric: str) -> list[str]:
-    head, _, tail = metric.partition(".")
-    if head in ("latency_ms", "wait_ms", "service_ms") and tail:
-        return [head, tail]
-    return [metric]
-
-
-def _leaves(stats: dict, prefix: str = ""):
-    for key, value in stats.items():
-        if isinstance(value, dict) and "estimate" in value:
-            yield prefix + key, value
-        elif isinstance(value, dict) and key not in ("dropped", "slo", "batch_sizes"):
-            yield from _leaves(value, f"{prefix}{key}.")
 
 
 def _combine(path: str, values: Sequence[float], batches: Sequence[float] | None, level: float) -> dict:
@@ -132,9 +60,10 @@ def _combine_tree(trees: Sequence[dict], batch_trees: Sequence[dict] | None, lev
     return combined
 
 
-def summarize(plan: "RunPlan", results: list[dict], offered_load: float) -> RunResult:
-    """Combine replications into the run summary."""
-    scenario = plan.loaded.scenario
+def summarize(
+    scenario: Scenario, seed: int, requests: int, warmup_requests: int, results: list[dict], offered_load: float
+) -> dict[str, Any]:
+    """Combine the replications' estimates into the run summary (the JSON document described in README)."""
     level = scenario.run.confidence
     single = len(results) == 1
     classes_by_name = {c.name: c for c in scenario.workload.classes}
@@ -171,12 +100,12 @@ def summarize(plan: "RunPlan", results: list[dict], offered_load: float) -> RunR
                 [{k: v for k, v in n.items() if k not in (*NODE_COUNTS, "batch_sizes")} for n in per_replication], None, level
             ),
         }
-    summary = {
+    return {
         "scenario": scenario.name,
-        "seed": plan.seed,
+        "seed": seed,
         "replications": len(results),
-        "requests_per_replication": plan.requests,
-        "warmup_requests": plan.warmup_requests,
+        "requests_per_replication": requests,
+        "warmup_requests": warmup_requests,
         "confidence": level,
         "ci_method": "batch_means" if single else "replications",
         "offered_load": offered_load,
@@ -185,7 +114,6 @@ def summarize(plan: "RunPlan", results: list[dict], offered_load: float) -> RunR
         "classes": classes,
         "nodes": nodes,
     }
-    return RunResult(summary, results)
 
 
 def _slo(required: float | None, per_replication: list[dict], met_ratio: dict) -> dict:

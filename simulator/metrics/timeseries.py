@@ -31,8 +31,9 @@ import numpy as np
 import pandas as pd
 
 from simulator.metrics.collector import RequestChunk
+from simulator.units import MS_PER_S, NS_PER_MS
 
-TICKS_PER_MS = 1_000_000  # time integrals are summed in integer nanoseconds, exactly, in any order
+TICKS_PER_MS = NS_PER_MS  # time integrals are summed in integer nanoseconds, exactly, in any order
 LATENCY_LOW_MS = 0.01
 LATENCY_HIGH_MS = 1e6
 BINS_PER_DECADE = 25
@@ -232,7 +233,7 @@ class TimeSeriesRecorder:
         """The time series as a wide DataFrame, one row per window (columns in the module doc)."""
         first = min(self._first, self._end)
         rows = slice(first, self._end)
-        window_s = self.window_ms / 1000.0
+        window_s = self.window_ms / MS_PER_S
         index = pd.RangeIndex(first, self._end, name="window")
         latency = self._latency[rows]
         completions = latency.sum(axis=(1, 2), dtype=np.int64)

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from simulator.model.request import Request
-from simulator.registry import Registry
+from simulator.registry import ADMISSION_POLICIES
+from simulator.scenario.nodes import (
+    AdmitAllSettings,
+    DropExpiredSettings,
+    DropHopelessSettings,
+)
 
 
 class AdmissionPolicy(ABC):
@@ -31,16 +36,11 @@ class AdmissionPolicy(ABC):
     def admits(self, request: Request, now_ms: float) -> bool: ...
 
 
-ADMISSION_POLICIES: Registry[AdmissionPolicy] = Registry("admission policy", "policy")
-
-
 @ADMISSION_POLICIES.register
 class AdmitAll(AdmissionPolicy):
     """Serve everything, however late."""
 
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        policy: Literal["none"]
+    Config = AdmitAllSettings
 
     drops_nothing = True
 
@@ -52,9 +52,7 @@ class AdmitAll(AdmissionPolicy):
 class DropExpired(AdmissionPolicy):
     """Drop a firm request whose deadline has already passed when a worker could start it."""
 
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        policy: Literal["expired"]
+    Config = DropExpiredSettings
 
     def admits(self, request, now_ms):
         return now_ms < request.deadline_ms or not self.droppable[request.class_index]
@@ -64,9 +62,7 @@ class DropExpired(AdmissionPolicy):
 class DropHopeless(AdmissionPolicy):
     """Drop a firm request that would miss its deadline even with a mean-length service."""
 
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        policy: Literal["predictive"]
+    Config = DropHopelessSettings
 
     def admits(self, request, now_ms):
         index = request.class_index

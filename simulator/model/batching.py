@@ -1,37 +1,69 @@
-"""Dynamic batching settings, after Triton's dynamic batcher.
+"""Dynamic batchers: when a free worker should take waiting requests, and how many.
 
-A free worker takes ``max_batch_size`` waiting requests when that many wait, else the largest
-preferred size that fits, else it holds until the request at the head of the queue has waited
-``max_queue_delay_ms`` and then takes what is there. A request that waited longer than
-``queue_timeout_ms`` is dropped when it reaches the head. Priorities inside the batcher are the
-node's queue discipline.
+A batcher is asked by a node with a free worker and waiting requests; it answers *take n now*
+or *hold until t* (the node then keeps the worker free and asks again at t, or sooner when
+requests arrive). Which requests are taken is the node's queue discipline.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
+from abc import ABC, abstractmethod
+from typing import ClassVar, NamedTuple
+
+from pydantic import BaseModel
+
+from simulator.model.disciplines import QueueDiscipline
+from simulator.registry import BATCHERS
+from simulator.scenario.nodes import TritonBatching
 
 
-class BatchingSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class BatchDecision(NamedTuple):
+    """``take`` > 0: start a batch of that many now; else hold the worker until ``hold_until_ms``."""
 
-    max_batch_size: PositiveInt = 1
-    preferred_batch_sizes: list[PositiveInt] = Field(default_factory=list)
-    max_queue_delay_ms: NonNegativeFloat = 0.0
-    queue_timeout_ms: PositiveFloat | None = Field(None, description="drop a request that waited longer than this")
+    take: int
+    hold_until_ms: float = 0.0
 
-    @model_validator(mode="after")
-    def _preferred_fit(self) -> "BatchingSpec":
-        too_large = [size for size in self.preferred_batch_sizes if size > self.max_batch_size]
-        if too_large:
-            raise ValueError(f"preferred_batch_sizes {too_large} exceed max_batch_size {self.max_batch_size}")
-        return self
 
-    @property
-    def preferred_desc(self) -> list[int]:
-        return sorted(set(self.preferred_batch_sizes), reverse=True)
+class Batcher(ABC):
+    """A batching policy; ``max_batch_size`` bounds every batch, ``queue_timeout_ms`` drops stale requests."""
+
+    Config: ClassVar[type[BaseModel]]
+    max_batch_size: int = 1
+    queue_timeout_ms: float | None = None
+
+    def __init__(self, config: BaseModel) -> None:
+        self.config = config
 
     @property
     def is_trivial(self) -> bool:
         """Batches of one, taken at once: exactly the unbatched node."""
         return self.max_batch_size == 1
+
+    @abstractmethod
+    def decide(self, queue: QueueDiscipline, waiting: int, now_ms: float) -> BatchDecision:
+        """Take how many of the ``waiting`` requests now, or hold until when."""
+
+
+@BATCHERS.register
+class TritonBatcher(Batcher):
+    """Full batches at once, else the largest preferred size waiting, else hold until the head has
+    waited ``max_queue_delay_ms``, then take what is there (Triton's dynamic batcher)."""
+
+    Config = TritonBatching
+
+    def __init__(self, config: TritonBatching) -> None:
+        super().__init__(config)
+        self.max_batch_size = config.max_batch_size
+        self.queue_timeout_ms = config.queue_timeout_ms
+        self.preferred_desc = sorted(set(config.preferred_batch_sizes), reverse=True)
+
+    def decide(self, queue, waiting, now_ms):
+        if waiting >= self.max_batch_size:
+            return BatchDecision(self.max_batch_size)
+        for preferred in self.preferred_desc:
+            if preferred <= waiting:
+                return BatchDecision(preferred)
+        due_ms = queue.peek().node_arrival_ms + self.config.max_queue_delay_ms
+        if now_ms >= due_ms:
+            return BatchDecision(waiting)
+        return BatchDecision(0, due_ms)

@@ -1,48 +1,52 @@
-"""Assemble one replication's model from a scenario: nodes, routers, partitions, network."""
+"""Assemble one replication's model from a scenario: nodes, routers, partitions, network, cache."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import simpy
 from pydantic import BaseModel
 
-from simulator.model.admission import ADMISSION_POLICIES
 from simulator.model.cache_tier import CacheTier
 from simulator.model.cluster import Cluster
-from simulator.model.disciplines import DISCIPLINES
-from simulator.model.execution import ModelMemory, StagedExecutor
+from simulator.model.device import StagedExecutor
+from simulator.model.model_memory import ModelMemory
 from simulator.model.node import Node
-from simulator.model.partitioning import Partitioner
 from simulator.model.pipeline import Pipeline
 from simulator.model.request import Request
-from simulator.model.router import ROUTERS
 from simulator.model.service_draws import ServiceDraws, SizedDraws
+from simulator.model.simulation import Environment
 from simulator.random_streams import draws, stream
-from simulator.scenario.loader import LoadedScenario
-from simulator.scenario.schema import NodeSpec, Scenario
+from simulator.registry import (
+    ADMISSION_POLICIES,
+    BATCHERS,
+    DISCIPLINES,
+    FAILURE_HANDLING,
+    PARTITIONERS,
+    ROUTERS,
+)
+from simulator.scenario.nodes import NodeSpec
+from simulator.scenario.schema import Scenario
 from simulator.service.base import ServiceTimeModel, build_service_model
-
+from simulator.service.slowdown import slowdown_factors
 
 ModelBuilder = Callable[[BaseModel], ServiceTimeModel]
 
 
-def model_builder(loaded: LoadedScenario) -> ModelBuilder:
+def model_builder(scenario: Scenario) -> ModelBuilder:
     """Builds each service-model config of the scenario once, however many nodes share it."""
     built: dict[int, ServiceTimeModel] = {}
 
     def model(config: BaseModel) -> ServiceTimeModel:
         if id(config) not in built:
-            built[id(config)] = build_service_model(config, loaded.base_dir)
+            built[id(config)] = build_service_model(config, scenario.base_dir)
         return built[id(config)]
 
     return model
 
 
-def service_models(loaded: LoadedScenario, model: ModelBuilder | None = None) -> list[list[ServiceTimeModel]]:
+def service_models(scenario: Scenario, model: ModelBuilder | None = None) -> list[list[ServiceTimeModel]]:
     """``models[node_spec][class]``: a class's own service model, else its node's."""
-    scenario = loaded.scenario
-    model = model or model_builder(loaded)
+    model = model or model_builder(scenario)
     return [[model(c.service or spec.service) for c in scenario.workload.classes] for spec in scenario.nodes]
 
 
@@ -68,40 +72,42 @@ def node_workers(scenario: Scenario) -> list[int]:
 
 
 def _executor(
-    env: simpy.Environment,
-    loaded: LoadedScenario,
+    env: Environment,
+    scenario: Scenario,
     spec: NodeSpec,
     name: str,
     seed: int,
     replication: int,
     model: ModelBuilder,
-    slowdown_factors: Sequence[float],
+    slowdown: Sequence[float],
 ) -> StagedExecutor | None:
     """Device stages and model memory of one node, when its spec has them."""
     if spec.device is None and spec.model_cache is None:
         return None
-    scenario = loaded.scenario
 
-    def sized(config, purpose: str) -> SizedDraws:
+    def sized(config: BaseModel, purpose: str) -> SizedDraws:
         return SizedDraws(model(config), purpose, seed, replication)
 
-    h2d = sized(spec.device.h2d, f"h2d/{name}") if spec.device else None
-    d2h = sized(spec.device.d2h, f"d2h/{name}") if spec.device else None
     memory = None
     load_draws = {}
     if spec.model_cache is not None:
         memory = ModelMemory(spec.model_cache.memory_mb, {m: model.size_mb for m, model in scenario.models.items()})
         load_draws = {m: sized(model.load, f"load/{name}/{m}") for m, model in scenario.models.items()}
     return StagedExecutor(
-        env, spec.device, h2d, d2h, memory, [c.model for c in scenario.workload.classes],
-        lambda model_name: load_draws[model_name](),
-        slowdown_factors,
+        env=env,
+        device=spec.device,
+        h2d_ms=sized(spec.device.h2d, f"h2d/{name}") if spec.device else None,
+        d2h_ms=sized(spec.device.d2h, f"d2h/{name}") if spec.device else None,
+        memory=memory,
+        class_models=[c.model for c in scenario.workload.classes],
+        load_ms=lambda model_name: load_draws[model_name](),
+        slowdown_factors=slowdown,
     )
 
 
 def build_cluster(
-    env: simpy.Environment,
-    loaded: LoadedScenario,
+    env: Environment,
+    scenario: Scenario,
     models: Sequence[Sequence[ServiceTimeModel]],
     seed: int,
     replication: int,
@@ -109,7 +115,6 @@ def build_cluster(
     catalog_size: int | None,
 ) -> Cluster:
     """Every node of every partition, a router per partition, and the network between them."""
-    scenario = loaded.scenario
     classes = scenario.workload.classes
     class_names = [c.name for c in classes]
     firm = [c.kind == "firm" for c in classes]
@@ -117,11 +122,11 @@ def build_cluster(
     network = scenario.network
     network_delay_ms = None
     if network is not None:
-        delay_model = build_service_model(network.delay, loaded.base_dir)
+        delay_model = build_service_model(network.delay, scenario.base_dir)
         network_rng = stream(seed, replication, "network")
         network_delay_ms = draws(lambda size: delay_model.draw_block(network_rng, size))
-    model = model_builder(loaded)
-    slowdowns = {spec.name: spec.device.slowdown_factors(loaded.base_dir) for spec in scenario.nodes if spec.device}
+    model = model_builder(scenario)
+    slowdowns = {spec.name: slowdown_factors(spec.device, scenario.base_dir) for spec in scenario.nodes if spec.device}
     partition_nodes: list[list[Node]] = []
     index = 0
     for partition in range(partitions):
@@ -130,22 +135,28 @@ def build_cluster(
             means_ms = [service_model.mean_ms() for service_model in spec_models]
             for replica in range(spec.replicas):
                 name = node_name(spec.name, spec.replicas, replica, partitions, partition)
-                service = ServiceDraws(spec_models, class_names, name, seed, replication)
-                executor = _executor(
-                    env, loaded, spec, name, seed, replication, model, slowdowns.get(spec.name, (1.0,))
-                )
                 members.append(
                     Node(
-                        env, index, name, spec.name, spec.workers,
-                        DISCIPLINES.policy_class(spec.discipline)(),
-                        spec.queue_capacity,
-                        ADMISSION_POLICIES.policy_class(spec.admission)(spec.admission, firm, means_ms),
-                        service.single, service, means_ms, scenario.run.max_queue_length, spec.batching, executor,
+                        env=env,
+                        index=index,
+                        name=name,
+                        spec_name=spec.name,
+                        workers=spec.workers,
+                        queue=DISCIPLINES.build(spec.discipline),
+                        queue_capacity=spec.queue_capacity,
+                        admission=ADMISSION_POLICIES.build(spec.admission, firm, means_ms),
+                        service=ServiceDraws(spec_models, class_names, name, seed, replication),
+                        mean_service_ms=means_ms,
+                        max_queue_length=scenario.run.max_queue_length,
+                        batcher=BATCHERS.build(spec.batching) if spec.batching is not None else None,
+                        executor=_executor(
+                            env, scenario, spec, name, seed, replication, model, slowdowns.get(spec.name, (1.0,))
+                        ),
                     )
                 )
                 index += 1
         partition_nodes.append(members)
-    pipeline = _pipeline(loaded, seed, replication)
+    pipeline = _pipeline(scenario, seed, replication)
     routers = []  # one per partition, or per partition and stage (index partition × stages + stage)
     for partition, members in enumerate(partition_nodes):
         purpose = "router" if partitions == 1 else f"router/p{partition}"
@@ -154,28 +165,33 @@ def build_cluster(
         ]
         for stage, group in enumerate(groups):
             rng = stream(seed, replication, purpose if pipeline is None else f"{purpose}/s{stage}")
-            routers.append(ROUTERS.policy_class(scenario.router)(scenario.router, group, rng))
-    handling = scenario.failure_handling
+            routers.append(ROUTERS.build(scenario.router, group, rng))
     return Cluster(
-        env, partition_nodes, routers, Partitioner(scenario.partitioning, catalog_size) if partitions > 1 else None,
-        network_delay_ms, finished, handling.in_flight == "retry", handling.max_retries,
-        _cache_tier(env, loaded, index, seed, replication), pipeline,
+        env=env,
+        partitions=partition_nodes,
+        routers=routers,
+        partitioner=PARTITIONERS.build(scenario.partitioning, catalog_size) if partitions > 1 else None,
+        network_delay_ms=network_delay_ms,
+        finished=finished,
+        orphan_policy=FAILURE_HANDLING.build(scenario.failure_handling),
+        cache=_cache_tier(env, scenario, index, seed, replication),
+        pipeline=pipeline,
     )
 
 
-def _pipeline(loaded: LoadedScenario, seed: int, replication: int) -> Pipeline | None:
-    spec = loaded.scenario.pipeline
+def _pipeline(scenario: Scenario, seed: int, replication: int) -> Pipeline | None:
+    spec = scenario.pipeline
     if spec is None:
         return None
-    transfer_model = build_service_model(spec.transfer, loaded.base_dir)
+    transfer_model = build_service_model(spec.transfer, scenario.base_dir)
     transfer_rng = stream(seed, replication, "pipeline transfers")
     return Pipeline(spec, draws(lambda size: transfer_model.draw_block(transfer_rng, size)))
 
 
-def _cache_tier(env: simpy.Environment, loaded: LoadedScenario, node_count: int, seed: int, replication: int) -> CacheTier | None:
-    spec = loaded.scenario.cache
+def _cache_tier(env: Environment, scenario: Scenario, node_count: int, seed: int, replication: int) -> CacheTier | None:
+    spec = scenario.cache
     if spec is None:
         return None
-    hit_model = build_service_model(spec.hit_latency, loaded.base_dir)
+    hit_model = build_service_model(spec.hit_latency, scenario.base_dir)
     hit_rng = stream(seed, replication, "cache hits")
     return CacheTier(env, spec, node_count, draws(lambda size: hit_model.draw_block(hit_rng, size)))

@@ -14,11 +14,12 @@ import heapq
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from itertools import count
-from typing import ClassVar, Literal
+from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import BaseModel
 
-from simulator.registry import Registry
+from simulator.registry import CACHE_POLICIES
+from simulator.scenario.cluster import LfuCache, LruCache, TtlCache
 
 
 class ResultCache(ABC):
@@ -45,20 +46,11 @@ class ResultCache(ABC):
     def __len__(self) -> int: ...
 
 
-CACHE_POLICIES: Registry[ResultCache] = Registry("cache policy", "policy")
-
-
-class _CacheConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    capacity_entries: PositiveInt = Field(description="how many results the cache holds at most")
-
-
 @CACHE_POLICIES.register
 class LeastRecentlyUsed(ResultCache):
     """LRU: a full cache evicts the key whose last use is oldest."""
 
-    class Config(_CacheConfig):
-        policy: Literal["lru"]
+    Config = LruCache
 
     def __init__(self, config):
         super().__init__(config)
@@ -99,8 +91,7 @@ class LeastFrequentlyUsed(ResultCache):
     O(1) per hit, O(log capacity) amortized per eviction.
     """
 
-    class Config(_CacheConfig):
-        policy: Literal["lfu"]
+    Config = LfuCache
 
     def __init__(self, config):
         super().__init__(config)
@@ -152,9 +143,7 @@ class TimeToLive(ResultCache):
     ``expirations``), then evicts the entry closest to expiry (the oldest).
     """
 
-    class Config(_CacheConfig):
-        policy: Literal["ttl"]
-        ttl_ms: PositiveFloat = Field(description="how long a result stays valid after it is computed")
+    Config = TtlCache
 
     def __init__(self, config):
         super().__init__(config)

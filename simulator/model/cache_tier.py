@@ -10,29 +10,11 @@ when the node has computed it (dropped and failed requests insert nothing).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Literal
 
-import simpy
-from pydantic import BaseModel, ConfigDict, Field
-
-from simulator.model.cache import CACHE_POLICIES
-from simulator.model.events import Due
 from simulator.model.request import Request
-from simulator.service import SERVICE_MODELS
-
-CachePolicyConfig = CACHE_POLICIES.config_type()
-ServiceConfig = SERVICE_MODELS.config_type()
-
-
-class CacheSpec(BaseModel):
-    """The scenario's ``cache`` section (requests need keys: ``workload.keys``)."""
-
-    model_config = ConfigDict(extra="forbid")
-    scope: Literal["shared", "per_node"] = Field(
-        "shared", description="shared: one cache in front of the routers; per_node: one cache on every node"
-    )
-    policy: CachePolicyConfig = Field(description="eviction policy and capacity: lru, lfu or ttl")
-    hit_latency: ServiceConfig = Field(description="time to serve a hit, in ms (a service model)")
+from simulator.model.simulation import Due, Environment
+from simulator.registry import CACHE_POLICIES
+from simulator.scenario.cluster import CacheSpec
 
 
 def _unconnected(_request: Request) -> None:
@@ -44,21 +26,20 @@ class CacheTier:
 
     def __init__(
         self,
-        env: simpy.Environment,
+        env: Environment,
         spec: CacheSpec,
         node_count: int,
         hit_latency_ms: Iterator[float],
     ) -> None:
         self.env = env
         self.shared = spec.scope == "shared"
-        policy = CACHE_POLICIES.policy_class(spec.policy)
-        self.caches = [policy(spec.policy) for _ in range(1 if self.shared else node_count)]
+        self.caches = [CACHE_POLICIES.build(spec.policy) for _ in range(1 if self.shared else node_count)]
         self.hit_latency_ms = hit_latency_ms
         self.on_hit_served: Callable[[Request], None] = _unconnected
 
     def serves(self, request: Request, cache_index: int) -> bool:
         """Look the request's key up; on a hit, schedule its answer and return True."""
-        now_ms = self.env._now
+        now_ms = self.env.now
         if not self.caches[cache_index].lookup(request.key, now_ms):
             return False
         hit_ms = next(self.hit_latency_ms)
@@ -69,10 +50,10 @@ class CacheTier:
         return True
 
     def _hit_over(self, event: Due) -> None:
-        request: Request = event._value
-        request.end_ms = self.env._now
+        request: Request = event.payload
+        request.end_ms = self.env.now
         self.on_hit_served(request)
 
     def store(self, request: Request) -> None:
         """Keep the result the model just computed for the request's key."""
-        self.caches[0 if self.shared else request.node_index].insert(request.key, self.env._now)
+        self.caches[0 if self.shared else request.node_index].insert(request.key, self.env.now)

@@ -6,9 +6,10 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from simulator.model.router import ROUTERS
+from simulator.registry import ROUTERS
 from simulator.scenario.schema import Scenario
 from simulator.service.base import ServiceTimeModel
+from simulator.units import MS_PER_S
 
 
 def offered_load(
@@ -36,7 +37,7 @@ def offered_load(
         mean_batch_ms = sum(c.share * m.mean_ms(batch) for c, m in zip(classes, models)) / total_share
         if copy_ms is not None and spec.name in copy_ms:
             mean_batch_ms += copy_ms[spec.name](batch)
-        replica_capacities_per_s[spec.name] = [spec.workers * batch * 1000.0 / mean_batch_ms] * spec.replicas
+        replica_capacities_per_s[spec.name] = [spec.workers * batch * MS_PER_S / mean_batch_ms] * spec.replicas
     partitions = scenario.partitioning.partitions
     shares = np.full(partitions, 1.0 / partitions) if partition_shares is None else partition_shares
     busiest_rate_per_s = mean_rate_per_s * float(np.max(shares))

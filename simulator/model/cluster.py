@@ -12,15 +12,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator, Sequence
 
-import simpy
-
 from simulator.model.cache_tier import CacheTier
-from simulator.model.events import Due
+from simulator.model.failure_handling import OrphanPolicy
 from simulator.model.node import Node
 from simulator.model.partitioning import Partitioner
 from simulator.model.pipeline import Pipeline
 from simulator.model.request import Request
 from simulator.model.router import Router
+from simulator.model.simulation import Due, Environment
 
 
 class Cluster:
@@ -28,14 +27,14 @@ class Cluster:
 
     def __init__(
         self,
-        env: simpy.Environment,
+        *,
+        env: Environment,
         partitions: Sequence[Sequence[Node]],
         routers: Sequence[Router],
         partitioner: Partitioner | None,
         network_delay_ms: Iterator[float] | None,
         finished: list[Request],
-        retry_orphans: bool,
-        max_retries: int,
+        orphan_policy: OrphanPolicy,
         cache: CacheTier | None = None,
         pipeline: Pipeline | None = None,
     ) -> None:
@@ -46,8 +45,7 @@ class Cluster:
         self.partitioner = partitioner
         self.network_delay_ms = network_delay_ms
         self.finished = finished
-        self.retry_orphans = retry_orphans
-        self.max_retries = max_retries
+        self.orphan_policy = orphan_policy
         self.cache = cache
         self.stages = 1 if pipeline is None else pipeline.stages
         self.transfer_ms = None if pipeline is None else pipeline.transfer_ms
@@ -74,7 +72,7 @@ class Cluster:
         router = self.routers[partition * self.stages + request.stage]
         if not router.nodes:
             request.drop_reason = "unavailable"
-            request.end_ms = self.env._now
+            request.end_ms = self.env.now
             self.finished.append(request)
             return
         node = router.choose(request)
@@ -90,17 +88,17 @@ class Cluster:
             Due(self.env, delay_ms, request, self._to_node)
 
     def _reach_node(self, event: Due) -> None:
-        request: Request = event._value
+        request: Request = event.payload
         self.nodes[request.node_index].submit(request)
 
     def _reach_cached_node(self, event: Due) -> None:
-        request: Request = event._value
+        request: Request = event.payload
         self._arrive_at_node(self.nodes[request.node_index], request)
 
     def _arrive_at_node(self, node: Node, request: Request) -> None:
         """A node that is up answers from its own cache (first attempts only) or queues the request."""
         if node.available and request.retries == 0 and self.cache.serves(request, node.index):
-            request.node_arrival_ms = self.env._now
+            request.node_arrival_ms = self.env.now
             return
         node.submit(request)
 
@@ -121,7 +119,7 @@ class Cluster:
         Due(self.env, delay_ms, request, self._transferred)
 
     def _transferred(self, event: Due) -> None:
-        self._route(event._value)
+        self._route(event.payload)
 
     def _served(self, request: Request) -> None:
         """A node finished a request: a computed result goes into the cache on its way out."""
@@ -138,17 +136,16 @@ class Cluster:
         Due(self.env, delay_ms, request, self._arrived_back)
 
     def _arrived_back(self, event: Due) -> None:
-        request: Request = event._value
-        request.end_ms = self.env._now
+        request: Request = event.payload
+        request.end_ms = self.env.now
         self.finished.append(request)
 
     def orphans(self, requests: list[Request]) -> None:
         """Requests a failed (or unavailable) node gave back: retry elsewhere or count as failed."""
         self.availability_changed()
-        now_ms = self.env._now
+        now_ms = self.env.now
         for request in requests:
-            if self.retry_orphans and request.retries < self.max_retries:
-                request.retries += 1
+            if self.orphan_policy.retries(request):
                 self._route(request)
             else:
                 request.drop_reason = "node_failure"

@@ -9,18 +9,22 @@ import heapq
 from abc import ABC, abstractmethod
 from collections import deque
 from itertools import count
-from typing import ClassVar, Literal
+from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from simulator.model.request import Request
-from simulator.registry import Registry
+from simulator.registry import DISCIPLINES
+from simulator.scenario.nodes import EdfDiscipline, FifoDiscipline, PriorityDiscipline
 
 
 class QueueDiscipline(ABC):
     """A waiting line: ``push`` a request, ``pop`` the one to serve next."""
 
     Config: ClassVar[type[BaseModel]]
+
+    def __init__(self, config: BaseModel) -> None:
+        self.config = config
 
     @abstractmethod
     def push(self, request: Request) -> None: ...
@@ -36,18 +40,14 @@ class QueueDiscipline(ABC):
     def __len__(self) -> int: ...
 
 
-DISCIPLINES: Registry[QueueDiscipline] = Registry("queue discipline", "policy")
-
-
 @DISCIPLINES.register
 class Fifo(QueueDiscipline):
     """First come, first served."""
 
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        policy: Literal["fifo"]
+    Config = FifoDiscipline
 
-    def __init__(self) -> None:
+    def __init__(self, config):
+        super().__init__(config)
         self._waiting: deque[Request] = deque()
 
     def push(self, request):
@@ -66,7 +66,8 @@ class Fifo(QueueDiscipline):
 class _HeapDiscipline(QueueDiscipline):
     """Serves the smallest (key, arrival sequence) first."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: BaseModel) -> None:
+        super().__init__(config)
         self._heap: list[tuple[float, int, Request]] = []
         self._sequence = count()
 
@@ -94,11 +95,10 @@ class StrictPriority(QueueDiscipline):
     One FIFO line per priority level (a bucket queue): O(levels) pop, no heap tuples.
     """
 
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        policy: Literal["priority"]
+    Config = PriorityDiscipline
 
-    def __init__(self) -> None:
+    def __init__(self, config):
+        super().__init__(config)
         self._levels: dict[int, deque[Request]] = {}
         self._order: list[deque[Request]] = []
         self._count = 0
@@ -132,9 +132,7 @@ class StrictPriority(QueueDiscipline):
 class EarliestDeadlineFirst(_HeapDiscipline):
     """Earliest absolute deadline first (non-preemptive EDF)."""
 
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        policy: Literal["edf"]
+    Config = EdfDiscipline
 
     @staticmethod
     def key(request):

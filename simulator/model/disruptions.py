@@ -8,18 +8,24 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
-import simpy
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat
+from pydantic import BaseModel
 
 from simulator.errors import ScenarioError
 from simulator.model.cluster import Cluster
 from simulator.model.node import Node
-from simulator.registry import Registry
-
-MS_PER_S = 1000.0
+from simulator.model.simulation import Environment
+from simulator.model.source import ArrivalSource
+from simulator.registry import DISRUPTIONS
+from simulator.scenario.events import (
+    LoadSpikeEvent,
+    NodeFailureEvent,
+    RandomFailuresEvent,
+    RollingUpdateEvent,
+)
+from simulator.units import MS_PER_S
 
 
 class Disruption(ABC):
@@ -27,14 +33,14 @@ class Disruption(ABC):
 
     Config: ClassVar[type[BaseModel]]
 
-    def __init__(self, config: BaseModel, cluster: Cluster, source, rng: np.random.Generator) -> None:
+    def __init__(self, config: BaseModel, cluster: Cluster, source: ArrivalSource, rng: np.random.Generator) -> None:
         self.config = config
         self.cluster = cluster
         self.source = source
         self.rng = rng
 
     @abstractmethod
-    def start(self, env: simpy.Environment) -> None: ...
+    def start(self, env: Environment) -> None: ...
 
     def _targets(self, names: Sequence[str]) -> list[Node]:
         chosen = []
@@ -54,23 +60,11 @@ class Disruption(ABC):
         self.cluster.availability_changed()
 
 
-DISRUPTIONS: Registry[Disruption] = Registry("event", "type")
-
-
-def _config() -> ConfigDict:
-    return ConfigDict(extra="forbid")
-
-
 @DISRUPTIONS.register
 class NodeFailure(Disruption):
     """The named nodes fail at ``at_s`` and come back ``duration_s`` later."""
 
-    class Config(BaseModel):
-        model_config = _config()
-        type: Literal["failure"]
-        nodes: list[str] = Field(min_length=1, description="node names or node spec names")
-        at_s: NonNegativeFloat
-        duration_s: PositiveFloat
+    Config = NodeFailureEvent
 
     def start(self, env):
         for node in self._targets(self.config.nodes):
@@ -88,12 +82,7 @@ class RandomFailures(Disruption):
     """Each named node fails after exponential up-times (mean ``mtbf_s``) and is repaired after
     exponential down-times (mean ``mttr_s``), for as long as requests keep arriving."""
 
-    class Config(BaseModel):
-        model_config = _config()
-        type: Literal["random_failures"]
-        nodes: list[str] = Field(min_length=1, description="node names or node spec names")
-        mtbf_s: PositiveFloat
-        mttr_s: PositiveFloat
+    Config = RandomFailuresEvent
 
     def start(self, env):
         for node in self._targets(self.config.nodes):
@@ -114,13 +103,7 @@ class RollingUpdate(Disruption):
     """Replicas leave one at a time: each stops taking requests, finishes what it holds, reloads
     the model for ``reload_s`` and returns; the next leaves ``pause_s`` later."""
 
-    class Config(BaseModel):
-        model_config = _config()
-        type: Literal["rolling_update"]
-        nodes: list[str] = Field(min_length=1, description="node names or node spec names, updated in this order")
-        start_s: NonNegativeFloat
-        reload_s: PositiveFloat = Field(description="model reload time of one replica")
-        pause_s: NonNegativeFloat = 0.0
+    Config = RollingUpdateEvent
 
     def start(self, env):
         env.process(self._roll(env, self._targets(self.config.nodes)))
@@ -141,12 +124,7 @@ class RollingUpdate(Disruption):
 class LoadSpike(Disruption):
     """Arrivals come ``multiplier`` times faster between ``at_s`` and ``at_s + duration_s``."""
 
-    class Config(BaseModel):
-        model_config = _config()
-        type: Literal["load_spike"]
-        at_s: NonNegativeFloat
-        duration_s: PositiveFloat
-        multiplier: PositiveFloat
+    Config = LoadSpikeEvent
 
     def start(self, env):
         config = self.config

@@ -1,39 +1,44 @@
 """A serving node: ``workers`` model instances in front of one queue with a discipline.
 
 A request costs two scheduled events (the arrival that brought it, its service completion);
-the node is driven by callbacks, with no SimPy process per request. With dynamic batching a
-free worker takes several waiting requests at once, as Triton's dynamic batcher does. A node
-can fail (its queued and running requests are handed back as orphans) or be drained for a
-model update.
+the node is driven by callbacks, with no SimPy process per request. Its collaborators, each a
+policy or a small class of its own: the queue discipline (which request next), the admission
+policy (whether a firm request is still worth serving), the batcher (when a free worker takes
+how many), the executor (how a call runs: one event, or device stages) and the lifecycle
+(failures and drains for model updates).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-
-import simpy
+from typing import Any
 
 from simulator.errors import UnstableSystemError
 from simulator.model.admission import AdmissionPolicy
-from simulator.model.batching import BatchingSpec
+from simulator.model.batching import Batcher
 from simulator.model.disciplines import QueueDiscipline
-from simulator.model.events import Due
-from simulator.model.execution import Execution, StagedExecutor
+from simulator.model.executor import Executor, PlainExecutor
+from simulator.model.lifecycle import Lifecycle
 from simulator.model.request import Request
+from simulator.model.service_draws import ServiceDraws
+from simulator.model.simulation import Due, Environment, cancel
+from simulator.units import MS_PER_S
 
-ServiceDraw = Callable[[int, int], float]  # (class index, batch size) → service time in ms
 
-
-def _unconnected(_requests) -> None:
+def _unconnected(_requests: Any) -> None:
     raise RuntimeError("node is not connected to a cluster")
 
 
 class Node:
-    """Workers and a queue (``on_done``/``on_orphans`` are connected by the cluster); ``outstanding`` (waiting + in service) is what load-aware routers read."""
+    """Workers and a queue; ``on_done``/``on_orphans`` are connected by the cluster.
+
+    ``outstanding`` (waiting + in service) and ``outstanding_work_ms`` are what load-aware routers read.
+    """
 
     def __init__(
         self,
-        env: simpy.Environment,
+        *,
+        env: Environment,
         index: int,
         name: str,
         spec_name: str,
@@ -41,12 +46,11 @@ class Node:
         queue: QueueDiscipline,
         queue_capacity: int | None,
         admission: AdmissionPolicy,
-        single_draws: Sequence,
-        service_draw: ServiceDraw,
+        service: ServiceDraws,
         mean_service_ms: Sequence[float],
         max_queue_length: int,
-        batching: BatchingSpec | None = None,
-        executor: StagedExecutor | None = None,
+        batcher: Batcher | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.env = env
         self.index = index
@@ -56,34 +60,39 @@ class Node:
         self.queue = queue
         self.queue_capacity = queue_capacity
         self.admits = None if admission.drops_nothing else admission.admits
-        self.single_draws = list(single_draws)
-        self.service_draw = service_draw
+        self.single_draws = list(service.single)
+        self.service_draw = service
         self.mean_service_ms = list(mean_service_ms)
         self.on_done: Callable[[Request], None] = _unconnected
         self.on_orphans: Callable[[list[Request]], None] = _unconnected
         self.max_queue_length = max_queue_length
-        self.batching = batching if batching is not None and not batching.is_trivial else None
-        self.preferred_desc = batching.preferred_desc if batching is not None else []
-        self.queue_timeout_ms = batching.queue_timeout_ms if batching is not None else None
-        self.executor = executor
-        self.single_events = self.batching is None and executor is None
-        self.available = True
+        self.batcher = batcher if batcher is not None and not batcher.is_trivial else None
+        self.queue_timeout_ms = batcher.queue_timeout_ms if batcher is not None else None
+        self.single_events = self.batcher is None and executor is None
+        self.executor = executor if executor is not None else PlainExecutor(env)
+        self.executor.on_done = self._complete_batch
+        self.lifecycle = Lifecycle()
         self.busy = 0
         self.waiting = 0
         self.outstanding = 0
         self.outstanding_work_ms = 0.0
-        self.running: dict[Due | Execution, None] = {}  # insertion-ordered, so a failure orphans requests in start order
+        # calls running, in start order (a failure orphans their requests in that order): handle → is a batch
+        self.running: dict[Any, bool] = {}
         self._hold_since_ms: float | None = None
         self._timer_at_ms: float | None = None
-        self._on_drained: Callable[[], None] | None = None
+
+    @property
+    def available(self) -> bool:
+        """Up and taking requests (not failed, not draining for an update)."""
+        return self.lifecycle.available
 
     # -- arrivals -----------------------------------------------------------------------------
 
     def submit(self, request: Request) -> None:
-        now_ms = self.env._now
+        now_ms = self.env.now
         request.node_index = self.index
         request.node_arrival_ms = now_ms
-        if not self.available:
+        if not self.lifecycle.available:
             self.on_orphans([request])
             return
         if self.busy < self.workers and self.single_events and self.queue_timeout_ms is None:
@@ -100,7 +109,7 @@ class Node:
         if self.waiting > self.max_queue_length:
             raise UnstableSystemError(
                 f"node {self.name!r}: queue grew past run.max_queue_length={self.max_queue_length} at "
-                f"t={now_ms / 1000:.1f} s; the offered load exceeds what this node serves "
+                f"t={now_ms / MS_PER_S:.1f} s; the offered load exceeds what this node serves "
                 "(add workers or nodes, lower the load, or set queue_capacity)"
             )
         if self.busy < self.workers:
@@ -118,7 +127,7 @@ class Node:
         request.start_ms = -1.0
         request.service_ms = 0.0
         request.drop_reason = reason
-        request.end_ms = self.env._now
+        request.end_ms = self.env.now
         self.on_done(request)
 
     # -- service ------------------------------------------------------------------------------
@@ -128,15 +137,15 @@ class Node:
         request.start_ms = now_ms
         service_ms = next(self.single_draws[request.class_index])
         request.service_ms = service_ms
-        self.running[Due(self.env, service_ms, request, self._complete_one)] = None
+        self.running[Due(self.env, service_ms, request, self._complete_one)] = False
 
     def _complete_one(self, event: Due) -> None:
         del self.running[event]
-        request: Request = event._value
+        request: Request = event.payload
         self.busy -= 1
         self.outstanding -= 1  # _leave, inlined on the hot path
         self.outstanding_work_ms -= self.mean_service_ms[request.class_index]
-        request.end_ms = self.env._now
+        request.end_ms = self.env.now
         self.on_done(request)
         self._after_completion()
 
@@ -152,27 +161,12 @@ class Node:
             if hold_since_ms is not None:
                 request.batch_wait_ms = now_ms - max(request.node_arrival_ms, hold_since_ms)
         self._hold_since_ms = None
-        if self.executor is None:
-            self.running[Due(self.env, service_ms, batch, self._complete_batch)] = None
-        else:
-            self.running[self.executor.start(batch, service_ms, self._complete_execution)] = None
+        self.running[self.executor.start(batch, service_ms)] = True
 
-    def _complete_batch(self, event: Due) -> None:
-        del self.running[event]
-        self._finish(event._value)
-
-    def _complete_execution(self, execution: Execution) -> None:
-        del self.running[execution]
-        now_ms = self.env._now
-        for request in execution.batch:
-            request.service_ms = now_ms - request.start_ms
-            request.load_ms = execution.load_ms
-            request.copy_ms = execution.copy_ms
-        self._finish(execution.batch)
-
-    def _finish(self, batch: list[Request]) -> None:
+    def _complete_batch(self, handle: Any, batch: list[Request]) -> None:
+        del self.running[handle]
         self.busy -= 1
-        now_ms = self.env._now
+        now_ms = self.env.now
         for request in batch:
             self._leave(request)
             request.end_ms = now_ms
@@ -181,10 +175,9 @@ class Node:
 
     def _after_completion(self) -> None:
         if self.waiting:
-            self._dispatch(self.env._now)
-        if self._on_drained is not None and self.outstanding == 0:
-            on_drained, self._on_drained = self._on_drained, None
-            on_drained()
+            self._dispatch(self.env.now)
+        if self.outstanding == 0:
+            self.lifecycle.emptied()
 
     # -- dispatch: which waiting requests a free worker takes ---------------------------------
 
@@ -203,18 +196,12 @@ class Node:
 
     def _batch_size_now(self, now_ms: float) -> int:
         """How many requests to take now; 0 holds the free worker for the batch to fill."""
-        batching = self.batching
-        if batching is None:
+        if self.batcher is None:
             return 1
-        waiting = self.waiting
-        if waiting >= batching.max_batch_size:
-            return batching.max_batch_size
-        for preferred in self.preferred_desc:
-            if preferred <= waiting:
-                return preferred
-        due_ms = self.queue.peek().node_arrival_ms + batching.max_queue_delay_ms
-        if now_ms >= due_ms:
-            return waiting
+        decision = self.batcher.decide(self.queue, self.waiting, now_ms)
+        if decision.take:
+            return decision.take
+        due_ms = decision.hold_until_ms
         if self._hold_since_ms is None:
             self._hold_since_ms = now_ms
         if self._timer_at_ms is None or self._timer_at_ms > due_ms:
@@ -225,7 +212,7 @@ class Node:
     def _on_batch_timer(self, _event: Due) -> None:
         self._timer_at_ms = None
         if self.waiting:  # a draining node still serves what it holds
-            self._dispatch(self.env._now)
+            self._dispatch(self.env.now)
 
     def _take(self, size: int, now_ms: float) -> list[Request]:
         """Pop up to ``size`` requests, dropping those past their queue timeout or deadline."""
@@ -248,18 +235,16 @@ class Node:
 
     def fail(self) -> None:
         """Go down now: every queued and running request is handed back as an orphan."""
-        self.available = False
+        self.lifecycle.fail()
         orphans = []
-        for running in self.running:
-            if isinstance(running, Execution):
-                orphans.extend(running.cancel())
+        for handle, is_batch in self.running.items():
+            if is_batch:
+                orphans.extend(self.executor.cancel(handle))
             else:
-                running.callbacks.clear()  # the completion is cancelled, as SimPy cancels an interrupted wait
-                value = running._value
-                orphans.extend(value if isinstance(value, list) else [value])
+                cancel(handle)  # the completion is cancelled, as SimPy cancels an interrupted wait
+                orphans.append(handle.payload)
         self.running.clear()
-        if self.executor is not None:
-            self.executor.fail()  # loaded models are lost with the node
+        self.executor.fail()  # loaded models are lost with the node
         while self.waiting:
             orphans.append(self.queue.pop())
             self.waiting -= 1
@@ -267,7 +252,6 @@ class Node:
         self.outstanding = 0
         self.outstanding_work_ms = 0.0
         self._hold_since_ms = None
-        self._on_drained = None
         for request in orphans:
             request.start_ms = -1.0
             request.batch_wait_ms = request.load_ms = request.copy_ms = 0.0
@@ -276,11 +260,9 @@ class Node:
 
     def drain(self, on_drained: Callable[[], None]) -> None:
         """Stop taking requests; call ``on_drained`` once those already here are finished."""
-        self.available = False
+        self.lifecycle.drain(on_drained)
         if self.outstanding == 0:
-            on_drained()
-        else:
-            self._on_drained = on_drained
+            self.lifecycle.emptied()
 
     def recover(self) -> None:
-        self.available = True
+        self.lifecycle.recover()

@@ -1,41 +1,63 @@
-"""Which partition owns a request's key: by hash (spreads hot keys) or by key range."""
+"""Partitioning schemes: which partition owns a request's key (every node spec exists once per partition)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from abc import ABC, abstractmethod
+from typing import ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel
 
-KNUTH_MULTIPLIER = 2654435761  # golden-ratio multiplicative hash: neighbouring keys land far apart
-
-
-class PartitioningSpec(BaseModel):
-    """Data split over ``partitions``; every node spec is instantiated once per partition."""
-
-    model_config = ConfigDict(extra="forbid")
-    scheme: Literal["hash", "range"] = Field("hash", description="hash: spread keys; range: contiguous key ranges")
-    partitions: PositiveInt = 1
+from simulator.hashing import key_hash, key_hashes
+from simulator.registry import PARTITIONERS
+from simulator.scenario.cluster import HashPartitioning, RangePartitioning
 
 
-class Partitioner:
-    """Maps integer keys in [0, catalog_size) to partitions."""
+class Partitioner(ABC):
+    """Maps integer keys in [0, catalog_size) to partitions 0 .. partitions − 1."""
 
-    def __init__(self, spec: PartitioningSpec, catalog_size: int) -> None:
-        self.scheme = spec.scheme
-        self.partitions = spec.partitions
+    Config: ClassVar[type[BaseModel]]
+
+    def __init__(self, config: BaseModel, catalog_size: int) -> None:
+        self.config = config
+        self.partitions = config.partitions
         self.catalog_size = catalog_size
 
+    @abstractmethod
     def __call__(self, key: int) -> int:
-        if self.scheme == "hash":
-            return ((key * KNUTH_MULTIPLIER) & 0xFFFFFFFF) % self.partitions
-        return min(key * self.partitions // self.catalog_size, self.partitions - 1)
+        """The partition that owns ``key``."""
+
+    @abstractmethod
+    def owners(self, keys: np.ndarray) -> np.ndarray:
+        """The owning partition of every key of an int64 array."""
 
     def shares(self, key_probabilities: np.ndarray) -> np.ndarray:
-        """Fraction of requests each partition receives under a key popularity."""
-        keys = np.arange(len(key_probabilities), dtype=np.int64)
-        if self.scheme == "hash":
-            owners = ((keys * KNUTH_MULTIPLIER) & 0xFFFFFFFF) % self.partitions
-        else:
-            owners = np.minimum(keys * self.partitions // self.catalog_size, self.partitions - 1)
+        """Fraction of requests each partition receives under a key popularity (key i at index i)."""
+        owners = self.owners(np.arange(len(key_probabilities), dtype=np.int64))
         return np.bincount(owners, weights=key_probabilities, minlength=self.partitions)
+
+
+@PARTITIONERS.register
+class HashPartitioner(Partitioner):
+    """By hash of the key: hot neighbouring keys land on different partitions."""
+
+    Config = HashPartitioning
+
+    def __call__(self, key):
+        return key_hash(key) % self.partitions
+
+    def owners(self, keys):
+        return key_hashes(keys) % self.partitions
+
+
+@PARTITIONERS.register
+class RangePartitioner(Partitioner):
+    """By contiguous key range: partition p owns keys [p·N/P, (p+1)·N/P)."""
+
+    Config = RangePartitioning
+
+    def __call__(self, key):
+        return min(key * self.partitions // self.catalog_size, self.partitions - 1)
+
+    def owners(self, keys):
+        return np.minimum(keys * self.partitions // self.catalog_size, self.partitions - 1)

@@ -8,19 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from simulator.service import SERVICE_MODELS
-
-ServiceConfig = SERVICE_MODELS.config_type()
-
-
-class PipelineSpec(BaseModel):
-    """The scenario's ``pipeline`` section: node specs in visiting order, and the hop between them."""
-
-    model_config = ConfigDict(extra="forbid")
-    stages: list[str] = Field(min_length=2, description="node spec names, first stage first; every node spec is a stage")
-    transfer: ServiceConfig = Field(description="time to move a request's activations to the next stage, in ms")
+from simulator.scenario.cluster import PipelineSpec
 
 
 class Pipeline:

@@ -8,14 +8,22 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
+from pydantic import BaseModel
 
 from simulator.model.request import Request
 from simulator.random_streams import draws
-from simulator.registry import Registry
+from simulator.registry import ROUTERS
+from simulator.scenario.cluster import (
+    LeastWorkRouting,
+    PowerOfTwoRouting,
+    PriorityLanesRouting,
+    RandomRouting,
+    RoundRobinRouting,
+    ShortestQueueRouting,
+)
 
 if TYPE_CHECKING:
     from simulator.model.node import Node
@@ -42,13 +50,6 @@ class Router(ABC):
         """A replica that is up (the caller checks that ``nodes`` is not empty)."""
 
 
-ROUTERS: Registry[Router] = Registry("router", "policy")
-
-
-def _config() -> ConfigDict:
-    return ConfigDict(extra="forbid")
-
-
 def _fewest_outstanding(nodes: Sequence["Node"]) -> "Node":
     return min(nodes, key=_outstanding)
 
@@ -63,9 +64,7 @@ class RoundRobin(Router):
 
     load_aware = False
 
-    class Config(BaseModel):
-        model_config = _config()
-        policy: Literal["round_robin"]
+    Config = RoundRobinRouting
 
     def __init__(self, config, replicas, rng):
         super().__init__(config, replicas, rng)
@@ -82,9 +81,7 @@ class Random(Router):
 
     load_aware = False
 
-    class Config(BaseModel):
-        model_config = _config()
-        policy: Literal["random"]
+    Config = RandomRouting
 
     def choose(self, request):
         nodes = self.nodes
@@ -95,9 +92,7 @@ class Random(Router):
 class JoinShortestQueue(Router):
     """The replica with the fewest requests waiting or in service."""
 
-    class Config(BaseModel):
-        model_config = _config()
-        policy: Literal["jsq"]
+    Config = ShortestQueueRouting
 
     def choose(self, request):
         return _fewest_outstanding(self.nodes)
@@ -107,9 +102,7 @@ class JoinShortestQueue(Router):
 class PowerOfTwoChoices(Router):
     """Two distinct random replicas; the one with fewer outstanding requests."""
 
-    class Config(BaseModel):
-        model_config = _config()
-        policy: Literal["power_of_two"]
+    Config = PowerOfTwoRouting
 
     def choose(self, request):
         nodes = self.nodes
@@ -127,9 +120,7 @@ class PowerOfTwoChoices(Router):
 class LeastOutstandingWork(Router):
     """The replica with the least expected work (mean service time) waiting or in service."""
 
-    class Config(BaseModel):
-        model_config = _config()
-        policy: Literal["least_work"]
+    Config = LeastWorkRouting
 
     def choose(self, request):
         return min(self.nodes, key=_outstanding_work)
@@ -147,11 +138,7 @@ class PriorityLanes(Router):
     when bulk traffic saturates the other replicas.
     """
 
-    class Config(BaseModel):
-        model_config = _config()
-        policy: Literal["priority_lanes"]
-        urgent_priority: NonNegativeInt = Field(0, description="requests with priority ≤ this may use every replica")
-        reserved_replicas: PositiveInt = Field(1, description="replicas (per partition) kept for urgent requests")
+    Config = PriorityLanesRouting
 
     def refresh(self):
         super().refresh()

@@ -1,20 +1,18 @@
 """The arrival source: schedules arrivals one at a time, classifies and routes each request.
 
-It also marks the measurement window (from the first measured arrival to the last arrival)
-and hands full chunks of finished requests to the recorder.
+It also marks the measurement window (from the first measured arrival to the last arrival),
+and asks whoever collects finished requests to ``flush`` them once ``chunk_size`` have gathered
+in ``finished`` (so memory stays bounded however long the run).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
-import simpy
-
-from simulator.metrics.collector import CHUNK_SIZE, ReplicationRecorder
 from simulator.model.cluster import Cluster
-from simulator.model.events import Due
 from simulator.model.request import Request
-from simulator.scenario.schema import RequestClass
+from simulator.model.simulation import Due, Environment
+from simulator.scenario.workload import RequestClass
 
 
 class ArrivalSource:
@@ -22,14 +20,17 @@ class ArrivalSource:
 
     def __init__(
         self,
-        env: simpy.Environment,
+        *,
+        env: Environment,
         gaps_ms: Iterator[float],
         total: int,
         class_draw: Iterator[int],
         classes: Sequence[RequestClass],
         cluster: Cluster,
         warmup: int,
-        recorder: ReplicationRecorder,
+        finished: list[Request],
+        flush: Callable[[], None],
+        chunk_size: int,
         key_draw: Iterator[int] | None = None,
     ) -> None:
         self.env = env
@@ -41,8 +42,9 @@ class ArrivalSource:
         self.deadlines_ms = [c.deadline_ms for c in classes]
         self.route = cluster.submit
         self.warmup = warmup
-        self.recorder = recorder
-        self.finished = recorder.finished
+        self.finished = finished
+        self.flush = flush
+        self.chunk_size = chunk_size
         self.next_id = 0
         self.window_start_ms = 0.0
         self.window_end_ms = 0.0
@@ -80,7 +82,7 @@ class ArrivalSource:
 
     def _arrive(self, _event: Due) -> None:
         env = self.env
-        now_ms = env._now
+        now_ms = env.now
         request_id = self.next_id
         class_index = next(self.class_draw)
         request = Request(request_id, class_index, self.priorities[class_index], now_ms, now_ms + self.deadlines_ms[class_index])
@@ -89,8 +91,8 @@ class ArrivalSource:
         self.route(request)
         if request_id == self.warmup:
             self.window_start_ms = now_ms
-        if len(self.finished) >= CHUNK_SIZE:
-            self.recorder.flush()
+        if len(self.finished) >= self.chunk_size:
+            self.flush()
         self.next_id = request_id = request_id + 1
         gap_ms = next(self.gaps_ms, None) if request_id < self.total else None
         if gap_ms is None:

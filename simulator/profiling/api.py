@@ -17,12 +17,23 @@ from typing import Any
 import pandas as pd
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from torch import nn
 
-from simulator.profiling.bundle import ProfileBundle, write_bundle
+from simulator.formats.profile_bundle import ProfileBundle, write_bundle
 from simulator.profiling.errors import ProfilingError
-from simulator.profiling.hardware import ContentionMeter, describe, hardware_id, resolve_device
+from simulator.profiling.hardware import (
+    ContentionMeter,
+    describe,
+    hardware_id,
+    resolve_device,
+)
 from simulator.profiling.harness import Harness, HarnessSettings
 from simulator.profiling.quantization import Int8Backend
 from simulator.profiling.servable import Servable

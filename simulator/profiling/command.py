@@ -90,7 +90,7 @@ def profile_command(
     console = Console(stderr=True)
     try:
         if table is not None:
-            from simulator.profiling.bundle import load_bundle
+            from simulator.formats.profile_bundle import load_bundle
             from simulator.profiling.table import markdown_table
 
             table_threads = _integers(threads, "--threads")

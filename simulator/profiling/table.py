@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from simulator.profiling.bundle import ProfileBundle
-from simulator.profiling.errors import ProfileBundleError
+from simulator.errors import ProfileBundleError
+from simulator.formats.profile_bundle import ProfileBundle
+from simulator.units import MS_PER_S
 
 
 def default_table_threads(bundle: ProfileBundle) -> int:
@@ -35,7 +36,7 @@ def latency_summary(bundle: ProfileBundle, stage: str = "end_to_end", threads: i
         .agg(median_ms="median", p99_ms=lambda x: x.quantile(0.99), samples="size")
         .reset_index()
     )
-    cells["throughput_per_s"] = cells["batch_size"] / cells["median_ms"] * 1000
+    cells["throughput_per_s"] = cells["batch_size"] / cells["median_ms"] * MS_PER_S
     order = {(m["family"], m["variant"], m["device"]): i for i, m in enumerate(bundle.metadata["models"])}
     rows = []
     groups = cells.groupby(["family", "variant", "device"])

@@ -28,7 +28,13 @@ from simulator.profiling.errors import ProfilingError
 from simulator.profiling.quality import top1_agreement
 from simulator.profiling.quantization import Int8Backend
 from simulator.profiling.servable import Payload, RequestCodec, Servable, arrays_answer
-from simulator.profiling.variants import PRECISIONS, FloatModel, VariantUnavailable, cold_loader, convert
+from simulator.profiling.variants import (
+    PRECISIONS,
+    FloatModel,
+    VariantUnavailable,
+    cold_loader,
+    convert,
+)
 
 EXAMPLE_ROWS = 64
 FACTORY_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")

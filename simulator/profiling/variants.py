@@ -19,7 +19,12 @@ import torch
 from torch import nn
 
 from simulator.profiling.hardware import native_bf16
-from simulator.profiling.quantization import Int8Backend, quantize_int8, torchao_available, uses_torchao
+from simulator.profiling.quantization import (
+    Int8Backend,
+    quantize_int8,
+    torchao_available,
+    uses_torchao,
+)
 
 VARIANTS = ("fp32", "int8", "bf16", "fp16", "pruned", "distilled")
 PRECISIONS = {"fp32": torch.float32, "int8": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}

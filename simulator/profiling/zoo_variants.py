@@ -20,10 +20,21 @@ from simulator.profiling.complexity import count_flops, count_parameters
 from simulator.profiling.pruning import prune
 from simulator.profiling.quality import measure_quality, predict
 from simulator.profiling.quantization import Int8Backend
-from simulator.profiling.servable import Payload, RequestCodec, Servable, classifier_answer
+from simulator.profiling.servable import (
+    Payload,
+    RequestCodec,
+    Servable,
+    classifier_answer,
+)
 from simulator.profiling.tasks import Task
 from simulator.profiling.training import distill, train_classifier
-from simulator.profiling.variants import PRECISIONS, FloatModel, VariantUnavailable, cold_loader, convert
+from simulator.profiling.variants import (
+    PRECISIONS,
+    FloatModel,
+    VariantUnavailable,
+    cold_loader,
+    convert,
+)
 from simulator.profiling.zoo import Family
 
 PRUNE_KEEP_FRACTION = 0.5

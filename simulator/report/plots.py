@@ -6,7 +6,6 @@ global backend is touched and plotting works headless and from several threads.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +15,8 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
+
+from simulator.files import write_atomically
 
 FIGURE_SIZE_IN = (9.0, 4.0)
 DPI = 110
@@ -38,9 +39,7 @@ def _save(path: Path, title: str, ylabel: str, draw: Callable[[Axes], None]) -> 
     axes.grid(True, alpha=0.3)
     if axes.get_legend_handles_labels()[0]:
         axes.legend(loc="best", fontsize="small")
-    partial = path.with_name(path.name + ".partial")
-    figure.savefig(partial, format="png")
-    os.replace(partial, path)
+    write_atomically(path, lambda temporary: figure.savefig(temporary, format="png"))
     return path
 
 

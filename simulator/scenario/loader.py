@@ -15,19 +15,11 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from simulator.errors import ScenarioError
+from simulator.registry import PolicyField
 from simulator.scenario.schema import Scenario
 
 
-class LoadedScenario:
-    """A validated scenario and the folder its relative file paths are resolved against."""
-
-    def __init__(self, scenario: Scenario, base_dir: Path, source: str) -> None:
-        self.scenario = scenario
-        self.base_dir = base_dir
-        self.source = source
-
-
-def load_scenario(path: str | Path) -> LoadedScenario:
+def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a YAML scenario file."""
     path = Path(path)
     try:
@@ -44,8 +36,8 @@ def load_scenario(path: str | Path) -> LoadedScenario:
     return scenario_from_dict(data, source=str(path), base_dir=path.resolve().parent)
 
 
-def scenario_from_dict(data: Any, source: str = "<scenario>", base_dir: Path | None = None) -> LoadedScenario:
-    """Validate a scenario given as plain data (what the YAML file holds)."""
+def scenario_from_dict(data: Any, source: str = "<scenario>", base_dir: Path | None = None) -> Scenario:
+    """Validate a scenario given as plain data (what the YAML file holds); files resolve against ``base_dir``."""
     if not isinstance(data, dict):
         raise ScenarioError(f"{source}: a scenario must be a mapping of keys (name, workload, nodes, ...), not {type(data).__name__}")
     try:
@@ -53,7 +45,9 @@ def scenario_from_dict(data: Any, source: str = "<scenario>", base_dir: Path | N
     except ValidationError as error:
         problems = "\n".join(f"  - {_describe(item, data)}" for item in error.errors())
         raise ScenarioError(f"{source}: invalid scenario ({error.error_count()} problem(s)):\n{problems}") from None
-    return LoadedScenario(scenario, base_dir or Path.cwd(), source)
+    scenario._base_dir = base_dir or Path.cwd()
+    scenario._source = source
+    return scenario
 
 
 def _describe(error: dict, data: Any) -> str:
@@ -90,7 +84,11 @@ def _field_model(model: type[BaseModel] | None, key: Any, value: Any) -> type[Ba
     """The model class that validates ``value`` under ``model.key`` (to list its allowed keys)."""
     if model is None or not isinstance(key, str) or key not in getattr(model, "model_fields", {}):
         return None
-    return _model_in(model.model_fields[key].annotation, value)
+    field = model.model_fields[key]
+    registry = next((meta.registry for meta in field.metadata if isinstance(meta, PolicyField)), None)
+    if registry is not None:  # pydantic keeps a top-level Annotated's metadata on the field
+        return registry.config_for(value)
+    return _model_in(field.annotation, value)
 
 
 def _model_in(annotation: Any, value: Any) -> type[BaseModel] | None:
@@ -99,6 +97,9 @@ def _model_in(annotation: Any, value: Any) -> type[BaseModel] | None:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is typing.Annotated:
+        registry = next((meta.registry for meta in annotation.__metadata__ if isinstance(meta, PolicyField)), None)
+        if registry is not None:
+            return registry.config_for(value)
         return _model_in(args[0], value)
     if origin is list:
         return _model_in(args[0], value[0] if isinstance(value, list) and value else None)

@@ -1,120 +1,44 @@
-"""The scenario schema: what a YAML scenario file may say, validated by pydantic.
+"""The scenario: what a YAML scenario file may say, validated by pydantic, frozen once valid.
 
 Unknown keys are errors everywhere. Policies (arrival processes, service models, queue
-disciplines, admission, routers) come from their registries, so a new policy class appears
-here without edits.
+disciplines, admission, batchers, routers, partitioning, failure handling, caches, events) are
+looked up in their registries when a scenario is validated, so a policy registered later (a
+plug-in) is accepted like a built-in one.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from pathlib import Path
+from typing import Any
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    PrivateAttr,
     model_validator,
 )
 
-from simulator.model.admission import ADMISSION_POLICIES, AdmitAll
-from simulator.model.batching import BatchingSpec
-from simulator.model.cache_tier import CacheSpec
-from simulator.model.disruptions import DISRUPTIONS
-from simulator.model.execution import DeviceSpec, ModelCacheSpec, ModelSpec
-from simulator.model.partitioning import PartitioningSpec
-from simulator.model.pipeline import PipelineSpec
-from simulator.model.disciplines import DISCIPLINES, Fifo
-from simulator.model.router import ROUTERS, RoundRobin
-from simulator.service import SERVICE_MODELS
-from simulator.workload.arrivals import ARRIVAL_PROCESSES
-from simulator.workload.keys import KEY_POPULARITY
-
-ArrivalConfig = ARRIVAL_PROCESSES.config_type()
-ServiceConfig = SERVICE_MODELS.config_type()
-DisciplineConfig = DISCIPLINES.config_type()
-AdmissionConfig = ADMISSION_POLICIES.config_type()
-RouterConfig = ROUTERS.config_type()
-EventConfig = DISRUPTIONS.config_type()
-KeyConfig = KEY_POPULARITY.config_type()
+from simulator.scenario.cluster import (
+    CacheSpec,
+    FailureHandlingConfig,
+    HashPartitioning,
+    NetworkSpec,
+    PartitioningConfig,
+    PipelineSpec,
+    RetryOrphans,
+    RoundRobinRouting,
+    RouterConfig,
+)
+from simulator.scenario.events import EventConfig
+from simulator.scenario.nodes import ModelSpec, NodeSpec
+from simulator.scenario.workload import Workload
+from simulator.settings import Settings
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RequestClass(_Strict):
-    """A class of requests: its share of arrivals, priority, deadline and real-time kind."""
-
-    name: str = Field(min_length=1)
-    share: PositiveFloat = Field(1.0, description="relative weight of this class among arrivals")
-    priority: NonNegativeInt = Field(0, description="0 is served first under the priority discipline")
-    deadline_ms: PositiveFloat = Field(description="relative deadline: arrival to completion")
-    kind: Literal["hard", "firm", "soft"] = Field(
-        "soft",
-        description="hard: no request may miss; firm: a late result is worthless (may be dropped); "
-        "soft: at least `target` of requests must meet the deadline",
-    )
-    target: float | None = Field(None, gt=0, le=1, description="fraction that must meet the deadline")
-    service: ServiceConfig | None = Field(None, description="service model of this class (default: the node's)")
-    model: str | None = Field(None, description="name of the model (in `models`) this class runs, for model caches")
-
-    @model_validator(mode="after")
-    def _target_fits_kind(self) -> "RequestClass":
-        if self.kind == "soft" and self.target is None:
-            raise ValueError("a soft class needs `target`, the fraction that must meet the deadline (e.g. 0.99)")
-        if self.kind == "hard" and self.target not in (None, 1.0):
-            raise ValueError("a hard class allows no miss: leave `target` out (it is 1.0)")
-        return self
-
-    @property
-    def required_met_ratio(self) -> float | None:
-        return 1.0 if self.kind == "hard" else self.target
-
-
-class Workload(_Strict):
-    """One arrival process; each arrival belongs to a class drawn by the classes' shares."""
-
-    arrival: ArrivalConfig
-    classes: list[RequestClass] = Field(min_length=1)
-    keys: KeyConfig | None = Field(
-        None, description="which key each request asks for (zipf, uniform, trace); needed by caches and partitions"
-    )
-
-
-class NodeSpec(_Strict):
-    """A node kind: workers serving one queue; ``replicas`` identical copies of it."""
-
-    name: str = Field(min_length=1)
-    replicas: PositiveInt = 1
-    workers: PositiveInt = 1
-    service: ServiceConfig
-    discipline: DisciplineConfig = Field(default_factory=lambda: Fifo.Config(policy="fifo"))
-    queue_capacity: NonNegativeInt | None = Field(
-        None, description="waiting places; an arrival finding them full is dropped (0 = a loss system)"
-    )
-    admission: AdmissionConfig = Field(default_factory=lambda: AdmitAll.Config(policy="none"))
-    batching: BatchingSpec | None = Field(None, description="dynamic batching (Triton-style); default: one request per call")
-    device: DeviceSpec | None = Field(None, description="accelerator stages: copies around compute, concurrency slowdown")
-    model_cache: ModelCacheSpec | None = Field(None, description="models held in memory; a miss pays a cold load")
-
-
-class NetworkSpec(_Strict):
-    """Delay between the router and a node, drawn independently each way."""
-
-    delay: ServiceConfig = Field(description="one-way delay model, in ms (any service-time model)")
-
-
-class FailureHandling(_Strict):
-    """What happens to requests queued or running on a node when it fails."""
-
-    in_flight: Literal["retry", "fail"] = Field("retry", description="retry on another replica, or count as failed")
-    max_retries: NonNegativeInt = 2
-
-
-class RunSettings(_Strict):
+class RunSettings(Settings):
     """How long, how often and how precisely to simulate."""
 
     requests: PositiveInt = Field(100_000, description="measured requests per replication (after warm-up)")
@@ -133,25 +57,56 @@ class RunSettings(_Strict):
         return self.requests // 10 if self.warmup_requests is None else self.warmup_requests
 
 
-class Scenario(_Strict):
-    """A whole scenario file."""
+class Scenario(Settings):
+    """A whole scenario file, validated and frozen; ``base_dir`` resolves the files it names.
+
+    Change a copy with :meth:`replace`, which validates the result like a file would be.
+    """
 
     name: str = Field(min_length=1)
     description: str = ""
     run: RunSettings = Field(default_factory=RunSettings)
     workload: Workload
     nodes: list[NodeSpec] = Field(min_length=1)
-    router: RouterConfig = Field(default_factory=lambda: RoundRobin.Config(policy="round_robin"))
-    partitioning: PartitioningSpec = Field(default_factory=PartitioningSpec)
+    router: RouterConfig = Field(default_factory=lambda: RoundRobinRouting(policy="round_robin"))
+    partitioning: PartitioningConfig = Field(default_factory=lambda: HashPartitioning(scheme="hash"))
     network: NetworkSpec | None = None
-    failure_handling: FailureHandling = Field(default_factory=FailureHandling)
+    failure_handling: FailureHandlingConfig = Field(default_factory=lambda: RetryOrphans(in_flight="retry"))
     events: list[EventConfig] = Field(default_factory=list, description="failures, rolling updates, load spikes")
     models: dict[str, ModelSpec] = Field(default_factory=dict, description="models classes can name (for model caches)")
     cache: CacheSpec | None = Field(None, description="result cache in front of the model (needs workload.keys)")
     pipeline: PipelineSpec | None = Field(None, description="model-parallel stages: node specs a request visits in order")
 
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _source: str = PrivateAttr("<scenario>")
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative file paths (data files, profile bundles) are resolved against."""
+        return self._base_dir
+
+    @property
+    def source(self) -> str:
+        """Where the scenario came from (its file), for error messages."""
+        return self._source
+
+    def path(self, relative: str) -> Path:
+        """A file the scenario names, resolved against ``base_dir``."""
+        return self._base_dir / relative
+
+    def replace(self, field: str, value: Any) -> Scenario:
+        """A validated copy with ``field`` (a path like ``nodes[0].workers``) set to ``value``.
+
+        Raises ScenarioError naming the field if the result is not a valid scenario.
+        """
+        from simulator.scenario.loader import scenario_from_dict
+
+        data = self.model_dump(mode="python")
+        _assign(data, field, value, self._source)
+        return scenario_from_dict(data, source=self._source, base_dir=self._base_dir)
+
     @model_validator(mode="after")
-    def _consistent(self) -> "Scenario":
+    def _consistent(self) -> Scenario:
         if self.workload.keys is None:
             if self.cache is not None:
                 raise ValueError("cache: a result cache needs request keys; add workload.keys (e.g. popularity: zipf)")
@@ -196,3 +151,41 @@ class Scenario(_Strict):
             if second_start < first_end:
                 raise ValueError("events: load spikes must not overlap")
         return self
+
+
+_STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)$")
+
+
+def _assign(data: dict, field: str, value: Any, source: str) -> None:
+    """Set ``field`` (``a.b[2].c``) inside plain scenario data; the containers on the way must exist."""
+    from simulator.errors import ScenarioError
+
+    steps: list[str | int] = []
+    for part in field.split("."):
+        match = _STEP.match(part)
+        if match is None:
+            raise ScenarioError(f"{source}: {field!r} is not a field path (e.g. nodes[0].workers, workload.arrival.rate_per_s)")
+        steps.append(match.group(1))
+        steps.extend(int(index) for index in re.findall(r"\[(\d+)\]", match.group(2)))
+    node: Any = data
+    for depth, step in enumerate(steps[:-1]):
+        where = _path_text(steps[: depth + 1])
+        if isinstance(step, int):
+            if not isinstance(node, list) or step >= len(node):
+                raise ScenarioError(f"{source}: {where}: no such list entry")
+        elif not isinstance(node, dict) or step not in node:
+            raise ScenarioError(f"{source}: {where}: no such field")
+        node = node[step]
+        if node is None:
+            raise ScenarioError(f"{source}: {where} is not set; replace the whole section instead")
+    last = steps[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list) or last >= len(node):
+            raise ScenarioError(f"{source}: {_path_text(steps)}: no such list entry")
+    elif not isinstance(node, dict):
+        raise ScenarioError(f"{source}: {_path_text(steps)}: no such field")
+    node[last] = value
+
+
+def _path_text(steps: list[str | int]) -> str:
+    return "".join(f"[{step}]" if isinstance(step, int) else (f".{step}" if index else step) for index, step in enumerate(steps))

@@ -1,7 +1,7 @@
-"""Service-time models: how long one inference call (of a given batch size) takes, in ms."""
+"""Service-time models: how long one inference call (of a given batch size) takes, in ms.
 
-from simulator.service.base import SERVICE_MODELS, ServiceTimeModel
+Importing the package registers the built-in models with ``simulator.registry.SERVICE_MODELS``.
+"""
+
 from simulator.service import distributions as _distributions  # noqa: F401  (registers the models)
 from simulator.service import profile_backed as _profile_backed  # noqa: F401  (registers "profile")
-
-__all__ = ["SERVICE_MODELS", "ServiceTimeModel"]

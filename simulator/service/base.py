@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel
 
-from simulator.registry import Registry
+from simulator.registry import SERVICE_MODELS
 
 
 class ServiceTimeModel(ABC):
@@ -38,8 +38,6 @@ class ServiceTimeModel(ABC):
         """E[S²] in ms², for Pollaczek–Khinchine-style analytic predictions."""
 
 
-SERVICE_MODELS: Registry[ServiceTimeModel] = Registry("service model", "distribution")
-
-
 def build_service_model(config: BaseModel, base_dir: Path) -> ServiceTimeModel:
-    return SERVICE_MODELS.policy_class(config)(config, base_dir)
+    """The service-time model that validated settings name; files resolve against ``base_dir``."""
+    return SERVICE_MODELS.build(config, base_dir)

@@ -15,15 +15,19 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
-from simulator.errors import ScenarioError
-from simulator.profiling.bundle import METADATA_FILE, SAMPLES_FILE, ProfileBundle, load_bundle
-from simulator.profiling.errors import ProfileBundleError
-from simulator.service.base import SERVICE_MODELS, ServiceTimeModel
+from simulator.errors import ProfileBundleError, ScenarioError
+from simulator.formats.profile_bundle import (
+    METADATA_FILE,
+    SAMPLES_FILE,
+    ProfileBundle,
+    load_bundle,
+)
+from simulator.registry import SERVICE_MODELS
+from simulator.scenario.service import COLD_STAGES, ProfileService
+from simulator.service.base import ServiceTimeModel
 
 
 @functools.lru_cache(maxsize=16)
@@ -44,56 +48,13 @@ def _choose(what: str, wanted: object, available: list, context: str) -> None:
         raise ScenarioError(f"service.profile: {context} has no {what} {wanted!r}; it has {sorted(available)}")
 
 
-COLD_STAGES = frozenset({"load", "first_call"})
-
-
 @SERVICE_MODELS.register
 class ProfileBacked(ServiceTimeModel):
     """Empirical service times of a real kernel, from a profile bundle, at the batch size in use."""
 
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        distribution: Literal["profile"]
-        bundle: str = Field(
-            description="profile bundle directory (or its metadata.json), relative to the scenario file"
-        )
-        family: str = Field(description="model family in the bundle, e.g. mlp, cnn, transformer")
-        variant: str = Field("fp32", description="variant: fp32, int8, bf16, fp16, pruned, distilled")
-        device: Literal["cpu", "cuda"] = "cpu"
-        threads: PositiveInt | None = Field(
-            None, description="intra-op threads the samples were taken with (default: the only or the serving count)"
-        )
-        concurrency: PositiveInt = Field(1, description="workers sharing the device while the samples were taken")
-        stage: Literal["end_to_end", "compute", "overhead", "h2d", "d2h", "load", "first_call"] = Field(
-            "end_to_end",
-            description="what was timed; load (model from disk) and first_call are the cold-start measurements",
-        )
-        mode: Literal["sweep", "sequence", "isolated", "cold"] | None = Field(
-            None,
-            description="which measurement to sample at concurrency 1: sweep (all batch sizes, default), "
-            "sequence (one long run at batch 1), isolated (calls after idle gaps, batch 1) or cold "
-            "(fresh process; implied by stage load or first_call)",
-        )
-        block_length: PositiveInt = Field(
-            1, description="1: resample calls independently; L>1: replay runs of L consecutive measured calls"
-        )
+    Config = ProfileService
 
-        @model_validator(mode="after")
-        def _mode_fits_concurrency(self) -> ProfileBacked.Config:
-            cold_stage = self.stage in COLD_STAGES
-            if self.mode is not None and (self.mode == "cold") != cold_stage:
-                raise ValueError(
-                    f"stage {self.stage!r} is not measured in mode {self.mode!r}: stages {sorted(COLD_STAGES)} "
-                    "come from mode cold (leave mode out), the others from sweep, sequence or isolated"
-                )
-            if self.mode is not None and self.concurrency > 1:
-                raise ValueError(
-                    f"mode {self.mode!r} was measured with one worker; with concurrency {self.concurrency} "
-                    "the concurrent samples are used (leave mode out)"
-                )
-            return self
-
-    def __init__(self, config: Config, base_dir: Path) -> None:
+    def __init__(self, config: ProfileService, base_dir: Path) -> None:
         super().__init__(config, base_dir)
         path = base_dir / config.bundle
         if not path.exists():
@@ -126,6 +87,7 @@ class ProfileBacked(ServiceTimeModel):
         context = f"bundle {path} ({c.family}/{c.variant})"
         _choose("device", c.device, frame["device"].unique().tolist(), context)
         frame = frame[frame["device"] == c.device]
+        self._model_samples = frame
         _choose("stage", c.stage, frame["stage"].unique().tolist(), context)
         frame = frame[frame["stage"] == c.stage]
         mode = "concurrent" if c.concurrency > 1 else "cold" if c.stage in COLD_STAGES else (c.mode or "sweep")
@@ -138,6 +100,11 @@ class ProfileBacked(ServiceTimeModel):
         _choose(f"{mode} samples with threads", threads, frame["threads"].unique().tolist(), context)
         frame = frame[frame["threads"] == threads].sort_values(["batch_size", "worker", "sample_index"])
         return {int(b): group["latency_ms"].to_numpy() for b, group in frame.groupby("batch_size")}
+
+    def concurrency_levels(self) -> list[int]:
+        """The worker counts above one whose concurrent runs the bundle measured for this model."""
+        concurrent = self._model_samples[self._model_samples["mode"] == "concurrent"]
+        return sorted(int(k) for k in concurrent["concurrency"].unique())
 
     def _default_threads(self, bundle: ProfileBundle, available: list) -> int | None:
         if len(available) == 1:

@@ -8,19 +8,26 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from pathlib import Path
 from collections.abc import Iterator
 from itertools import repeat
-from typing import ClassVar, Literal
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, model_validator
+from pydantic import BaseModel
 
+from simulator.formats.samples import read_sample_column
 from simulator.random_streams import draws
-from simulator.registry import Registry
-from simulator.service.distributions import read_sample_column
-
-MS_PER_S = 1000.0
+from simulator.registry import ARRIVAL_PROCESSES
+from simulator.scenario.workload import (
+    DeterministicArrivals,
+    DiurnalArrivals,
+    MarkovModulatedArrivals,
+    PiecewiseArrivals,
+    PoissonArrivals,
+    TraceArrivals,
+)
+from simulator.units import MS_PER_S
 
 
 class ArrivalProcess(ABC):
@@ -49,21 +56,11 @@ class ArrivalProcess(ABC):
         return None
 
 
-ARRIVAL_PROCESSES: Registry[ArrivalProcess] = Registry("arrival process", "process")
-
-
-def _config(**fields) -> ConfigDict:
-    return ConfigDict(extra="forbid", **fields)
-
-
 @ARRIVAL_PROCESSES.register
 class Poisson(ArrivalProcess):
     """Exponential gaps at a constant rate."""
 
-    class Config(BaseModel):
-        model_config = _config()
-        process: Literal["poisson"]
-        rate_per_s: PositiveFloat
+    Config = PoissonArrivals
 
     def gaps_ms(self):
         mean_gap_ms = MS_PER_S / self.config.rate_per_s
@@ -77,22 +74,13 @@ class Poisson(ArrivalProcess):
 class Deterministic(ArrivalProcess):
     """Evenly spaced arrivals (a fixed-rate client)."""
 
-    class Config(BaseModel):
-        model_config = _config()
-        process: Literal["deterministic"]
-        rate_per_s: PositiveFloat
+    Config = DeterministicArrivals
 
     def gaps_ms(self):
         return repeat(MS_PER_S / self.config.rate_per_s)
 
     def mean_rate_per_s(self):
         return self.config.rate_per_s
-
-
-class _StateSequence(BaseModel):
-    model_config = _config()
-    rate_per_s: NonNegativeFloat
-    mean_duration_s: PositiveFloat = Field(description="mean (exponential) time spent in this state")
 
 
 @ARRIVAL_PROCESSES.register
@@ -102,16 +90,7 @@ class MarkovModulated(ArrivalProcess):
     An on/off source is the two-state case with one rate 0; bursts come from slow switching.
     """
 
-    class Config(BaseModel):
-        model_config = _config()
-        process: Literal["mmpp"]
-        states: list[_StateSequence] = Field(min_length=2)
-
-        @model_validator(mode="after")
-        def _some_state_sends(self) -> "MarkovModulated.Config":
-            if not any(state.rate_per_s > 0 for state in self.states):
-                raise ValueError("at least one state needs rate_per_s > 0")
-            return self
+    Config = MarkovModulatedArrivals
 
     def gaps_ms(self):
         states, rng = self.config.states, self.rng
@@ -159,26 +138,11 @@ class _ThinnedPoisson(ArrivalProcess):
                 last_ms = now_ms
 
 
-class _Segment(BaseModel):
-    model_config = _config()
-    duration_s: PositiveFloat
-    rate_per_s: NonNegativeFloat
-
-
 @ARRIVAL_PROCESSES.register
 class Piecewise(_ThinnedPoisson):
     """Poisson arrivals whose rate steps through segments (a load profile), repeating."""
 
-    class Config(BaseModel):
-        model_config = _config()
-        process: Literal["piecewise"]
-        segments: list[_Segment] = Field(min_length=1)
-
-        @model_validator(mode="after")
-        def _some_segment_sends(self) -> "Piecewise.Config":
-            if not any(segment.rate_per_s > 0 for segment in self.segments):
-                raise ValueError("at least one segment needs rate_per_s > 0")
-            return self
+    Config = PiecewiseArrivals
 
     def __init__(self, config, rng, base_dir):
         ends_s = np.cumsum([segment.duration_s for segment in config.segments])
@@ -203,13 +167,7 @@ class Piecewise(_ThinnedPoisson):
 class Diurnal(_ThinnedPoisson):
     """Poisson arrivals with a sinusoidal rate: mean·(1 + amplitude·sin(2πt/period))."""
 
-    class Config(BaseModel):
-        model_config = _config()
-        process: Literal["diurnal"]
-        mean_rate_per_s: PositiveFloat
-        amplitude: float = Field(ge=0, le=1, description="relative swing around the mean, 0..1")
-        period_s: PositiveFloat = 86400.0
-        phase_s: float = 0.0
+    Config = DiurnalArrivals
 
     def rate_per_s_at(self, time_ms):
         config = self.config
@@ -227,12 +185,7 @@ class Diurnal(_ThinnedPoisson):
 class TraceReplay(ArrivalProcess):
     """Replays arrival timestamps (ms) from a CSV/parquet column; the run ends with the trace."""
 
-    class Config(BaseModel):
-        model_config = _config()
-        process: Literal["trace"]
-        file: str = Field(description="CSV or parquet file of arrival timestamps, relative to the scenario file")
-        column: str | None = Field(None, description="column of timestamps in ms (default: the only one)")
-        time_scale: PositiveFloat = Field(1.0, description="multiply timestamps by this (e.g. 1000 for seconds)")
+    Config = TraceArrivals
 
     def __init__(self, config, rng, base_dir):
         super().__init__(config, rng, base_dir)

@@ -11,16 +11,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from itertools import cycle
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt
+from pydantic import BaseModel
 
 from simulator.analytic import zipf_popularity
 from simulator.errors import ScenarioError
+from simulator.formats.samples import read_sample_column
 from simulator.random_streams import draws
-from simulator.registry import Registry
-from simulator.service.distributions import read_sample_column
+from simulator.registry import KEY_POPULARITY
+from simulator.scenario.workload import TraceKeys, UniformKeys, ZipfKeys
 
 EXACT_FLOAT_INTEGERS = 2**53  # trace keys are read as float64, exact below this
 
@@ -47,14 +48,6 @@ class KeyPopularity(ABC):
         """P(key = i) at index i (a trace: its keys' frequencies), for partition shares and cache theory."""
 
 
-KEY_POPULARITY: Registry[KeyPopularity] = Registry("key popularity", "popularity")
-
-
-class _CatalogConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    catalog_size: PositiveInt = Field(description="number of distinct keys")
-
-
 @KEY_POPULARITY.register
 class Zipf(KeyPopularity):
     """Finite Zipf: key i (rank i + 1) has probability ∝ (i + 1)^(−exponent); 0 is uniform.
@@ -63,9 +56,7 @@ class Zipf(KeyPopularity):
     memory is O(catalog_size).
     """
 
-    class Config(_CatalogConfig):
-        popularity: Literal["zipf"]
-        exponent: NonNegativeFloat = Field(description="skew s; typical request logs have 0.6–1.2")
+    Config = ZipfKeys
 
     def __init__(self, config, base_dir):
         super().__init__(config, base_dir)
@@ -89,8 +80,7 @@ class Zipf(KeyPopularity):
 class Uniform(KeyPopularity):
     """Every key equally likely (no locality: the worst case for a cache)."""
 
-    class Config(_CatalogConfig):
-        popularity: Literal["uniform"]
+    Config = UniformKeys
 
     @property
     def catalog_size(self):
@@ -108,11 +98,7 @@ class Uniform(KeyPopularity):
 class Trace(KeyPopularity):
     """Replays recorded keys (non-negative integers) from a CSV/parquet column in order, cycling."""
 
-    class Config(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        popularity: Literal["trace"]
-        file: str = Field(description="CSV or parquet file of request keys, relative to the scenario file")
-        column: str | None = Field(None, description="column of integer keys (default: the only one)")
+    Config = TraceKeys
 
     def __init__(self, config, base_dir):
         super().__init__(config, base_dir)

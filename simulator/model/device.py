@@ -3,102 +3,20 @@ compute, device-to-host copy.
 
 Copies run on the node's copy engines (one FIFO line per direction, shared by its workers), so
 one worker's copy overlaps another's compute, as on a GPU with separate copy streams. Compute
-slows down when several workers compute at once on the device (from the profile's concurrency
-runs). Used only by nodes that declare a ``device`` or a ``model_cache``; plain nodes serve a
-call as a single event.
+slows down when several workers compute at once on the device (f(k) from the scenario or from a
+profile's concurrency runs). Used by nodes that declare a ``device`` or a ``model_cache``.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Literal
 
-import numpy as np
-import simpy
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
-
-from simulator.errors import ScenarioError
-from simulator.model.events import Due
+from simulator.model.executor import Executor
+from simulator.model.model_memory import ModelMemory
 from simulator.model.request import Request
-from simulator.service import SERVICE_MODELS
-
-ServiceConfig = SERVICE_MODELS.config_type()
-
-
-class ProfileSlowdown(BaseModel):
-    """Slowdown factors measured by a profile bundle's concurrent runs: the mean time of a call at
-    batch 1 while k workers share the device, over the mean time alone (interpolated between the
-    measured k, the last one held beyond)."""
-
-    model_config = ConfigDict(extra="forbid")
-    bundle: str = Field(description="profile bundle directory, relative to the scenario file")
-    family: str
-    variant: str = "fp32"
-    device: Literal["cpu", "cuda"] = "cpu"
-    threads: PositiveInt | None = None
-    stage: Literal["compute", "end_to_end"] = "compute"
-
-    def factors(self, base_dir: Path) -> list[float]:
-        from simulator.service.profile_backed import ProfileBacked
-
-        def mean_ms(concurrency: int) -> float:
-            config = ProfileBacked.Config(distribution="profile", concurrency=concurrency, **self.model_dump())
-            return ProfileBacked(config, base_dir).mean_ms(1)
-
-        alone = ProfileBacked(ProfileBacked.Config(distribution="profile", **self.model_dump()), base_dir)
-        samples = alone.bundle.samples
-        levels = sorted(
-            int(k) for k in samples.loc[
-                (samples["mode"] == "concurrent") & (samples["family"] == self.family)
-                & (samples["variant"] == self.variant) & (samples["device"] == self.device),
-                "concurrency",
-            ].unique()
-        )
-        if not levels:
-            raise ScenarioError(
-                f"device.concurrency_slowdown: bundle {self.bundle} has no concurrent runs of {self.family}/{self.variant}"
-            )
-        measured = {1: 1.0} | {k: mean_ms(k) / alone.mean_ms(1) for k in levels}
-        known = sorted(measured)
-        return [float(np.interp(k, known, [measured[n] for n in known])) for k in range(1, known[-1] + 1)]
-
-
-class DeviceSpec(BaseModel):
-    """An accelerator: copy stages around compute, and slowdown under concurrent compute."""
-
-    model_config = ConfigDict(extra="forbid")
-    h2d: ServiceConfig = Field(description="host-to-device copy time per call (a service model; batch-size aware)")
-    d2h: ServiceConfig = Field(description="device-to-host copy time per call (a service model; batch-size aware)")
-    copy_engines: PositiveInt = Field(1, description="copies in flight at once, per direction")
-    concurrency_slowdown: list[PositiveFloat] | ProfileSlowdown = Field(
-        default_factory=lambda: [1.0],
-        description="compute-time multiplier with 1, 2, ... workers computing at once (last value holds "
-        "beyond), or a profile bundle whose concurrent runs measured it",
-    )
-
-    def slowdown_factors(self, base_dir: Path) -> list[float]:
-        slowdown = self.concurrency_slowdown
-        factors = slowdown.factors(base_dir) if isinstance(slowdown, ProfileSlowdown) else list(slowdown)
-        if not factors:
-            raise ScenarioError("device.concurrency_slowdown: give at least one factor (1.0 for one worker)")
-        return factors
-
-
-class ModelCacheSpec(BaseModel):
-    """Models held in node memory; a class whose model is not resident pays a cold load."""
-
-    model_config = ConfigDict(extra="forbid")
-    memory_mb: PositiveFloat
-
-
-class ModelSpec(BaseModel):
-    """A model that classes name: its memory footprint and its cold-load time from disk."""
-
-    model_config = ConfigDict(extra="forbid")
-    size_mb: PositiveFloat
-    load: ServiceConfig = Field(description="time to load the model from disk, in ms (a service model)")
+from simulator.model.simulation import Due, Environment, cancel
+from simulator.scenario.nodes import DeviceSpec
 
 
 class CopyJob:
@@ -115,7 +33,7 @@ class CopyJob:
 class CopyEngine:
     """``engines`` FIFO servers for one copy direction."""
 
-    def __init__(self, env: simpy.Environment, engines: int) -> None:
+    def __init__(self, env: Environment, engines: int) -> None:
         self.env = env
         self.free = engines
         self.waiting: deque[CopyJob] = deque()
@@ -141,12 +59,12 @@ class CopyEngine:
 
     def _done(self, event: Due) -> None:
         self._start_next()
-        event._value.then()
+        event.payload.then()
 
     def cancel(self, job: CopyJob) -> None:
         """Withdraw a copy, whether it still waits for an engine or already runs on one."""
         if job.due is not None:  # running (it may have started from the queue after it was handed out)
-            job.due.callbacks.clear()
+            cancel(job.due)
             self._start_next()
         else:
             for index, queued in enumerate(self.waiting):
@@ -155,43 +73,13 @@ class CopyEngine:
                     break
 
 
-class ModelMemory:
-    """Resident models (LRU order) within a memory budget; loads evict idle models first."""
-
-    def __init__(self, memory_mb: float, sizes_mb: dict[str, float]) -> None:
-        self.memory_mb = memory_mb
-        self.sizes_mb = sizes_mb
-        self.resident: OrderedDict[str, None] = OrderedDict()
-        self.loading: dict[str, None] = {}  # memory is taken when a load starts, not when it ends
-        self.in_use: dict[str, int] = {}
-        self.load_starts_ms: list[float] = []  # when each cold load began
-
-    def used_mb(self) -> float:
-        return sum(self.sizes_mb[name] for name in self.resident) + sum(self.sizes_mb[name] for name in self.loading)
-
-    def is_resident(self, model: str) -> bool:
-        if model in self.resident:
-            self.resident.move_to_end(model)
-            return True
-        return False
-
-    def make_room(self, model: str) -> bool:
-        """Evict idle least-recently-used models until ``model`` fits; False if it cannot yet."""
-        need_mb = self.sizes_mb[model]
-        while self.used_mb() + need_mb > self.memory_mb:
-            idle = next((name for name in self.resident if not self.in_use.get(name)), None)
-            if idle is None:
-                return False
-            del self.resident[idle]
-        return True
-
-
-class StagedExecutor:
+class StagedExecutor(Executor):
     """Runs calls for one node through load → copy in → compute → copy out."""
 
     def __init__(
         self,
-        env: simpy.Environment,
+        *,
+        env: Environment,
         device: DeviceSpec | None,
         h2d_ms: Callable[[int], float] | None,
         d2h_ms: Callable[[int], float] | None,
@@ -200,7 +88,7 @@ class StagedExecutor:
         load_ms: Callable[[str], float],
         slowdown_factors: Sequence[float] = (1.0,),
     ) -> None:
-        self.env = env
+        super().__init__(env)
         self.device = device
         self.h2d_ms = h2d_ms
         self.d2h_ms = d2h_ms
@@ -226,7 +114,7 @@ class StagedExecutor:
         self._reschedule(len(self.computing) + 1)
         self.computing[execution] = None
         execution.remaining_ms = execution.compute_ms
-        execution.progress_since_ms = self.env._now
+        execution.progress_since_ms = self.env.now
         execution.handle = Due(self.env, execution.compute_ms * self.slowdown(len(self.computing)), None, execution._computed)
 
     def end_compute(self, execution: "Execution") -> None:
@@ -238,19 +126,24 @@ class StagedExecutor:
         before, after = self.slowdown(len(self.computing)), self.slowdown(computing_next)
         if not self.shares_compute or before == after:
             return
-        now_ms = self.env._now
+        now_ms = self.env.now
         for execution in self.computing:
             if execution is leaving:
                 continue
             execution.remaining_ms -= (now_ms - execution.progress_since_ms) / before
             execution.progress_since_ms = now_ms
-            execution.handle.callbacks.clear()
+            cancel(execution.handle)
             execution.handle = Due(self.env, max(execution.remaining_ms, 0.0) * after, None, execution._computed)
 
-    def start(self, batch: list[Request], compute_ms: float, finish: Callable[["Execution"], None]) -> "Execution":
-        execution = Execution(self, batch, compute_ms, finish)
+    def start(self, batch: list[Request], compute_ms: float) -> "Execution":
+        """Run one call of ``batch`` whose compute alone takes ``compute_ms``; ``on_done`` hears of its end."""
+        execution = Execution(self, batch, compute_ms)
         execution.begin()
         return execution
+
+    def cancel(self, execution: "Execution") -> list[Request]:
+        """Stop a call wherever it is (node failure); its requests are returned."""
+        return execution.cancel()
 
     # model memory: one load per model at a time; others needing it wait for that load
 
@@ -269,12 +162,12 @@ class StagedExecutor:
         if not self.memory.make_room(model):
             self._blocked_loads.append(model)
             return
-        self.memory.load_starts_ms.append(self.env._now)
+        self.memory.load_starts_ms.append(self.env.now)
         self.memory.loading[model] = None
         self._load_events[model] = Due(self.env, self.load_ms(model), model, self._loaded)
 
     def _loaded(self, event: Due) -> None:
-        model = event._value
+        model = event.payload
         del self._load_events[model]
         memory = self.memory
         del memory.loading[model]
@@ -297,7 +190,7 @@ class StagedExecutor:
             self.memory.loading.clear()
             self.memory.in_use.clear()
         for event in self._load_events.values():
-            event.callbacks.clear()
+            cancel(event)
         self._load_events.clear()
         self._loading.clear()  # only cancelled executions wait there now
         self._blocked_loads.clear()
@@ -306,11 +199,10 @@ class StagedExecutor:
 class Execution:
     """One call's progress through the stages; ``cancel`` stops it (node failure)."""
 
-    def __init__(self, executor: StagedExecutor, batch: list[Request], compute_ms: float, finish) -> None:
+    def __init__(self, executor: StagedExecutor, batch: list[Request], compute_ms: float) -> None:
         self.executor = executor
         self.batch = batch
         self.compute_ms = compute_ms
-        self.finish = finish
         self.model = executor.class_models[batch[0].class_index] if executor.memory else None
         self.handle = None
         self.engine: CopyEngine | None = None
@@ -319,10 +211,10 @@ class Execution:
         self.remaining_ms = compute_ms  # solo compute time still to do
         self.progress_since_ms = 0.0
         self.load_ms = self.copy_ms = 0.0
-        self._stage_start_ms = executor.env._now
+        self._stage_start_ms = executor.env.now
 
     def _now(self) -> float:
-        return self.executor.env._now
+        return self.executor.env.now
 
     def begin(self) -> None:
         if self.model is not None:
@@ -364,7 +256,12 @@ class Execution:
     def _done(self) -> None:
         if self.model is not None:
             self.executor.release_model(self.model)
-        self.finish(self)
+        now_ms = self._now()
+        for request in self.batch:
+            request.service_ms = now_ms - request.start_ms
+            request.load_ms = self.load_ms
+            request.copy_ms = self.copy_ms
+        self.executor.on_done(self, self.batch)
 
     def cancel(self) -> list[Request]:
         """Stop wherever the call is; its requests are returned to be retried or failed."""
@@ -372,7 +269,7 @@ class Execution:
         if self.engine is not None and self.handle is not None:
             self.engine.cancel(self.handle)
         elif isinstance(self.handle, Due):
-            self.handle.callbacks.clear()
+            cancel(self.handle)
         if self.computing:
             self.executor.end_compute(self)
         if self.model is not None and self.handle is not None:

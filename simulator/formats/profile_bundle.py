@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +26,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from simulator.profiling.errors import ProfileBundleError
+from simulator.errors import ProfileBundleError
+from simulator.files import write_atomically
 
 FORMAT = "latsim-profile-bundle"
 FORMAT_VERSION = 1
@@ -88,21 +86,6 @@ class ProfileBundle:
         return None
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write via a temporary file in the same directory and rename it over ``path``."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        write(Path(temporary))
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; a bundle is for everyone to read
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as stream:
@@ -129,7 +112,7 @@ def write_bundle(directory: Path, samples: pd.DataFrame, metadata: dict[str, Any
     directory.mkdir(parents=True, exist_ok=True)
     table = _arrow_table(samples)
     samples_path = directory / SAMPLES_FILE
-    _atomic_write(
+    write_atomically(
         samples_path,
         lambda path: pq.write_table(
             table,
@@ -147,7 +130,7 @@ def write_bundle(directory: Path, samples: pd.DataFrame, metadata: dict[str, Any
         "samples": {"file": SAMPLES_FILE, "sha256": file_sha256(samples_path), "rows": table.num_rows},
     }
     text = json.dumps(full, indent=2, sort_keys=False, default=_json_default) + "\n"
-    _atomic_write(directory / METADATA_FILE, lambda path: path.write_text(text, encoding="utf-8"))
+    write_atomically(directory / METADATA_FILE, lambda path: path.write_text(text, encoding="utf-8"))
     return load_bundle(directory)
 
 

@@ -1,0 +1,1 @@
+"""File formats latsim reads and writes, with no simulation code: profile bundles, sample columns."""

@@ -1,0 +1,65 @@
+"""``run``: scenario + seed → RunResult, the one entry point the CLI, the planner and programs use."""
+
+from __future__ import annotations
+
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Literal
+
+from simulator.errors import UnstableSystemError
+from simulator.metrics.records import concatenate_parquet
+from simulator.metrics.summary import summarize
+from simulator.runner.checks import check_stability
+from simulator.runner.plan import plan_run
+from simulator.runner.replication import ProgressCallback, simulate_replication
+from simulator.runner.result import RunResult
+from simulator.scenario.schema import Scenario
+
+
+def run(
+    scenario: Scenario,
+    *,
+    seed: int | None = None,
+    replications: int | None = None,
+    requests: int | None = None,
+    jobs: int = 1,
+    records_path: Path | None = None,
+    progress: ProgressCallback | None = None,
+    monitor: bool = False,
+    on_unstable: Literal["raise", "return"] = "raise",
+) -> RunResult:
+    """Simulate every replication of a scenario and summarize with confidence intervals.
+
+    Same scenario + seed → identical results, whatever ``jobs`` is: each replication draws
+    from its own random streams. ``records_path`` writes per-request records as parquet.
+    ``progress`` is called with the number of newly finished measured requests. ``monitor``
+    gathers the time series per window (``RunResult.timeseries``). An unstable system raises
+    UnstableSystemError, or with ``on_unstable="return"`` comes back as a result whose
+    ``status`` is ``"unstable"``.
+    """
+    plan = plan_run(scenario, seed, replications, requests)
+    try:
+        load = check_stability(plan)
+        parts: list[Path | None] = [None] * plan.replications
+        with tempfile.TemporaryDirectory(dir=records_path.parent if records_path else None) as scratch:
+            if records_path is not None:
+                parts = [Path(scratch) / f"replication-{r}.parquet" for r in range(plan.replications)]
+            if jobs > 1 and plan.replications > 1:
+                with ProcessPoolExecutor(max_workers=jobs) as pool:
+                    futures = [pool.submit(simulate_replication, plan, r, parts[r], None, monitor) for r in range(plan.replications)]
+                    results = []
+                    for future in futures:
+                        results.append(future.result())
+                        if progress is not None:
+                            progress(results[-1]["measured_requests"])
+            else:
+                results = [simulate_replication(plan, r, parts[r], progress, monitor) for r in range(plan.replications)]
+            if records_path is not None:
+                concatenate_parquet(parts, records_path)
+    except UnstableSystemError as error:
+        if on_unstable == "raise":
+            raise
+        return RunResult(plan, {}, [], status="unstable", message=str(error))
+    summary = summarize(scenario, plan.seed, plan.requests, plan.warmup_requests, results, load)
+    return RunResult(plan, summary, results)

@@ -1,0 +1,28 @@
+"""What one run simulates: the scenario's run settings with the caller's overrides applied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from simulator.scenario.schema import Scenario
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A validated scenario and the seed, replications and lengths one run uses."""
+
+    scenario: Scenario
+    seed: int
+    replications: int
+    requests: int
+    warmup_requests: int
+
+
+def plan_run(
+    scenario: Scenario, seed: int | None = None, replications: int | None = None, requests: int | None = None
+) -> RunPlan:
+    """Apply overrides to the scenario's run settings (a shorter run keeps a tenth as warm-up unless one is set)."""
+    run = scenario.run
+    measured = requests or run.requests
+    warmup = run.warmup if requests is None or run.warmup_requests is not None else measured // 10
+    return RunPlan(scenario, run.seed if seed is None else seed, replications or run.replications, measured, warmup)

@@ -1,0 +1,165 @@
+"""Settings of a serving node: workers, queue discipline, admission, dynamic batching, device, model cache."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    model_validator,
+)
+
+from simulator.registry import ADMISSION_POLICIES, BATCHERS, DISCIPLINES, PolicyConfig
+from simulator.scenario.service import ServiceConfig
+from simulator.settings import Settings
+
+DisciplineConfig = DISCIPLINES.field()
+AdmissionConfig = ADMISSION_POLICIES.field()
+BatcherConfig = BATCHERS.field()
+
+
+# -- queue disciplines (all non-preemptive: a running kernel cannot be interrupted) ----------------
+
+
+@DISCIPLINES.register_config
+class FifoDiscipline(PolicyConfig):
+    """First come, first served."""
+
+    policy: Literal["fifo"]
+
+
+@DISCIPLINES.register_config
+class PriorityDiscipline(PolicyConfig):
+    """Non-preemptive strict priority: the smallest ``priority`` number goes first (0 = most urgent)."""
+
+    policy: Literal["priority"]
+
+
+@DISCIPLINES.register_config
+class EdfDiscipline(PolicyConfig):
+    """Earliest absolute deadline first (non-preemptive EDF)."""
+
+    policy: Literal["edf"]
+
+
+# -- admission control (only firm classes are ever dropped) ---------------------------------------
+
+
+@ADMISSION_POLICIES.register_config
+class AdmitAllSettings(PolicyConfig):
+    """Serve everything, however late."""
+
+    policy: Literal["none"]
+
+
+@ADMISSION_POLICIES.register_config
+class DropExpiredSettings(PolicyConfig):
+    """Drop a firm request whose deadline has already passed when a worker could start it."""
+
+    policy: Literal["expired"]
+
+
+@ADMISSION_POLICIES.register_config
+class DropHopelessSettings(PolicyConfig):
+    """Drop a firm request that would miss its deadline even with a mean-length service."""
+
+    policy: Literal["predictive"]
+
+
+# -- dynamic batching ----------------------------------------------------------------------------
+
+
+@BATCHERS.register_config
+class TritonBatching(PolicyConfig):
+    """Triton's dynamic batcher: full batches at once, else preferred sizes, else wait up to a delay.
+
+    A free worker takes ``max_batch_size`` waiting requests when that many wait, else the largest
+    preferred size that fits, else holds until the request at the head of the queue has waited
+    ``max_queue_delay_ms`` and then takes what is there. A request that waited longer than
+    ``queue_timeout_ms`` is dropped when it reaches the head. ``policy`` may be left out.
+    """
+
+    policy: Literal["triton"]
+    max_batch_size: PositiveInt = 1
+    preferred_batch_sizes: list[PositiveInt] = Field(default_factory=list)
+    max_queue_delay_ms: NonNegativeFloat = 0.0
+    queue_timeout_ms: PositiveFloat | None = Field(None, description="drop a request that waited longer than this")
+
+    @model_validator(mode="after")
+    def _preferred_fit(self) -> TritonBatching:
+        too_large = [size for size in self.preferred_batch_sizes if size > self.max_batch_size]
+        if too_large:
+            raise ValueError(f"preferred_batch_sizes {too_large} exceed max_batch_size {self.max_batch_size}")
+        return self
+
+
+# -- accelerators and model memory ---------------------------------------------------------------
+
+
+class ProfileSlowdown(Settings):
+    """Slowdown factors measured by a profile bundle's concurrent runs: the mean time of a call at
+    batch 1 while k workers share the device, over the mean time alone (interpolated between the
+    measured k, the last one held beyond)."""
+
+    bundle: str = Field(description="profile bundle directory, relative to the scenario file")
+    family: str
+    variant: str = "fp32"
+    device: Literal["cpu", "cuda"] = "cpu"
+    threads: PositiveInt | None = None
+    stage: Literal["compute", "end_to_end"] = "compute"
+
+
+class DeviceSpec(Settings):
+    """An accelerator: copy stages around compute, and slowdown under concurrent compute."""
+
+    h2d: ServiceConfig = Field(description="host-to-device copy time per call (a service model; batch-size aware)")
+    d2h: ServiceConfig = Field(description="device-to-host copy time per call (a service model; batch-size aware)")
+    copy_engines: PositiveInt = Field(1, description="copies in flight at once, per direction")
+    concurrency_slowdown: list[PositiveFloat] | ProfileSlowdown = Field(
+        default_factory=lambda: [1.0],
+        description="compute-time multiplier with 1, 2, ... workers computing at once (last value holds "
+        "beyond), or a profile bundle whose concurrent runs measured it",
+    )
+
+    @model_validator(mode="after")
+    def _some_factor(self) -> DeviceSpec:
+        if isinstance(self.concurrency_slowdown, list) and not self.concurrency_slowdown:
+            raise ValueError("concurrency_slowdown: give at least one factor (1.0 for one worker)")
+        return self
+
+
+class ModelCacheSpec(Settings):
+    """Models held in node memory; a class whose model is not resident pays a cold load."""
+
+    memory_mb: PositiveFloat
+
+
+class ModelSpec(Settings):
+    """A model that classes name: its memory footprint and its cold-load time from disk."""
+
+    size_mb: PositiveFloat
+    load: ServiceConfig = Field(description="time to load the model from disk, in ms (a service model)")
+
+
+# -- the node ------------------------------------------------------------------------------------
+
+
+class NodeSpec(Settings):
+    """A node kind: workers serving one queue; ``replicas`` identical copies of it."""
+
+    name: str = Field(min_length=1)
+    replicas: PositiveInt = 1
+    workers: PositiveInt = 1
+    service: ServiceConfig
+    discipline: DisciplineConfig = Field(default_factory=lambda: FifoDiscipline(policy="fifo"))
+    queue_capacity: NonNegativeInt | None = Field(
+        None, description="waiting places; an arrival finding them full is dropped (0 = a loss system)"
+    )
+    admission: AdmissionConfig = Field(default_factory=lambda: AdmitAllSettings(policy="none"))
+    batching: BatcherConfig | None = Field(None, description="dynamic batching (Triton-style); default: one request per call")
+    device: DeviceSpec | None = Field(None, description="accelerator stages: copies around compute, concurrency slowdown")
+    model_cache: ModelCacheSpec | None = Field(None, description="models held in memory; a miss pays a cold load")

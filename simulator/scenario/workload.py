@@ -1,0 +1,174 @@
+"""Settings of the offered load: the arrival process, the request classes, and the keys requests ask for."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    model_validator,
+)
+
+from simulator.registry import ARRIVAL_PROCESSES, KEY_POPULARITY, PolicyConfig
+from simulator.scenario.service import ServiceConfig
+from simulator.settings import Settings
+
+ArrivalConfig = ARRIVAL_PROCESSES.field()
+KeyConfig = KEY_POPULARITY.field()
+
+
+# -- arrival processes ---------------------------------------------------------------------------
+
+
+@ARRIVAL_PROCESSES.register_config
+class PoissonArrivals(PolicyConfig):
+    """Exponential gaps at a constant rate."""
+
+    process: Literal["poisson"]
+    rate_per_s: PositiveFloat
+
+
+@ARRIVAL_PROCESSES.register_config
+class DeterministicArrivals(PolicyConfig):
+    """Evenly spaced arrivals (a fixed-rate client)."""
+
+    process: Literal["deterministic"]
+    rate_per_s: PositiveFloat
+
+
+class MarkovState(Settings):
+    """One state of a Markov-modulated process."""
+
+    rate_per_s: NonNegativeFloat
+    mean_duration_s: PositiveFloat = Field(description="mean (exponential) time spent in this state")
+
+
+@ARRIVAL_PROCESSES.register_config
+class MarkovModulatedArrivals(PolicyConfig):
+    """Markov-modulated Poisson process: states visited in cycle, each with its own rate."""
+
+    process: Literal["mmpp"]
+    states: list[MarkovState] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _some_state_sends(self) -> MarkovModulatedArrivals:
+        if not any(state.rate_per_s > 0 for state in self.states):
+            raise ValueError("at least one state needs rate_per_s > 0")
+        return self
+
+
+class RateSegment(Settings):
+    """A stretch of constant Poisson rate in a piecewise load profile."""
+
+    duration_s: PositiveFloat
+    rate_per_s: NonNegativeFloat
+
+
+@ARRIVAL_PROCESSES.register_config
+class PiecewiseArrivals(PolicyConfig):
+    """Poisson arrivals whose rate steps through segments (a load profile), repeating."""
+
+    process: Literal["piecewise"]
+    segments: list[RateSegment] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _some_segment_sends(self) -> PiecewiseArrivals:
+        if not any(segment.rate_per_s > 0 for segment in self.segments):
+            raise ValueError("at least one segment needs rate_per_s > 0")
+        return self
+
+
+@ARRIVAL_PROCESSES.register_config
+class DiurnalArrivals(PolicyConfig):
+    """Poisson arrivals with a sinusoidal rate: mean·(1 + amplitude·sin(2πt/period))."""
+
+    process: Literal["diurnal"]
+    mean_rate_per_s: PositiveFloat
+    amplitude: float = Field(ge=0, le=1, description="relative swing around the mean, 0..1")
+    period_s: PositiveFloat = 86400.0
+    phase_s: float = 0.0
+
+
+@ARRIVAL_PROCESSES.register_config
+class TraceArrivals(PolicyConfig):
+    """Replays arrival timestamps (ms) from a CSV/parquet column; the run ends with the trace."""
+
+    process: Literal["trace"]
+    file: str = Field(description="CSV or parquet file of arrival timestamps, relative to the scenario file")
+    column: str | None = Field(None, description="column of timestamps in ms (default: the only one)")
+    time_scale: PositiveFloat = Field(1.0, description="multiply timestamps by this (e.g. 1000 for seconds)")
+
+
+# -- key popularity ------------------------------------------------------------------------------
+
+
+@KEY_POPULARITY.register_config
+class ZipfKeys(PolicyConfig):
+    """Finite Zipf: key i (rank i + 1) has probability ∝ (i + 1)^(−exponent); 0 is uniform."""
+
+    popularity: Literal["zipf"]
+    catalog_size: PositiveInt = Field(description="number of distinct keys")
+    exponent: NonNegativeFloat = Field(description="skew s; typical request logs have 0.6–1.2")
+
+
+@KEY_POPULARITY.register_config
+class UniformKeys(PolicyConfig):
+    """Every key equally likely (no locality: the worst case for a cache)."""
+
+    popularity: Literal["uniform"]
+    catalog_size: PositiveInt = Field(description="number of distinct keys")
+
+
+@KEY_POPULARITY.register_config
+class TraceKeys(PolicyConfig):
+    """Replays recorded keys (non-negative integers) from a CSV/parquet column in order, cycling."""
+
+    popularity: Literal["trace"]
+    file: str = Field(description="CSV or parquet file of request keys, relative to the scenario file")
+    column: str | None = Field(None, description="column of integer keys (default: the only one)")
+
+
+# -- classes and the workload --------------------------------------------------------------------
+
+
+class RequestClass(Settings):
+    """A class of requests: its share of arrivals, priority, deadline and real-time kind."""
+
+    name: str = Field(min_length=1)
+    share: PositiveFloat = Field(1.0, description="relative weight of this class among arrivals")
+    priority: NonNegativeInt = Field(0, description="0 is served first under the priority discipline")
+    deadline_ms: PositiveFloat = Field(description="relative deadline: arrival to completion")
+    kind: Literal["hard", "firm", "soft"] = Field(
+        "soft",
+        description="hard: no request may miss; firm: a late result is worthless (may be dropped); "
+        "soft: at least `target` of requests must meet the deadline",
+    )
+    target: float | None = Field(None, gt=0, le=1, description="fraction that must meet the deadline")
+    service: ServiceConfig | None = Field(None, description="service model of this class (default: the node's)")
+    model: str | None = Field(None, description="name of the model (in `models`) this class runs, for model caches")
+
+    @model_validator(mode="after")
+    def _target_fits_kind(self) -> RequestClass:
+        if self.kind == "soft" and self.target is None:
+            raise ValueError("a soft class needs `target`, the fraction that must meet the deadline (e.g. 0.99)")
+        if self.kind == "hard" and self.target not in (None, 1.0):
+            raise ValueError("a hard class allows no miss: leave `target` out (it is 1.0)")
+        return self
+
+    @property
+    def required_met_ratio(self) -> float | None:
+        return 1.0 if self.kind == "hard" else self.target
+
+
+class Workload(Settings):
+    """One arrival process; each arrival belongs to a class drawn by the classes' shares."""
+
+    arrival: ArrivalConfig
+    classes: list[RequestClass] = Field(min_length=1)
+    keys: KeyConfig | None = Field(
+        None, description="which key each request asks for (zipf, uniform, trace); needed by caches and partitions"
+    )
