@@ -320,6 +320,7 @@ def test_hits_skip_the_model_and_misses_fill_the_cache(tmp_path, scope):
 
 def test_cache_hit_ratio_over_time(tmp_path):
     data = _cached_scenario({"policy": "lru", "capacity_entries": 500}, replications=1)
+    data["run"]["warmup_requests"] = 0  # the series then covers exactly the measured requests
     result = run(scenario_from_dict(data), monitor=True)
     series = result.timeseries
     assert "cache_hit_ratio" in series.columns

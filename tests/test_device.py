@@ -27,7 +27,8 @@ def det(ms: float) -> dict:
 def _records(tmp_path, data, **kwargs) -> tuple[pd.DataFrame, object]:
     path = tmp_path / "requests.parquet"
     result = run(scenario_from_dict(data), records_path=path, **kwargs)
-    return pd.read_parquet(path), result
+    records = pd.read_parquet(path)
+    return records[records["measured"]], result
 
 
 def _served(records: pd.DataFrame) -> pd.DataFrame:
@@ -314,7 +315,9 @@ def test_a_class_naming_an_unknown_model_is_rejected():
 
 def test_device_settings_are_validated():
     data = _device_scenario(rate_per_s=10, workers=1, compute_ms=5, device={"h2d": det(1)})
-    with pytest.raises(ScenarioError, match="d2h"):
+    assert scenario_from_dict(data).nodes[0].device.d2h is None  # a copy may be left out
+    data["nodes"][0]["device"] = {"concurrency_slowdown": "processor-sharing"}
+    with pytest.raises(ScenarioError, match="concurrency_slowdown"):
         scenario_from_dict(data)
     data["nodes"][0]["device"] = {"h2d": det(1), "d2h": det(1), "copy_engines": 0}
     with pytest.raises(ScenarioError, match="copy_engines"):
@@ -334,6 +337,7 @@ def test_gpu_model_cache_example_runs_with_its_stages(tmp_path):
     path = tmp_path / "requests.parquet"
     result = run(scenario, requests=4000, replications=2, records_path=path)
     records = pd.read_parquet(path)
+    records = records[records["measured"]]
     everything = result.summary["classes"]["all"]
     assert everything["finished"] == 2 * 4000
     served = _served(records)

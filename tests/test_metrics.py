@@ -1,4 +1,4 @@
-"""Streaming quantiles stay accurate past the exact limit; intervals behave as Student t says."""
+"""Streaming quantiles stay accurate past the exact limit; the estimators behave as their theory says."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from simulator.metrics.confidence import t_interval
+from simulator.metrics.estimators import clopper_pearson, mser_truncation, quantile_intervals, ratio_interval
 from simulator.metrics.quantiles import StreamingQuantiles
 
 PROBABILITIES = [0.5, 0.9, 0.99, 0.999]
@@ -36,18 +36,47 @@ def test_sketch_tail_accuracy_past_the_limit():
     assert quantiles.max == values.max()
 
 
-def test_t_interval_covers_at_nominal_rate():
+def test_ratio_interval_covers_at_nominal_rate_and_contains_its_estimate():
+    """Per-unit sums of a ratio with random denominators: the pooled ratio's 90 % interval covers the truth."""
     rng = np.random.default_rng(3)
-    covered = sum(
-        low <= 0 <= high for low, high in (t_interval(rng.normal(0, 1, 5), 0.9)[1:] for _ in range(4000))
-    )
-    # 4000 Bernoulli(0.9) trials: 99.9% of the time within ±3.3 standard deviations (±0.0156).
+    covered = 0
+    for _ in range(4000):
+        denominators = rng.poisson(50, 8).astype(float)
+        numerators = np.array([rng.exponential(2.0, int(d)).sum() for d in denominators])
+        estimate, low, high = ratio_interval(numerators, denominators, 0.9)
+        assert low <= estimate <= high and low > 0
+        covered += low <= 2.0 <= high
+    # 4000 Bernoulli(0.9) trials: 99.9 % of the time within ±3.3 standard deviations (±0.0156)
     assert abs(covered / 4000 - 0.9) < 3.3 * np.sqrt(0.9 * 0.1 / 4000)
 
 
-def test_t_interval_width_matches_formula():
-    values = [1.0, 2.0, 4.0]
-    mean, low, high = t_interval(values, 0.95)
-    half = scipy.stats.t.ppf(0.975, 2) * np.std(values, ddof=1) / np.sqrt(3)
-    assert mean == pytest.approx(7 / 3) and high - mean == pytest.approx(half) and mean - low == pytest.approx(half)
-    assert t_interval([5.0], 0.95) == (5.0, None, None)
+def test_proportion_intervals_stay_inside_zero_and_one():
+    estimate, low, high = ratio_interval([9.0, 10.0, 10.0], [10.0, 10.0, 10.0], 0.99, proportion=True)
+    assert estimate == pytest.approx(29 / 30) and 0 < low <= estimate <= high < 1
+    assert ratio_interval([1.0], [2.0], 0.95) == (0.5, None, None)
+    assert ratio_interval([10.0, 10.0], [10.0, 10.0], 0.95, proportion=True) == (1.0, 1.0, 1.0)
+
+
+def test_clopper_pearson_bounds():
+    lower, upper = clopper_pearson(0, 8000, 0.95)
+    assert lower == 0.0 and upper == pytest.approx(1 - 0.05 ** (1 / 8000))
+    lower, upper = clopper_pearson(5, 100, 0.95)
+    assert scipy.stats.binom.sf(4, 100, lower) == pytest.approx(0.05) and scipy.stats.binom.cdf(5, 100, upper) == pytest.approx(0.05)
+
+
+def test_quantile_intervals_pool_the_sections():
+    rng = np.random.default_rng(4)
+    sections = [(rng.exponential(1.0, 2000), 0) for _ in range(10)]
+    pooled = np.concatenate([values for values, _ in sections])
+    (estimate, low, high), = quantile_intervals(sections, [0.99], 0.95)
+    assert estimate == pytest.approx(np.quantile(pooled, 0.99)) and low < estimate < high
+    assert low < -np.log(0.01) < high
+    (with_drops, _, _), = quantile_intervals([(values, 40) for values, _ in sections], [0.99], 0.95)
+    assert with_drops == float("inf")  # 2 % of every section dropped: the p99 of latency-or-drop is a drop
+
+
+def test_mser_finds_a_start_up_transient():
+    rng = np.random.default_rng(5)
+    series = np.concatenate([np.linspace(0.2, 1.0, 100), np.ones(900)]) + rng.normal(0, 0.05, 1000)
+    truncation = mser_truncation(series, np.ones(1000))
+    assert 60 <= truncation <= 140

@@ -200,20 +200,24 @@ def test_engine_run_matches_summary_utilization(tmp_path):
     for part in np.array_split(np.arange(len(requests)), 5)[::-1]:
         recorder.add(RequestChunk([requests[i] for i in part]))
     frame = recorder.frame()
-    node = result.replications[0]["nodes"]["n"]
-    span_ms = result.replications[0]["window_s"] * 1000.0
-    # Every busy and queued millisecond lands in some window: the totals are the summary's.
-    assert (frame["utilization.n"] * window_ms).sum() == pytest.approx(node["utilization"] * span_ms, rel=1e-9)
-    assert (frame["queue_length.n"] * window_ms).sum() == pytest.approx(node["mean_queue_length"] * span_ms, rel=1e-9)
+    node = result.summary["nodes"]["n"]
     assert frame["arrivals"].sum() == len(records) == frame["completions"].sum() + frame["drops"].sum()
-    # Whole windows inside [first measured arrival t0, last arrival t1] cover L > T − 2W of T = t1 − t0
-    # and miss at most W of busy time at each end plus the drain D after t1, so their mean lies in
-    # [(B − 2W − D)/T, B/(T − 2W)] where B = utilization × T is the summary's busy time.
-    t0, t1 = records["arrival_ms"].min(), records["arrival_ms"].max()
-    inside = frame[(frame["window_start_s"] * 1000 >= t0) & (frame["window_end_s"] * 1000 <= t1)]
-    busy_ms = node["utilization"] * span_ms
+    # The summary integrates busy workers and waiting requests exactly over the measured window
+    # [t0, t1] (the first and the last measured arrival): the records' intervals clipped to it agree.
+    warmup = result.summary["warmup_requests"][0]
+    t0 = records.loc[records["request_id"] == warmup, "arrival_ms"].item()
+    t1 = records["arrival_ms"].max()
     served = records[records["start_ms"].notna()]
-    drain_ms = (np.maximum(served["start_ms"] + served["service_ms"], t1) - np.maximum(served["start_ms"], t1)).sum()
-    mean = inside["utilization.n"].mean()
-    assert (busy_ms - 2 * window_ms - drain_ms) / span_ms <= mean <= busy_ms / (span_ms - 2 * window_ms)
-    assert mean == pytest.approx(0.5, abs=0.05)  # ρ = 0.5
+
+    def overlap(begin: pd.Series, end: pd.Series) -> float:
+        return float((np.minimum(end, t1) - np.maximum(begin, t0)).clip(lower=0).sum())
+
+    assert overlap(served["start_ms"], served["start_ms"] + served["service_ms"]) == pytest.approx(
+        node["utilization"]["estimate"] * (t1 - t0), rel=1e-9
+    )
+    assert overlap(served["node_arrival_ms"], served["start_ms"]) == pytest.approx(
+        node["mean_queue_length"]["estimate"] * (t1 - t0), rel=1e-9
+    )
+    assert records["measured"].sum() == 20000 and not records.loc[records["request_id"] < warmup, "measured"].any()
+    inside = frame[(frame["window_start_s"] * 1000 >= t0) & (frame["window_end_s"] * 1000 <= t1)]
+    assert inside["utilization.n"].mean() == pytest.approx(0.5, abs=0.05)  # ρ = 0.5

@@ -9,8 +9,11 @@ A bundle is a directory (``profiles/<hardware-id>/<name>/``) holding
   backend), what was skipped and why, and the SHA-256 of ``samples.parquet``.
 
 Loading checks all of it, so a stale, edited, truncated or foreign file is refused with a
-:class:`ProfileBundleError` naming the file and the problem, never silently misread. This module
-needs no torch: planning from shipped profiles works without it.
+:class:`ProfileBundleError` naming the file and the problem, never silently misread: every
+metadata field latsim reads has its type checked (naming the key), both files must be regular
+files (``metadata.json`` at most ``MAX_METADATA_BYTES``, ``samples.parquet`` at most
+``MAX_SAMPLES_BYTES``), and the samples are read from the very file whose hash was checked. This
+module needs no torch: planning from shipped profiles works without it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -27,12 +30,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from simulator.errors import ProfileBundleError
-from simulator.files import write_atomically
+from simulator.files import UnusableFile, open_regular_file, read_regular_file, write_atomically
 
 FORMAT = "latsim-profile-bundle"
 FORMAT_VERSION = 1
 SAMPLES_FILE = "samples.parquet"
 METADATA_FILE = "metadata.json"
+MAX_METADATA_BYTES = 50_000_000  # the shipped bundles' metadata is about 25 kB
+MAX_SAMPLES_BYTES = 2_000_000_000  # the shipped bundles' samples are 1-3 MB
 
 COLUMNS: dict[str, pa.DataType] = {
     "family": pa.string(),
@@ -87,10 +92,14 @@ class ProfileBundle:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
+        return _sha256(stream)
+
+
+def _sha256(stream: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    for block in iter(lambda: stream.read(1 << 20), b""):
+        digest.update(block)
     return digest.hexdigest()
 
 
@@ -143,34 +152,83 @@ def _json_default(value: Any) -> Any:
 
 
 def _read_metadata(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ProfileBundleError(
-            f"{path}: missing; a profile bundle directory holds {METADATA_FILE} and {SAMPLES_FILE}"
-        )
     try:
-        metadata = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ProfileBundleError(f"{path}: not valid JSON ({error})") from None
+        raw = read_regular_file(path, MAX_METADATA_BYTES)
+    except UnusableFile as reason:
+        if not path.exists():
+            raise ProfileBundleError(f"{path}: missing; a profile bundle directory holds {METADATA_FILE} and {SAMPLES_FILE}") from None
+        raise ProfileBundleError(f"{path}: {reason}") from None
+    try:
+        metadata = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ProfileBundleError(f"{path}: not UTF-8 text, so not the JSON a bundle's metadata is") from None
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, a 5000-digit number, nesting too deep
+        raise ProfileBundleError(f"{path}: not valid JSON ({str(error)[:200]})") from None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         found = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
-        raise ProfileBundleError(f"{path}: not a latsim profile bundle (format is {found!r}, expected {FORMAT!r})")
+        raise ProfileBundleError(f"{path}: not a latsim profile bundle (format is {found!r:.80}, expected {FORMAT!r})")
     version = metadata.get("format_version")
     if version != FORMAT_VERSION:
         raise ProfileBundleError(
-            f"{path}: bundle format version {version!r}, but this latsim reads version {FORMAT_VERSION}; "
+            f"{path}: bundle format version {version!r:.40}, but this latsim reads version {FORMAT_VERSION}; "
             "re-profile with this latsim (latsim profile) or use the latsim that wrote it"
         )
     missing = [key for key in REQUIRED_METADATA if key not in metadata]
     if missing:
         raise ProfileBundleError(f"{path}: metadata lacks the keys {missing}")
-    samples = metadata["samples"]
-    if not isinstance(samples, dict) or not {"file", "sha256", "rows"} <= samples.keys():
-        raise ProfileBundleError(f"{path}: 'samples' must give the file, its sha256 and its row count")
-    if not isinstance(metadata["models"], list) or not all(
-        isinstance(m, dict) and {"family", "variant", "device"} <= m.keys() for m in metadata["models"]
-    ):
-        raise ProfileBundleError(f"{path}: 'models' must be a list of entries with family, variant and device")
+    _check_metadata_types(path, metadata)
     return metadata
+
+
+def _check_metadata_types(path: Path, metadata: dict[str, Any]) -> None:
+    """Every metadata field latsim reads has the type it is read as; an error names the key (``hardware.cpu_model``)."""
+    for key in ("hardware_id", "created_utc"):
+        _field(path, metadata, key, str)
+    hardware = _field(path, metadata, "hardware", dict)
+    _field(path, hardware, "cpu_model", str, "hardware")
+    _field(path, hardware, "cpu_cores", int, "hardware")
+    _field(path, hardware, "torch", str, "hardware")
+    if hardware.get("gpu") is not None:
+        _field(path, _field(path, hardware, "gpu", dict, "hardware"), "name", str, "hardware.gpu")
+    harness = _field(path, metadata, "harness", dict)
+    if harness.get("serving_threads") is not None:
+        _field(path, harness, "serving_threads", int, "harness")
+    if "machine_load" in metadata:
+        _field(path, metadata, "machine_load", dict)
+    samples = _field(path, metadata, "samples", dict)
+    name = _field(path, samples, "file", str, "samples")
+    if name in ("", ".", "..") or Path(name).name != name:
+        raise ProfileBundleError(
+            f"{path}: samples.file {name!r:.80} is missing from the bundle directory: it must name a file inside it"
+        )
+    _field(path, samples, "sha256", str, "samples")
+    _field(path, samples, "rows", int, "samples")
+    for key, required in (("models", ("family", "variant", "device")), ("skipped", ("family", "variant", "device", "reason"))):
+        if key not in metadata:  # models is required (checked above), skipped is optional
+            continue
+        for index, entry in enumerate(_field(path, metadata, key, list)):
+            if not isinstance(entry, dict):
+                raise ProfileBundleError(f"{path}: {key}[{index}] must be a mapping with {', '.join(required)}")
+            for field_name in required:
+                _field(path, entry, field_name, str, f"{key}[{index}]")
+            for field_name, kind in (("params", int), ("flops_per_sample", NUMBER), ("quality", dict)):
+                if entry.get(field_name) is not None:
+                    _field(path, entry, field_name, kind, f"{key}[{index}]")
+
+
+NUMBER = (int, float)
+_KINDS: dict[Any, str] = {str: "text", int: "an integer", NUMBER: "a number", dict: "a mapping", list: "a list"}
+
+
+def _field(path: Path, container: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str = "") -> Any:
+    """``container[key]``, which must exist and be a ``kind`` (a bool is no integer); else a ProfileBundleError naming it."""
+    name = f"{where}.{key}" if where else key
+    if key not in container:
+        raise ProfileBundleError(f"{path}: metadata lacks {name} ({_KINDS[kind]})")
+    value = container[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ProfileBundleError(f"{path}: {name} must be {_KINDS[kind]}, not {type(value).__name__} {value!r:.60}")
+    return value
 
 
 def _check_samples(path: Path, frame: pd.DataFrame, metadata: dict[str, Any]) -> pd.DataFrame:
@@ -212,17 +270,22 @@ def load_bundle(path: Path | str) -> ProfileBundle:
         raise ProfileBundleError(f"{directory}: no such profile bundle directory")
     metadata = _read_metadata(directory / METADATA_FILE)
     samples_path = directory / metadata["samples"]["file"]
-    if samples_path.parent != directory or not samples_path.is_file():
-        raise ProfileBundleError(f"{samples_path}: missing (named by {directory / METADATA_FILE})")
-    found = file_sha256(samples_path)
-    if found != metadata["samples"]["sha256"]:
-        raise ProfileBundleError(
-            f"{samples_path}: content does not match the sha256 in {METADATA_FILE} "
-            f"(expected {metadata['samples']['sha256'][:12]}…, found {found[:12]}…): "
-            "the file was edited, truncated or belongs to another bundle"
-        )
     try:
-        frame = pq.read_table(samples_path).to_pandas()
-    except (pa.ArrowException, OSError) as error:
-        raise ProfileBundleError(f"{samples_path}: cannot be read as parquet ({error})") from None
+        stream = open_regular_file(samples_path, MAX_SAMPLES_BYTES)
+    except UnusableFile as reason:
+        problem = "missing" if not samples_path.exists() else reason
+        raise ProfileBundleError(f"{samples_path}: {problem} (named by {directory / METADATA_FILE})") from None
+    with stream:
+        found = _sha256(stream)
+        if found != metadata["samples"]["sha256"]:
+            raise ProfileBundleError(
+                f"{samples_path}: content does not match the sha256 in {METADATA_FILE} "
+                f"(expected {metadata['samples']['sha256'][:12]}…, found {found[:12]}…): "
+                "the file was edited, truncated or belongs to another bundle"
+            )
+        stream.seek(0)
+        try:
+            frame = pq.read_table(stream).to_pandas()
+        except (pa.ArrowException, OSError, ValueError) as error:
+            raise ProfileBundleError(f"{samples_path}: cannot be read as parquet ({str(error)[:200]})") from None
     return ProfileBundle(_check_samples(samples_path, frame, metadata), metadata, directory)

@@ -1,8 +1,14 @@
 """Per-replication statistics, gathered in chunks so memory stays bounded on long runs.
 
-Every finished request (served or dropped) is handed to ``record``; requests that arrived
-during warm-up are ignored. Chunks are reduced with numpy into running sums, streaming
-quantiles and batch sums (for batch-means confidence intervals), and optionally written out.
+A replication's first ``measured`` requests (ids ``0 .. measured − 1``) are its run zone; later
+arrivals only keep the system loaded. Requests are reduced, chunk by chunk, into sums per *fine
+batch* (``batch_size`` consecutive request ids), per class and for all classes together. The
+warm-up is decided at the end, in whole fine batches: at least the planned warm-up, more if
+MSER finds the transient lasted longer (the latency series, and the cache hit ratio series
+with a cache). Everything before the cut is then left out; the fine batches after it are the
+raw material of batch-means intervals. Latency and wait values are kept with their fine batch
+for exact quantiles while the run is small enough (``EXACT_LIMIT``); a longer run cuts at the
+planned warm-up as it goes and folds values into a streaming sketch.
 """
 
 from __future__ import annotations
@@ -12,216 +18,273 @@ from operator import attrgetter
 
 import numpy as np
 
+from simulator.metrics.estimators import batch_size_for, mser_truncation, transient_end
 from simulator.metrics.quantiles import StreamingQuantiles
 from simulator.model.request import Request
 
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p99.9": 0.999}
 CHUNK_SIZE = 65536
 ALL = "all"
+FINE_BATCHES = 1280  # fine batches per run zone: the granularity of the warm-up cut and of batch means
+EXACT_LIMIT = 2_000_000  # run zones up to this many requests keep every latency (exact quantiles, retroactive cut)
+
+# per fine batch sums: (numerator, denominator) pairs of the ratio metrics are built from these
+SUMS = (
+    "finished", "completed", "met", "cache_hits", "waited", "dropped",
+    "latency_sum_ms", "wait_sum_ms", "service_sum_ms", "ratio_sum", "ratio_count",
+)
 
 
 class RequestChunk:
-    """Column arrays of one chunk of finished requests (times in simulated ms).
+    """Column arrays of one chunk of finished requests (times in simulated ms), read in one pass.
 
     ``cache_hit`` is None when the scenario has no result cache. Stage columns (``wait_ms``,
     ``service_ms``, ``queued_ms``, ...) describe the node visit the row records; with a pipeline a
     request leaves one row per stage, ``final`` marks its last, and ``total_wait_ms`` /
     ``total_service_ms`` add up its stages. Without one every row is final, at stage 0.
+    ``wait_ms`` counts the time a preemptive node kept the request interrupted.
     """
+
+    _FLOATS = (
+        "arrival_ms", "start_ms", "end_ms", "service_ms", "node_arrival_ms", "batch_wait_ms", "network_ms",
+        "cache_ms", "load_ms", "copy_ms", "lost_ms", "preempted_ms", "transfer_ms", "upstream_wait_ms",
+        "upstream_service_ms",
+    )
+    _INTEGERS = ("request_id", "key", "class_index", "node_index", "batch_size", "retries", "stage")
 
     def __init__(self, requests: Sequence[Request], with_cache: bool = False, with_stages: bool = False) -> None:
         count = len(requests)
+        floats = np.fromiter(map(attrgetter(*self._FLOATS), requests), dtype=(np.float64, len(self._FLOATS)), count=count)
+        integers = np.fromiter(map(attrgetter(*self._INTEGERS), requests), dtype=(np.int64, len(self._INTEGERS)), count=count)
+        columns = {name: floats[:, column] for column, name in enumerate(self._FLOATS)}
+        columns |= {name: integers[:, column] for column, name in enumerate(self._INTEGERS)}
+        self._set(
+            columns,
+            [r.drop_reason for r in requests],
+            np.fromiter(map(attrgetter("cache_hit"), requests), bool, count) if with_cache else None,
+            ~np.fromiter(map(attrgetter("stage_record"), requests), bool, count) if with_stages else None,
+        )
 
-        def column(attribute: str, dtype: type) -> np.ndarray:
-            return np.fromiter(map(attrgetter(attribute), requests), dtype, count)
+    @classmethod
+    def from_columns(
+        cls,
+        columns: dict[str, np.ndarray],
+        drop_reason: Sequence[str],
+        cache_hit: np.ndarray | None = None,
+        final: np.ndarray | None = None,
+    ) -> RequestChunk:
+        """A chunk from column arrays (an engine that simulates in arrays): every name of ``_FLOATS`` and
+        ``_INTEGERS`` must be a column."""
+        chunk = cls.__new__(cls)
+        chunk._set(columns, list(drop_reason), cache_hit, final)
+        return chunk
 
-        self.request_id = column("request_id", np.int64)
-        self.key = column("key", np.int64)
-        self.class_index = column("class_index", np.int64)
-        self.node_index = column("node_index", np.int64)
-        self.arrival_ms = column("arrival_ms", np.float64)
-        self.start_ms = column("start_ms", np.float64)
-        self.end_ms = column("end_ms", np.float64)
-        self.service_ms = column("service_ms", np.float64)
-        self.node_arrival_ms = column("node_arrival_ms", np.float64)
-        self.batch_size = column("batch_size", np.int64)
-        self.batch_wait_ms = column("batch_wait_ms", np.float64)
-        self.network_ms = column("network_ms", np.float64)
-        self.cache_hit = column("cache_hit", bool) if with_cache else None
-        self.cache_ms = column("cache_ms", np.float64)
-        self.load_ms = column("load_ms", np.float64)
-        self.copy_ms = column("copy_ms", np.float64)
-        self.retries = column("retries", np.int64)
-        self.drop_reason = [r.drop_reason for r in requests]
-        self.dropped = np.fromiter(map(bool, self.drop_reason), bool, count)
+    def _set(self, columns: dict[str, np.ndarray], drop_reason: list[str], cache_hit: np.ndarray | None, final: np.ndarray | None) -> None:
+        for name in (*self._FLOATS, *self._INTEGERS):
+            setattr(self, name, columns[name])
+        count = len(self.request_id)
+        self.cache_hit = cache_hit
+        self.drop_reason = drop_reason
+        self.dropped = np.fromiter(map(bool, drop_reason), bool, count)
         self.latency_ms = self.end_ms - self.arrival_ms
-        self.wait_ms = np.where(self.dropped, np.nan, self.start_ms - self.node_arrival_ms)
+        self.wait_ms = np.where(self.dropped, np.nan, self.start_ms - self.node_arrival_ms + self.preempted_ms)
         self.queued_ms = np.where(self.dropped, self.end_ms, self.start_ms) - self.node_arrival_ms
         self.worker_ms = self.service_ms / self.batch_size  # a batch's time, shared among its requests
-        if with_stages:
-            self.stage = column("stage", np.int64)
-            self.final = ~column("stage_record", bool)
-            self.transfer_ms = column("transfer_ms", np.float64)
-            self.total_wait_ms = self.wait_ms + column("upstream_wait_ms", np.float64)
-            self.total_service_ms = self.service_ms + column("upstream_service_ms", np.float64)
+        if final is not None:
+            self.final = final
+            self.total_wait_ms = self.wait_ms + self.upstream_wait_ms
+            self.total_service_ms = self.service_ms + self.upstream_service_ms
         else:
-            self.stage = np.zeros(count, np.int64)
             self.final = np.ones(count, bool)
-            self.transfer_ms = np.zeros(count)
             self.total_wait_ms, self.total_service_ms = self.wait_ms, self.service_ms
 
 
-class _Series:
-    """Running statistics of one class (or of all classes together)."""
+class ValueStore:
+    """Latency-like values of one series: kept with their fine batch (exact, cut later), or streamed."""
 
-    def __init__(self, batches: int) -> None:
-        self.finished = 0
-        self.completed = 0
-        self.met = 0
-        self.cache_hits = 0
-        self.dropped: dict[str, int] = {}
-        self.latency_sum_ms = 0.0
-        self.wait_sum_ms = 0.0
-        self.service_sum_ms = 0.0
-        self.latency = StreamingQuantiles()
-        self.wait = StreamingQuantiles()
-        self.batch_finished = np.zeros(batches)
-        self.batch_completed = np.zeros(batches)
-        self.batch_met = np.zeros(batches)
-        self.batch_cache_hits = np.zeros(batches)
-        self.batch_latency_sum_ms = np.zeros(batches)
-        self.batch_wait_sum_ms = np.zeros(batches)
-        self.batch_service_sum_ms = np.zeros(batches)
+    def __init__(self, keep: bool) -> None:
+        self.keep = keep
+        self._values: list[np.ndarray] = []
+        self._batches: list[np.ndarray] = []
+        self._stream = StreamingQuantiles()
 
-    def add(self, chunk: RequestChunk, select: np.ndarray, met: np.ndarray, batch: np.ndarray) -> None:
+    def add(self, values: np.ndarray, batches: np.ndarray) -> None:
+        if self.keep:
+            self._values.append(values)
+            self._batches.append(batches)
+        else:
+            self._stream.extend(values)
+
+    def kept(self, from_batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """(values, fine batches) from ``from_batch`` on (kept mode)."""
+        if not self._values:
+            return np.zeros(0), np.zeros(0, np.int64)
+        values, batches = np.concatenate(self._values), np.concatenate(self._batches)
+        keep = batches >= from_batch
+        return values[keep], batches[keep]
+
+    def summary(self, from_batch: int, extra_infinite: int = 0) -> dict[str, float]:
+        """Quantiles and max of the values from ``from_batch`` on; ``extra_infinite`` more values count as +∞."""
+        if self.keep:
+            values, _ = self.kept(from_batch)
+            return quantile_summary(values, extra_infinite)
+        stream = self._stream
+        finite = stream.count
+        result = {}
+        for name, probability in QUANTILES.items():
+            rank = probability * (finite + extra_infinite)
+            result[name] = (
+                float("inf") if finite == 0 or rank > finite else stream.quantiles([min(rank / finite, 1.0)])[0]
+            )
+        result["max"] = float("inf") if extra_infinite else stream.max
+        return result
+
+    @property
+    def exact(self) -> bool:
+        return self.keep or self._stream.exact
+
+
+def quantile_summary(values: np.ndarray, extra_infinite: int = 0) -> dict[str, float]:
+    """Quantiles (numpy's default, linear) of ``values`` plus ``extra_infinite`` values of +∞, and the max."""
+    finite = len(values)
+    if finite == 0:
+        return {name: float("inf") if extra_infinite else float("nan") for name in (*QUANTILES, "max")}
+    total = finite + extra_infinite
+    probabilities = [min(p * total / finite, 1.0) for p in QUANTILES.values()]
+    computed = np.quantile(values, probabilities)
+    result = {
+        name: float("inf") if p * total > finite else float(value)
+        for (name, p), value in zip(QUANTILES.items(), computed)
+    }
+    result["max"] = float("inf") if extra_infinite else float(values.max())
+    return result
+
+
+class Series:
+    """Sums per fine batch, and latency/wait values, of one class (or of all classes together)."""
+
+    def __init__(self, batches: int, keep_values: bool) -> None:
+        self.batches = batches
+        self.sums = {name: np.zeros(batches) for name in SUMS}
+        self.dropped: dict[str, np.ndarray] = {}
+        self.latency = ValueStore(keep_values)
+        self.wait = ValueStore(keep_values)
+
+    def add(self, chunk: RequestChunk, select: np.ndarray, fine: np.ndarray, met: np.ndarray) -> None:
+        batches = self.batches
         served = select & ~chunk.dropped
-        latency_ms = chunk.latency_ms[served]
-        wait_ms = chunk.total_wait_ms[served]
-        service_ms = chunk.total_service_ms[served]
-        self.finished += int(select.sum())
-        self.completed += len(latency_ms)
-        self.met += int(met[select].sum())
+        computed = served if chunk.cache_hit is None else served & ~chunk.cache_hit
+        computed &= chunk.latency_ms > 0
+
+        def add(name: str, mask: np.ndarray, weights: np.ndarray | None = None) -> None:
+            self.sums[name] += np.bincount(fine[mask], None if weights is None else weights[mask], batches)
+
+        add("finished", select)
+        add("completed", served)
+        add("met", select & met)
+        add("dropped", select & chunk.dropped)
+        if chunk.cache_hit is not None:
+            add("cache_hits", select & chunk.cache_hit)
+        add("waited", served & (chunk.total_wait_ms > 0))
+        add("latency_sum_ms", served, chunk.latency_ms)
+        add("wait_sum_ms", served, chunk.total_wait_ms)
+        add("service_sum_ms", served, chunk.total_service_ms)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            add("ratio_sum", computed, chunk.total_service_ms / chunk.latency_ms)
+        add("ratio_count", computed)
         for index in np.flatnonzero(select & chunk.dropped):
             reason = chunk.drop_reason[index]
-            self.dropped[reason] = self.dropped.get(reason, 0) + 1
-        self.latency_sum_ms += float(latency_ms.sum())
-        self.wait_sum_ms += float(wait_ms.sum())
-        self.service_sum_ms += float(service_ms.sum())
-        self.latency.extend(latency_ms)
-        self.wait.extend(wait_ms)
-        batches = len(self.batch_finished)
-        self.batch_finished += np.bincount(batch[select], minlength=batches)
-        served_batch = batch[served]
-        self.batch_completed += np.bincount(served_batch, minlength=batches)
-        self.batch_met += np.bincount(batch[select & met], minlength=batches)
-        if chunk.cache_hit is not None:
-            self.cache_hits += int((select & chunk.cache_hit).sum())
-            self.batch_cache_hits += np.bincount(batch[select & chunk.cache_hit], minlength=batches)
-        self.batch_latency_sum_ms += np.bincount(served_batch, latency_ms, minlength=batches)
-        self.batch_wait_sum_ms += np.bincount(served_batch, wait_ms, minlength=batches)
-        self.batch_service_sum_ms += np.bincount(served_batch, service_ms, minlength=batches)
+            if reason not in self.dropped:
+                self.dropped[reason] = np.zeros(batches)
+            self.dropped[reason][fine[index]] += 1
+        self.latency.add(chunk.latency_ms[served], fine[served])
+        self.wait.add(chunk.total_wait_ms[served], fine[served])
 
-    def estimates(self, window_s: float, with_cache: bool) -> dict:
-        """Point estimates of this replication (NaN where nothing was served)."""
-        nan = float("nan")
-
-        def distribution(quantiles: StreamingQuantiles, total_ms: float) -> dict:
-            values = quantiles.quantiles(list(QUANTILES.values()))
-            stats = {"mean": total_ms / self.completed if self.completed else nan}
-            stats.update(zip(QUANTILES, values))
-            stats["max"] = quantiles.max
-            return stats
-
+    def result(self, cut: int, with_cache: bool) -> dict:
+        """What the summary needs of this series, from fine batch ``cut`` on: sums per fine batch, this
+        replication's quantiles, and (when kept) the latency and wait values with their fine batch."""
+        sums = {name: values[cut:] for name, values in self.sums.items() if with_cache or name != "cache_hits"}
+        drops = int(sums["dropped"].sum())
+        _, correlated = batch_size_for(sums["latency_sum_ms"], sums["completed"])
         return {
-            "finished": self.finished,
-            "completed": self.completed,
-            "dropped": dict(sorted(self.dropped.items())),
-            "throughput_per_s": self.completed / window_s if window_s > 0 else nan,
-            "latency_ms": distribution(self.latency, self.latency_sum_ms),
-            "wait_ms": distribution(self.wait, self.wait_sum_ms),
-            "service_ms": {"mean": self.service_sum_ms / self.completed if self.completed else nan},
-            "deadline_met_ratio": self.met / self.finished if self.finished else nan,
-            "processing_ratio": self.service_sum_ms / self.latency_sum_ms if self.latency_sum_ms > 0 else nan,
+            "sums": sums,
+            "dropped": {reason: values[cut:] for reason, values in sorted(self.dropped.items())},
+            "latency": self.latency.summary(cut),
+            "wait": self.wait.summary(cut),
+            "latency_or_drop": self.latency.summary(cut, drops),
+            "values": {"latency": self.latency.kept(cut), "wait": self.wait.kept(cut)} if self.latency.keep else None,
+            "batches_correlated": correlated,
             "quantiles_exact": self.latency.exact,
-        } | ({"cache_hit_ratio": self.cache_hits / self.finished if self.finished else nan} if with_cache else {})
-
-    def batch_estimates(self) -> dict[str, list[float]]:
-        """Per-batch means of the mean-type metrics, for batch-means intervals."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return {
-                "latency_ms.mean": (self.batch_latency_sum_ms / self.batch_completed).tolist(),
-                "wait_ms.mean": (self.batch_wait_sum_ms / self.batch_completed).tolist(),
-                "service_ms.mean": (self.batch_service_sum_ms / self.batch_completed).tolist(),
-                "deadline_met_ratio": (self.batch_met / self.batch_finished).tolist(),
-                "processing_ratio": (self.batch_service_sum_ms / self.batch_latency_sum_ms).tolist(),
-                "cache_hit_ratio": (self.batch_cache_hits / self.batch_finished).tolist(),
-            }
+        }
 
 
 class ReplicationRecorder:
-    """Collects the finished requests of one replication after warm-up.
+    """Collects the finished requests of one replication (see the module doc).
 
-    Nodes append every finished request (served or dropped) to ``finished``; whoever drives the
-    run calls ``flush`` when it holds ``CHUNK_SIZE`` of them, and once at the end.
+    The model appends every finished request (served or dropped) to ``finished``; whoever drives
+    the run calls ``flush`` when it holds ``CHUNK_SIZE`` of them, and once at the end.
     """
 
     def __init__(
         self,
+        *,
         class_names: Sequence[str],
         relative_deadlines_ms: Sequence[float],
-        warmup_requests: int,
-        measured_requests: int,
-        batches: int,
+        measured: int,
+        batch_size: int,
         node_count: int,
         chunk_sinks: Sequence[Callable[[RequestChunk], None]] = (),
         with_cache: bool = False,
         with_stages: bool = False,
+        planned_warmup: int = 0,
+        extend_warmup: bool = True,
     ) -> None:
         self.class_names = list(class_names)
         self._deadlines_ms = np.asarray(relative_deadlines_ms, dtype=float)
-        self.warmup_requests = warmup_requests
-        self.measured_requests = max(measured_requests, 1)
-        self.batches = batches
+        self.measured = measured
+        self.batch_size = batch_size
+        self.batches = max(-(-measured // batch_size), 1)
         self.chunk_sinks = list(chunk_sinks)
         self.with_cache = with_cache
         self.with_stages = with_stages
-        self._series = [_Series(batches) for _ in range(len(self.class_names) + 1)]
+        self.planned_cut = -(-planned_warmup // batch_size)
+        self.keep_values = measured <= EXACT_LIMIT
+        self.extend_warmup = extend_warmup and self.keep_values
+        self._series = [Series(self.batches, self.keep_values) for _ in range(len(self.class_names) + 1)]
         self.finished: list[Request] = []
-        self.finished_count = 0  # every finished request, warm-up included
-        self.node_busy_ms = np.zeros(node_count)
-        self.node_queued_ms = np.zeros(node_count)
+        self.finished_count = 0  # run-zone requests that finished, warm-up included
         self.node_served = np.zeros(node_count, dtype=np.int64)
         self.node_batch_counts = np.zeros((node_count, 2))  # [node, batch size] → batches served
         self.on_chunk: Callable[[int], None] | None = None
 
     def flush(self) -> None:
-        """Reduce the finished requests gathered so far (warm-up ones are discarded)."""
-        warmup = self.warmup_requests
-        self.finished_count += len(self.finished) if not self.with_stages else sum(not r.stage_record for r in self.finished)
-        measured = [request for request in self.finished if request.request_id >= warmup]
+        """Reduce the finished requests gathered so far (later arrivals, which only kept the system loaded, are dropped)."""
+        zone = [request for request in self.finished if request.request_id < self.measured]
         self.finished.clear()
-        if not measured:
-            return
-        chunk = RequestChunk(measured, self.with_cache, self.with_stages)
-        met = ~chunk.dropped & (chunk.latency_ms <= self._deadlines_ms[chunk.class_index])
-        batch = np.minimum((chunk.request_id - self.warmup_requests) * self.batches // self.measured_requests, self.batches - 1)
-        for class_index, series in enumerate(self._series[:-1]):
-            series.add(chunk, chunk.final & (chunk.class_index == class_index), met, batch)
-        self._series[-1].add(chunk, chunk.final, met, batch)
-        self._add_node_sums(chunk)
+        if zone:
+            self.add(RequestChunk(zone, self.with_cache, self.with_stages))
+
+    def add(self, chunk: RequestChunk) -> None:
+        """Reduce one chunk of finished run-zone requests."""
+        self.finished_count += int(chunk.final.sum())
         for sink in self.chunk_sinks:
             sink(chunk)
+        fine = chunk.request_id // self.batch_size
+        counted = chunk.final if self.keep_values else chunk.final & (fine >= self.planned_cut)
+        met = ~chunk.dropped & (chunk.latency_ms <= self._deadlines_ms[chunk.class_index])
+        for class_index, series in enumerate(self._series[:-1]):
+            series.add(chunk, counted & (chunk.class_index == class_index), fine, met)
+        self._series[-1].add(chunk, counted, fine, met)
+        self._add_node_counts(chunk, fine >= self.planned_cut)
         if self.on_chunk is not None:
             self.on_chunk(int(chunk.final.sum()))
 
-    def _add_node_sums(self, chunk: RequestChunk) -> None:
+    def _add_node_counts(self, chunk: RequestChunk, after_warmup: np.ndarray) -> None:
         nodes = len(self.node_served)
-        reached = chunk.node_index >= 0
+        reached = (chunk.node_index >= 0) & after_warmup
         if chunk.cache_hit is not None:
-            reached &= ~chunk.cache_hit  # a hit in a node's own cache takes no worker and no queue place
+            reached &= ~chunk.cache_hit  # a hit in a node's own cache takes no worker
         served = reached & ~chunk.dropped
-        self.node_busy_ms += np.bincount(chunk.node_index[served], chunk.worker_ms[served], minlength=nodes)
-        self.node_queued_ms += np.bincount(chunk.node_index[reached], chunk.queued_ms[reached], minlength=nodes)
         self.node_served += np.bincount(chunk.node_index[served], minlength=nodes)
         sizes = chunk.batch_size[served]
         if len(sizes):
@@ -234,25 +297,36 @@ class ReplicationRecorder:
             cells = chunk.node_index[served] * width + sizes
             self.node_batch_counts += np.bincount(cells, 1.0 / sizes, minlength=nodes * width).reshape(nodes, width)
 
-    def node_estimates(self, node_names: Sequence[str], workers: Sequence[int], window_ms: float) -> dict[str, dict]:
-        """Utilization and mean queue length per node, by Little's law over the measured requests."""
-        nan = float("nan")
+    def cut(self) -> tuple[int, int]:
+        """(first measured fine batch, where MSER finds the transient ends), in fine batches.
+
+        The cut is the planned warm-up, or later when MSER (on the latency series, and on the hit
+        ratio series with a cache) finds a transient that stands apart from what follows it
+        (``estimators.transient_end``) — unless the warm-up was fixed by the user, or the run is
+        too long to keep its values. The MSER point is reported either way.
+        """
+        everything = self._series[-1].sums
+        series = [(everything["latency_sum_ms"], everything["completed"])]
+        if self.with_cache:
+            series.append((everything["cache_hits"], everything["finished"]))
+        proposed = max(
+            mser_truncation(np.divide(num, den, out=np.zeros(self.batches), where=den > 0), den) for num, den in series
+        )
+        cut = self.planned_cut
+        if self.extend_warmup:
+            cut = max(transient_end(num, den, self.planned_cut) for num, den in series)
+        return min(cut, self.batches - 1), proposed
+
+    def class_results(self, cut: int) -> dict[str, dict]:
+        names = [*self.class_names, ALL]
+        return {name: series.result(cut, self.with_cache) for name, series in zip(names, self._series)}
+
+    def node_counts(self, node_names: Sequence[str]) -> dict[str, dict]:
+        """Requests served and batch-size histogram per node (after the planned warm-up)."""
         return {
             name: {
-                "utilization": float(busy_ms / (count * window_ms)) if window_ms > 0 else nan,
-                "mean_queue_length": float(queued_ms / window_ms) if window_ms > 0 else nan,
                 "served": int(served),
                 "batch_sizes": {str(size): int(round(n)) for size, n in enumerate(batches) if round(n) > 0},
             }
-            for name, count, busy_ms, queued_ms, served, batches in zip(
-                node_names, workers, self.node_busy_ms, self.node_queued_ms, self.node_served, self.node_batch_counts
-            )
+            for name, served, batches in zip(node_names, self.node_served, self.node_batch_counts)
         }
-
-    def estimates(self, window_s: float) -> dict[str, dict]:
-        names = [*self.class_names, ALL]
-        return {name: series.estimates(window_s, self.with_cache) for name, series in zip(names, self._series)}
-
-    def batch_estimates(self) -> dict[str, dict[str, list[float]]]:
-        names = [*self.class_names, ALL]
-        return {name: series.batch_estimates() for name, series in zip(names, self._series)}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 
 from simulator.files import write_atomically
@@ -45,6 +46,8 @@ class RecordWriter:
                 "batch_wait_ms": chunk.batch_wait_ms,
                 "load_ms": chunk.load_ms,
                 "copy_ms": chunk.copy_ms,
+                "lost_ms": chunk.lost_ms,
+                "preempted_ms": chunk.preempted_ms,
                 "compute_ms": pa.array(chunk.service_ms - chunk.load_ms - chunk.copy_ms, mask=~served),
                 "key": pa.array(chunk.key, mask=chunk.key < 0),
                 "cache_hit": chunk.cache_hit if chunk.cache_hit is not None else np.zeros(count, bool),
@@ -65,16 +68,20 @@ class RecordWriter:
             self._writer.close()
 
 
-def concatenate_parquet(parts: Sequence[Path], destination: Path) -> None:
-    """Join replication files into one, row group by row group (written atomically), then remove the parts."""
-    existing = [part for part in parts if part.is_file()]
+def concatenate_parquet(parts: Sequence[Path], destination: Path, warmups: Sequence[int]) -> None:
+    """Join replication files into one, row group by row group (written atomically), then remove the parts.
+
+    A ``measured`` column says which rows the summary counts: those after their replication's warm-up.
+    """
+    existing = [(part, warmup) for part, warmup in zip(parts, warmups) if part.is_file()]
 
     def write(path: Path) -> None:
         writer = None
-        for part in existing:
+        for part, warmup in existing:
             source = pq.ParquetFile(part)
             for group in range(source.num_row_groups):
                 table = source.read_row_group(group)
+                table = table.append_column("measured", pa.compute.greater_equal(table["request_id"], warmup))
                 if writer is None:
                     writer = pq.ParquetWriter(path, table.schema, compression="zstd")
                 writer.write_table(table)
@@ -83,5 +90,5 @@ def concatenate_parquet(parts: Sequence[Path], destination: Path) -> None:
 
     if existing:
         write_atomically(destination, write)
-    for part in existing:
+    for part, _ in existing:
         part.unlink()

@@ -1,8 +1,20 @@
-"""Summaries of a run: estimates with confidence intervals, per class and per node.
+"""Summaries of a run: estimates with confidence intervals, SLO verdicts, per class and per node.
 
-With two or more replications every interval comes from the replications (Student t over
-their estimates). With one replication, mean-type metrics get batch-means intervals and the
-rest (quantiles, maxima, utilization) are reported without an interval.
+The statistical method (README, "How the numbers are computed"):
+
+- **Units.** With R ≥ 2 replications every interval comes from the replications; with one
+  replication from batch means of that run (adjacent batches merged until nearly uncorrelated),
+  and not at all when the run is not stationary (events, time-varying arrivals): say so and
+  run replications instead.
+- **Means, proportions and rates** are ratios of sums, estimated over all units pooled, with a
+  delta-method interval around that estimate (``estimators.ratio_interval``).
+- **Quantiles** get log-scale intervals (never negative): over replications, around the
+  geometric mean of the replications' quantiles; in one run, around the run's quantile with the
+  spread of its batches' quantiles (sectioning).
+- **Verdicts** compare a one-sided bound on the miss probability with what the class tolerates:
+  met (upper bound within), violated (lower bound outside) or inconclusive. A hard class is
+  violated by any miss, and met only when the Clopper–Pearson upper bound after zero misses is
+  within its ``miss_tolerance``.
 """
 
 from __future__ import annotations
@@ -12,12 +24,35 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from simulator.metrics.collector import ALL
-from simulator.metrics.confidence import t_interval
-from simulator.scenario.schema import Scenario
+import numpy as np
 
-COUNT_FIELDS = ("finished", "completed")
-NODE_COUNTS = ("served", "model_loads")  # summed over replications
+from simulator.metrics.collector import ALL, QUANTILES
+from simulator.metrics.estimators import (
+    batch_size_for,
+    clopper_pearson,
+    log_interval,
+    merge,
+    quantile_intervals,
+    ratio_interval,
+)
+from simulator.scenario.schema import Scenario
+from simulator.scenario.workload import RequestClass
+
+RATIOS = {  # summary field → (numerator sum, denominator sum)
+    "latency_ms.mean": ("latency_sum_ms", "completed"),
+    "wait_ms.mean": ("wait_sum_ms", "completed"),
+    "service_ms.mean": ("service_sum_ms", "completed"),
+    "deadline_met_ratio": ("met", "finished"),
+    "wait_probability": ("waited", "completed"),
+    "drop_ratio": ("dropped", "finished"),
+    "processing_ratio": ("ratio_sum", "ratio_count"),
+    "cache_hit_ratio": ("cache_hits", "finished"),
+}
+RATES = {"throughput_per_s": "completed", "goodput_per_s": "met"}  # per simulated second
+PROPORTIONS = {"deadline_met_ratio", "wait_probability", "drop_ratio", "processing_ratio", "cache_hit_ratio"}
+DISTRIBUTIONS = {"latency_ms": "latency", "wait_ms": "wait", "latency_or_drop_ms": "latency_or_drop"}
+FEW_REPLICATIONS = 5
+QUANTILE_SECTIONS = 10  # parts of one run whose quantiles give the spread of its quantiles' intervals
 
 
 @dataclass(frozen=True)
@@ -36,55 +71,199 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _combine(path: str, values: Sequence[float], batches: Sequence[float] | None, level: float) -> dict:
-    """Estimate + interval of one metric over replications (or batches, with one replication)."""
-    if path.endswith(".max"):
-        return Estimate(max(values), None, None).as_dict()
-    if len(values) >= 2:
-        return Estimate(*t_interval(values, level)).as_dict()
-    if batches is not None:
-        _, low, high = t_interval(batches, level)
-        return Estimate(values[0], low, high).as_dict()
-    return Estimate(values[0], None, None).as_dict()
+def _set(tree: dict, path: str, value: Any) -> None:
+    """Set ``group.name`` (one level of nesting; a name may hold dots: ``latency_ms.p99.9``) or ``name``."""
+    head, _, tail = path.partition(".")
+    if tail:
+        tree.setdefault(head, {})[tail] = value
+    else:
+        tree[head] = value
 
 
-def _combine_tree(trees: Sequence[dict], batch_trees: Sequence[dict] | None, level: float, prefix: str = "") -> dict:
-    combined: dict[str, Any] = {}
-    for key, first in trees[0].items():
-        path = prefix + key
-        if isinstance(first, dict):
-            combined[key] = _combine_tree([t[key] for t in trees], batch_trees, level, path + ".")
-        elif isinstance(first, float) or key == "throughput_per_s":
-            batches = batch_trees[0].get(path) if batch_trees else None
-            combined[key] = _combine(path, [t[key] for t in trees], batches, level)
-    return combined
+class _Units:
+    """How one run's intervals are formed: over replications, over batches of one run, or not at all."""
+
+    def __init__(self, results: list[dict], level: float, batch_means: bool) -> None:
+        self.results = results
+        self.level = level
+        self.replicated = len(results) >= 2
+        self.batch_means = batch_means and not self.replicated
+
+    def ratio(
+        self, numerators: list[np.ndarray], denominators: list[np.ndarray], level: float | None = None, proportion: bool = False
+    ) -> Estimate:
+        """A ratio of sums; ``numerators[r]`` / ``denominators[r]`` are replication r's per-fine-batch sums."""
+        level = self.level if level is None else level
+        if self.replicated:
+            return Estimate(*ratio_interval([n.sum() for n in numerators], [d.sum() for d in denominators], level, proportion))
+        num, den = numerators[0], denominators[0]
+        if not self.batch_means:
+            total = den.sum()
+            return Estimate(float(num.sum() / total) if total > 0 else float("nan"), None, None)
+        factor, _ = batch_size_for(num, den)
+        return Estimate(*ratio_interval(merge(num, factor), merge(den, factor), level, proportion))
+
+    def quantiles(self, series: list[dict], key: str) -> dict[str, Estimate]:
+        """Every quantile of ``latency`` / ``wait`` / ``latency_or_drop`` (drops as +∞), with intervals.
+
+        With the values kept: the estimate is the quantile of all measured values pooled (each
+        replication is stationary after its warm-up, so the pooled distribution is the stationary
+        one, without the downward bias a short run's own quantile has), with the interval of
+        ``estimators.quantile_intervals`` over the sections — the replications, or
+        ``QUANTILE_SECTIONS`` consecutive parts of one run. Without them (very long runs): the
+        geometric mean of the replications' quantiles, with a log-scale interval.
+        """
+        per_replication = [s[key] for s in series]
+        if any(s["values"] is None for s in series):
+            if self.replicated:
+                return {name: Estimate(*log_interval([q[name] for q in per_replication], self.level)) for name in QUANTILES}
+            return {name: Estimate(per_replication[0][name], None, None) for name in QUANTILES}
+        values_key = "wait" if key == "wait" else "latency"
+        with_drops = key == "latency_or_drop"
+        if self.replicated:
+            sections = [(s["values"][values_key][0], int(s["sums"]["dropped"].sum()) if with_drops else 0) for s in series]
+        elif self.batch_means:
+            sections = _sections(series[0]["values"][values_key], series[0]["sums"]["dropped"], with_drops)
+        else:
+            kept = series[0]["values"][values_key][0]
+            sections = [(kept, int(series[0]["sums"]["dropped"].sum()) if with_drops else 0)]
+        intervals = quantile_intervals(sections, list(QUANTILES.values()), self.level)
+        return {name: Estimate(*interval) for name, interval in zip(QUANTILES, intervals)}
+
+
+def _sections(kept: tuple[np.ndarray, np.ndarray], dropped: np.ndarray, with_drops: bool) -> list[tuple[np.ndarray, int]]:
+    """``QUANTILE_SECTIONS`` consecutive parts of one run (by fine batch): their values and drops."""
+    values, fine = kept
+    first = int(fine.min()) if len(fine) else 0
+    bounds = np.linspace(0, len(dropped), QUANTILE_SECTIONS + 1).astype(int)
+    section = np.searchsorted(bounds[1:-1], fine - first, side="right")
+    return [
+        (values[section == index], int(dropped[bounds[index] : bounds[index + 1]].sum()) if with_drops else 0)
+        for index in range(QUANTILE_SECTIONS)
+    ]
+
+
+def _series_stats(units: _Units, series: list[dict], seconds: list[np.ndarray], with_cache: bool) -> dict[str, Any]:
+    """Every statistic of one class (or of all), combined over the replications."""
+    stats: dict[str, Any] = {}
+    for field, (numerator, denominator) in RATIOS.items():
+        if field == "cache_hit_ratio" and not with_cache:
+            continue
+        estimate = units.ratio(
+            [s["sums"][numerator] for s in series], [s["sums"][denominator] for s in series], proportion=field in PROPORTIONS
+        )
+        _set(stats, field, estimate.as_dict())
+    for field, numerator in RATES.items():
+        stats[field] = units.ratio([s["sums"][numerator] for s in series], seconds).as_dict()
+    for field, key in DISTRIBUTIONS.items():
+        for name, estimate in units.quantiles(series, key).items():
+            _set(stats, f"{field}.{name}", estimate.as_dict())
+        _set(stats, f"{field}.max", Estimate(max(s[key]["max"] for s in series), None, None).as_dict())
+    reasons = sorted({reason for s in series for reason in s["dropped"]})
+    stats["drop_ratio_by_reason"] = {
+        reason: units.ratio(
+            [s["dropped"].get(reason, np.zeros_like(s["sums"]["finished"])) for s in series],
+            [s["sums"]["finished"] for s in series],
+            proportion=True,
+        ).as_dict()
+        for reason in reasons
+    }
+    return stats
+
+
+def _slo(request_class: RequestClass, series: list[dict], met_ratio: dict, units: _Units) -> dict[str, Any]:
+    """The class's verdict: met / violated / inconclusive, from one-sided bounds (at the run's confidence)
+    on its miss probability: over the units when misses vary between them, else Clopper–Pearson."""
+    allowance = request_class.miss_allowance
+    finished = int(sum(s["sums"]["finished"].sum() for s in series))
+    misses = finished - int(round(sum(s["sums"]["met"].sum() for s in series)))
+    if allowance is None:
+        return {"required_met_ratio": None, "verdict": None, "misses": misses, "finished": finished}
+    if request_class.kind == "hard" or met_ratio["ci_low"] is None or misses in (0, finished):
+        lower, upper = clopper_pearson(misses, finished, units.level) if finished else (0.0, 1.0)
+        method = "clopper_pearson"
+    else:
+        two_sided = 2 * units.level - 1  # its interval's ends are one-sided bounds at ``level``
+        met = units.ratio([s["sums"]["met"] for s in series], [s["sums"]["finished"] for s in series], two_sided, True)
+        lower, upper = max(1.0 - met.ci_high, 0.0), min(1.0 - met.ci_low, 1.0)
+        method = "replications" if units.replicated else "batch_means"
+    if request_class.kind == "hard" and misses > 0:
+        verdict = "violated"  # a hard class allows no miss at all
+    elif upper <= allowance:
+        verdict = "met"
+    elif lower > allowance:
+        verdict = "violated"
+    else:
+        verdict = "inconclusive"
+    return {
+        "required_met_ratio": request_class.required_met_ratio,
+        "miss_allowance": allowance,
+        "misses": misses,
+        "finished": finished,
+        "miss_probability": {"estimate": misses / finished if finished else None, "lower_bound": lower, "upper_bound": upper},
+        "bound_method": method,
+        "verdict": verdict,
+    }
+
+
+def _node_stats(units: _Units, nodes: list[dict]) -> dict[str, Any]:
+    busy = [n["fine_busy_ms"] for n in nodes]
+    queued = [n["fine_queue_ms"] for n in nodes]
+    capacity = [n["fine_ms"] * n["workers"] for n in nodes]
+    spans = [n["fine_ms"] for n in nodes]
+    return {
+        "utilization": units.ratio(busy, capacity, proportion=True).as_dict(),
+        "mean_queue_length": units.ratio(queued, spans).as_dict(),
+        "availability": units.ratio([n["fine_up_ms"] for n in nodes], spans, proportion=True).as_dict(),
+    }
 
 
 def summarize(
-    scenario: Scenario, seed: int, requests: int, warmup_requests: int, results: list[dict], offered_load: float
+    scenario: Scenario,
+    seed: int,
+    requests: int,
+    results: list[dict],
+    offered_load: float,
+    notes: Sequence[str] = (),
+    batch_means: bool = True,
 ) -> dict[str, Any]:
-    """Combine the replications' estimates into the run summary (the JSON document described in README)."""
+    """Combine the replications into the run summary (the JSON document described in README).
+
+    ``batch_means``: whether one replication may give batch-means intervals (a stationary run).
+    """
     level = scenario.run.confidence
-    single = len(results) == 1
+    units = _Units(results, level, batch_means)
+    notes = list(notes)
+    if len(results) < FEW_REPLICATIONS and units.replicated:
+        notes.append(
+            f"only {len(results)} replications: intervals rest on {len(results) - 1} degrees of freedom and are wide; "
+            f"use {FEW_REPLICATIONS} or more"
+        )
+    with_cache = scenario.cache is not None
+    seconds = [r["fine_seconds"] for r in results]
     classes_by_name = {c.name: c for c in scenario.workload.classes}
     classes: dict[str, Any] = {}
     for name in [*classes_by_name, ALL]:
-        per_replication = [r["classes"][name] for r in results]
-        numeric = [{k: v for k, v in est.items() if k not in (*COUNT_FIELDS, "dropped", "quantiles_exact")} for est in per_replication]
-        batch_trees = [results[0]["batches"][name]] if single else None
-        stats = _combine_tree(numeric, batch_trees, level)
-        dropped: dict[str, int] = {}
-        for est in per_replication:
-            for reason, count in est["dropped"].items():
-                dropped[reason] = dropped.get(reason, 0) + count
-        entry: dict[str, Any] = {field: sum(est[field] for est in per_replication) for field in COUNT_FIELDS}
-        entry["dropped"] = dropped
+        series = [r["classes"][name] for r in results]
+        stats = _series_stats(units, series, seconds, with_cache)
+        entry: dict[str, Any] = {
+            "finished": int(sum(s["sums"]["finished"].sum() for s in series)),
+            "completed": int(sum(s["sums"]["completed"].sum() for s in series)),
+            "dropped": {
+                reason: int(sum(s["dropped"][reason].sum() for s in series if reason in s["dropped"]))
+                for reason in sorted({reason for s in series for reason in s["dropped"]})
+            },
+        }
         if name in classes_by_name:
             request_class = classes_by_name[name]
             entry.update(kind=request_class.kind, priority=request_class.priority, deadline_ms=request_class.deadline_ms)
-            entry["slo"] = _slo(request_class.required_met_ratio, per_replication, stats["deadline_met_ratio"])
+            entry["slo"] = _slo(request_class, series, stats["deadline_met_ratio"], units)
         entry.update(stats)
         classes[name] = entry
+    if not units.replicated and not units.batch_means:
+        notes.append("no intervals: batch means need a stationary run; run 2 or more replications for intervals")
+    elif units.batch_means and results[0]["classes"][ALL]["batches_correlated"]:
+        notes.append("batch means of this run are still correlated at 10 batches: intervals may be too narrow; run longer or replicate")
     nodes = {}
     for name in results[0]["nodes"]:
         per_replication = [r["nodes"][name] for r in results]
@@ -92,41 +271,26 @@ def summarize(
         for replication in per_replication:
             for size, count in replication["batch_sizes"].items():
                 batch_sizes[size] = batch_sizes.get(size, 0) + count
-        counts = {field: sum(n[field] for n in per_replication) for field in NODE_COUNTS if field in per_replication[0]}
         nodes[name] = {
-            **counts,
+            "served": sum(n["served"] for n in per_replication),
+            **({"model_loads": sum(n["model_loads"] for n in per_replication)} if "model_loads" in per_replication[0] else {}),
             "batch_sizes": dict(sorted(batch_sizes.items(), key=lambda item: int(item[0]))),
-            **_combine_tree(
-                [{k: v for k, v in n.items() if k not in (*NODE_COUNTS, "batch_sizes")} for n in per_replication], None, level
-            ),
+            **_node_stats(units, per_replication),
         }
     return {
         "scenario": scenario.name,
         "seed": seed,
         "replications": len(results),
         "requests_per_replication": requests,
-        "warmup_requests": warmup_requests,
+        "measured_requests": [r["measured_requests"] for r in results],
+        "warmup_requests": [r["warmup_requests"] for r in results],
+        "transient_requests": [r["transient_requests"] for r in results],
         "confidence": level,
-        "ci_method": "batch_means" if single else "replications",
+        "ci_method": "replications" if units.replicated else "batch_means" if units.batch_means else "none",
         "offered_load": offered_load,
         "simulated_s_per_replication": sum(r["simulated_s"] for r in results) / len(results),
         "quantiles_exact": all(r["classes"][ALL]["quantiles_exact"] for r in results),
+        "notes": notes,
         "classes": classes,
         "nodes": nodes,
-    }
-
-
-def _slo(required: float | None, per_replication: list[dict], met_ratio: dict) -> dict:
-    """Whether the class meets its real-time requirement (hard: not a single miss)."""
-    if required is None:
-        return {"required_met_ratio": None, "met": None, "met_with_confidence": None}
-    misses = sum(est["finished"] - round(est["deadline_met_ratio"] * est["finished"]) for est in per_replication if est["finished"])
-    if required == 1.0:
-        return {"required_met_ratio": 1.0, "met": misses == 0, "met_with_confidence": misses == 0, "misses": misses}
-    low = met_ratio["ci_low"]
-    return {
-        "required_met_ratio": required,
-        "met": met_ratio["estimate"] is not None and met_ratio["estimate"] >= required,
-        "met_with_confidence": low is not None and low >= required,
-        "misses": misses,
     }

@@ -25,11 +25,10 @@ class BatchDecision(NamedTuple):
 
 
 class Batcher(ABC):
-    """A batching policy; ``max_batch_size`` bounds every batch, ``queue_timeout_ms`` drops stale requests."""
+    """A batching policy; ``max_batch_size`` bounds every batch."""
 
     Config: ClassVar[type[BaseModel]]
     max_batch_size: int = 1
-    queue_timeout_ms: float | None = None
 
     def __init__(self, config: BaseModel) -> None:
         self.config = config
@@ -46,15 +45,15 @@ class Batcher(ABC):
 
 @BATCHERS.register
 class TritonBatcher(Batcher):
-    """Full batches at once, else the largest preferred size waiting, else hold until the head has
-    waited ``max_queue_delay_ms``, then take what is there (Triton's dynamic batcher)."""
+    """Full batches at once, else the largest preferred size waiting, else hold until the oldest
+    waiting request has waited ``max_queue_delay_ms``, then take what is there (Triton's dynamic
+    batcher, which measures the delay from the oldest request of the pending batch)."""
 
     Config = TritonBatching
 
     def __init__(self, config: TritonBatching) -> None:
         super().__init__(config)
         self.max_batch_size = config.max_batch_size
-        self.queue_timeout_ms = config.queue_timeout_ms
         self.preferred_desc = sorted(set(config.preferred_batch_sizes), reverse=True)
 
     def decide(self, queue, waiting, now_ms):
@@ -63,7 +62,7 @@ class TritonBatcher(Batcher):
         for preferred in self.preferred_desc:
             if preferred <= waiting:
                 return BatchDecision(preferred)
-        due_ms = queue.peek().node_arrival_ms + self.config.max_queue_delay_ms
+        due_ms = queue.oldest().node_arrival_ms + self.config.max_queue_delay_ms
         if now_ms >= due_ms:
             return BatchDecision(waiting)
         return BatchDecision(0, due_ms)

@@ -13,7 +13,7 @@ from simulator.model.model_memory import ModelMemory
 from simulator.model.node import Node
 from simulator.model.pipeline import Pipeline
 from simulator.model.request import Request
-from simulator.model.service_draws import ServiceDraws, SizedDraws
+from simulator.model.service_draws import NodeServiceDraws, RequirementDraws, SizedDraws
 from simulator.model.simulation import Environment
 from simulator.random_streams import draws, stream
 from simulator.registry import (
@@ -48,6 +48,24 @@ def service_models(scenario: Scenario, model: ModelBuilder | None = None) -> lis
     """``models[node_spec][class]``: a class's own service model, else its node's."""
     model = model or model_builder(scenario)
     return [[model(c.service or spec.service) for c in scenario.workload.classes] for spec in scenario.nodes]
+
+
+def requirement_draws(scenario: Scenario, models: Sequence[Sequence[ServiceTimeModel]], seed: int, replication: int) -> RequirementDraws:
+    """The draws of every request's service time at each node spec, made when it arrives (common random numbers)."""
+    return RequirementDraws(
+        models, [spec.name for spec in scenario.nodes], [c.name for c in scenario.workload.classes], seed, replication
+    )
+
+
+def model_groups(scenario: Scenario, spec: NodeSpec) -> list[int]:
+    """Class index → batching group at a node of ``spec``: classes of one model (same model name and
+    service settings) share a group, and a batch holds one group only; without batching, one group."""
+    if spec.batching is None or spec.batching.max_batch_size == 1:
+        return [0] * len(scenario.workload.classes)
+    keys: dict[tuple, int] = {}
+    return [
+        keys.setdefault((c.model, (c.service or spec.service).model_dump_json()), len(keys)) for c in scenario.workload.classes
+    ]
 
 
 def node_name(spec_name: str, replicas: int, replica: int, partitions: int, partition: int) -> str:
@@ -93,11 +111,12 @@ def _executor(
     if spec.model_cache is not None:
         memory = ModelMemory(spec.model_cache.memory_mb, {m: model.size_mb for m, model in scenario.models.items()})
         load_draws = {m: sized(model.load, f"load/{name}/{m}") for m, model in scenario.models.items()}
+    device = spec.device
     return StagedExecutor(
         env=env,
-        device=spec.device,
-        h2d_ms=sized(spec.device.h2d, f"h2d/{name}") if spec.device else None,
-        d2h_ms=sized(spec.device.d2h, f"d2h/{name}") if spec.device else None,
+        device=device,
+        h2d_ms=sized(device.h2d, f"h2d/{name}") if device and device.h2d else None,
+        d2h_ms=sized(device.d2h, f"d2h/{name}") if device and device.d2h else None,
         memory=memory,
         class_models=[c.model for c in scenario.workload.classes],
         load_ms=lambda model_name: load_draws[model_name](),
@@ -127,12 +146,21 @@ def build_cluster(
         network_delay_ms = draws(lambda size: delay_model.draw_block(network_rng, size))
     model = model_builder(scenario)
     slowdowns = {spec.name: slowdown_factors(spec.device, scenario.base_dir) for spec in scenario.nodes if spec.device}
+    batch_draws = {}  # per spec: one SizedDraws per model group, shared by the spec's replicas
+    for spec, spec_models in zip(scenario.nodes, models):
+        groups = model_groups(scenario, spec)
+        by_group = {}
+        for class_index, group in enumerate(groups):
+            if group not in by_group:
+                by_group[group] = SizedDraws(spec_models[class_index], f"batch/{spec.name}/group-{group}", seed, replication)
+        batch_draws[spec.name] = [by_group[group] for group in groups]
     partition_nodes: list[list[Node]] = []
     index = 0
     for partition in range(partitions):
         members = []
-        for spec, spec_models in zip(scenario.nodes, models):
+        for spec_index, (spec, spec_models) in enumerate(zip(scenario.nodes, models)):
             means_ms = [service_model.mean_ms() for service_model in spec_models]
+            groups = model_groups(scenario, spec)
             for replica in range(spec.replicas):
                 name = node_name(spec.name, spec.replicas, replica, partitions, partition)
                 members.append(
@@ -141,13 +169,16 @@ def build_cluster(
                         index=index,
                         name=name,
                         spec_name=spec.name,
+                        spec_index=spec_index,
                         workers=spec.workers,
-                        queue=DISCIPLINES.build(spec.discipline),
+                        queues=[DISCIPLINES.build(spec.discipline) for _ in range(max(groups) + 1)],
+                        model_group=groups,
                         queue_capacity=spec.queue_capacity,
                         admission=ADMISSION_POLICIES.build(spec.admission, firm, means_ms),
-                        service=ServiceDraws(spec_models, class_names, name, seed, replication),
+                        service=NodeServiceDraws(spec_models, class_names, name, batch_draws[spec.name], seed, replication),
                         mean_service_ms=means_ms,
                         max_queue_length=scenario.run.max_queue_length,
+                        queue_policy=spec.queue_policy,
                         batcher=BATCHERS.build(spec.batching) if spec.batching is not None else None,
                         executor=_executor(
                             env, scenario, spec, name, seed, replication, model, slowdowns.get(spec.name, (1.0,))

@@ -1,4 +1,4 @@
-"""Offered load of a scenario: how close the arrival rate comes to what its nodes can serve."""
+"""Offered load of a scenario: how close the arrival rates come to what its nodes can serve."""
 
 from __future__ import annotations
 
@@ -14,41 +14,64 @@ from simulator.units import MS_PER_S
 
 def offered_load(
     scenario: Scenario,
-    mean_rate_per_s: float,
+    class_rates_per_s: Sequence[float],
     service_models: Sequence[Sequence[ServiceTimeModel]],
     partition_shares: np.ndarray | None = None,
     copy_ms: Mapping[str, Callable[[int], float]] | None = None,
+    concurrency: Mapping[str, float] | None = None,
 ) -> float:
     """Utilization the load asks of the busiest partition (≥ 1: its queues grow without bound).
 
-    ``service_models[n][k]`` is the model of class k on node spec n. A batching node is given
-    its best case, always-full batches of ``max_batch_size``: if even that cannot keep up, no
-    steady state exists. Routers that ignore load split a partition's
-    arrivals evenly over its replicas, so the slowest replica decides; load-aware routers can
-    use the partition's pooled capacity. In a pipeline the busiest stage decides.
-    ``copy_ms[spec name](batch size)`` is a device node's mean H2D + D2H time per call, which
-    holds its worker too; cold model loads are not counted (they depend on the traffic mix).
+    ``class_rates_per_s[k]`` is class k's mean arrival rate; ``service_models[n][k]`` the model of
+    class k on node spec n. A batching node is given its best case, always-full batches of
+    ``max_batch_size``: if even that cannot keep up, no steady state exists. Routers that ignore
+    load split a partition's arrivals evenly over its replicas, so the slowest replica decides;
+    load-aware routers can use the partition's pooled capacity, except that ``priority_lanes``
+    sends its bulk classes only to the unreserved replicas, which must carry them alone. In a
+    pipeline the busiest stage decides. ``copy_ms[spec name](batch size)`` is a device node's mean
+    H2D + D2H time per call, which holds its worker too; ``concurrency[spec name]`` is how many
+    calls' worth of compute a device node does at once at best, max over k ≤ workers of k / f(k)
+    for its slowdown f (1 under processor sharing; default: its workers). Cold model loads are
+    not counted (they depend on the traffic mix).
     """
-    classes = scenario.workload.classes
-    total_share = sum(c.share for c in classes)
-    replica_capacities_per_s: dict[str, list[float]] = {}
-    for spec, models in zip(scenario.nodes, service_models):
-        batch = spec.batching.max_batch_size if spec.batching is not None else 1
-        mean_batch_ms = sum(c.share * m.mean_ms(batch) for c, m in zip(classes, models)) / total_share
-        if copy_ms is not None and spec.name in copy_ms:
-            mean_batch_ms += copy_ms[spec.name](batch)
-        replica_capacities_per_s[spec.name] = [spec.workers * batch * MS_PER_S / mean_batch_ms] * spec.replicas
     partitions = scenario.partitioning.partitions
     shares = np.full(partitions, 1.0 / partitions) if partition_shares is None else partition_shares
-    busiest_rate_per_s = mean_rate_per_s * float(np.max(shares))
-    # every request visits each pipeline stage, so each stage must keep up on its own
-    stages = [[name] for name in scenario.pipeline.stages] if scenario.pipeline else [list(replica_capacities_per_s)]
-    load_aware = ROUTERS.policy_class(scenario.router).load_aware
+    rates = np.asarray(class_rates_per_s, dtype=float) * float(np.max(shares))
+    stages = [[name] for name in scenario.pipeline.stages] if scenario.pipeline else [[spec.name for spec in scenario.nodes]]
+    router = scenario.router
+    load_aware = ROUTERS.policy_class(router).load_aware
+    bulk = np.array([c.priority > router.urgent_priority for c in scenario.workload.classes]) if router.policy == "priority_lanes" else None
     loads = []
     for stage in stages:
-        capacities = [capacity for name in stage for capacity in replica_capacities_per_s[name]]
-        if load_aware:
-            loads.append(busiest_rate_per_s / sum(capacities))
-        else:
-            loads.append(max(busiest_rate_per_s / len(capacities) / capacity for capacity in capacities))
+        replicas = [
+            (spec, models) for spec, models in zip(scenario.nodes, service_models) if spec.name in stage for _ in range(spec.replicas)
+        ]
+        loads.append(_stage_load(replicas, rates, load_aware, copy_ms or {}, concurrency or {}))
+        if bulk is not None and bulk.any():
+            unreserved = replicas[router.reserved_replicas :] or replicas
+            loads.append(_stage_load(unreserved, np.where(bulk, rates, 0.0), load_aware, copy_ms or {}, concurrency or {}))
     return max(loads)
+
+
+def _stage_load(
+    replicas: list[tuple],
+    rates_per_s: np.ndarray,
+    load_aware: bool,
+    copy_ms: Mapping[str, Callable[[int], float]],
+    concurrency: Mapping[str, float],
+) -> float:
+    """Load of one stage's replicas (spec, models per class) under the given class rates."""
+    total_per_s = float(rates_per_s.sum())
+    if total_per_s == 0:
+        return 0.0
+    mix = rates_per_s / total_per_s
+    capacities_per_s = []
+    for spec, models in replicas:
+        batch = spec.batching.max_batch_size if spec.batching is not None else 1
+        mean_batch_ms = float(sum(weight * model.mean_ms(batch) for weight, model in zip(mix, models)))
+        if spec.name in copy_ms:
+            mean_batch_ms += copy_ms[spec.name](batch)
+        capacities_per_s.append(concurrency.get(spec.name, spec.workers) * batch * MS_PER_S / mean_batch_ms)
+    if load_aware:
+        return total_per_s / sum(capacities_per_s)
+    return max(total_per_s / len(capacities_per_s) / capacity for capacity in capacities_per_s)

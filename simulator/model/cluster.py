@@ -49,9 +49,12 @@ class Cluster:
         self.cache = cache
         self.stages = 1 if pipeline is None else pipeline.stages
         self.transfer_ms = None if pipeline is None else pipeline.transfer_ms
-        direct = len(self.nodes) == 1 and network_delay_ms is None and cache is None
+        direct = len(self.nodes) == 1 and network_delay_ms is None and cache is None and pipeline is None
         self.submit: Callable[[Request], None] = self.nodes[0].submit if direct else self._submit
-        self.deliver: Callable[[Request], None] = finished.append if network_delay_ms is None else self._send_back
+        if direct:  # nothing to route: no router hears of sends or answers
+            self.deliver: Callable[[Request], None] = finished.append
+        else:
+            self.deliver = self._deliver if network_delay_ms is None else self._send_back
         self._per_node_cache = cache is not None and not cache.shared
         self._to_node: Callable[[Due], None] = self._reach_cached_node if self._per_node_cache else self._reach_node
         for node in self.nodes:
@@ -76,10 +79,14 @@ class Cluster:
             self.finished.append(request)
             return
         node = router.choose(request)
+        now_ms = self.env.now
+        router.sent(node, request, now_ms)
+        request.router_index = partition * self.stages + request.stage
+        request.sent_ms = now_ms
+        request.node_index = node.index
         if (self.network_delay_ms is None or request.stage) and not self._per_node_cache:
             node.submit(request)  # between pipeline stages the transfer delay replaces the network
             return
-        request.node_index = node.index
         if self.network_delay_ms is None:
             self._arrive_at_node(node, request)
         else:
@@ -102,8 +109,20 @@ class Cluster:
             return
         node.submit(request)
 
+    def _answered(self, request: Request) -> None:
+        """The router that sent ``request`` hears that its send is over (served, dropped or failed)."""
+        index = request.router_index
+        if index >= 0:
+            request.router_index = -1
+            self.routers[index].completed(self.nodes[request.node_index], request, self.env.now)
+
+    def _deliver(self, request: Request) -> None:
+        self._answered(request)
+        self.finished.append(request)
+
     def _hand_over(self, request: Request) -> None:
         """A stage before the last finished: record the stage, then send the request on to the next."""
+        self._answered(request)
         if request.drop_reason:
             self.deliver(request)
             return
@@ -129,7 +148,7 @@ class Cluster:
 
     def _send_back(self, request: Request) -> None:
         if request.drop_reason:
-            self.finished.append(request)
+            self._deliver(request)
             return
         delay_ms = next(self.network_delay_ms)
         request.network_ms += delay_ms
@@ -138,13 +157,14 @@ class Cluster:
     def _arrived_back(self, event: Due) -> None:
         request: Request = event.payload
         request.end_ms = self.env.now
-        self.finished.append(request)
+        self._deliver(request)
 
     def orphans(self, requests: list[Request]) -> None:
         """Requests a failed (or unavailable) node gave back: retry elsewhere or count as failed."""
         self.availability_changed()
         now_ms = self.env.now
         for request in requests:
+            self._answered(request)
             if self.orphan_policy.retries(request):
                 self._route(request)
             else:

@@ -86,19 +86,20 @@ class StagedExecutor(Executor):
         memory: ModelMemory | None,
         class_models: Sequence[str | None],
         load_ms: Callable[[str], float],
-        slowdown_factors: Sequence[float] = (1.0,),
+        slowdown_factors: Sequence[float] | str = (1.0,),
     ) -> None:
         super().__init__(env)
         self.device = device
         self.h2d_ms = h2d_ms
         self.d2h_ms = d2h_ms
-        self.h2d = CopyEngine(env, device.copy_engines) if device else None
-        self.d2h = CopyEngine(env, device.copy_engines) if device else None
+        self.h2d = CopyEngine(env, device.copy_engines) if h2d_ms is not None else None
+        self.d2h = CopyEngine(env, device.copy_engines) if d2h_ms is not None else None
         self.memory = memory
         self.class_models = list(class_models)
         self.load_ms = load_ms
-        self.factors = list(slowdown_factors) if slowdown_factors else [1.0]
-        self.shares_compute = any(factor != 1.0 for factor in self.factors)
+        self.processor_sharing = slowdown_factors == "processor_sharing"  # f(k) = k
+        self.factors = [1.0] if self.processor_sharing else list(slowdown_factors)
+        self.shares_compute = self.processor_sharing or any(factor != 1.0 for factor in self.factors)
         self.computing: dict[Execution, None] = {}  # calls in their compute stage, in start order
         self._loading: dict[str, list[Callable[[], None]]] = {}
         self._load_events: dict[str, Due] = {}
@@ -106,6 +107,8 @@ class StagedExecutor(Executor):
 
     def slowdown(self, computing: int) -> float:
         """Compute-time multiplier while ``computing`` calls compute at once."""
+        if self.processor_sharing:
+            return float(max(computing, 1))
         return self.factors[min(computing, len(self.factors)) - 1] if computing else 1.0
 
     # compute: while n calls compute at once each progresses at 1 / slowdown(n) of its solo speed
@@ -162,12 +165,12 @@ class StagedExecutor(Executor):
         if not self.memory.make_room(model):
             self._blocked_loads.append(model)
             return
-        self.memory.load_starts_ms.append(self.env.now)
         self.memory.loading[model] = None
-        self._load_events[model] = Due(self.env, self.load_ms(model), model, self._loaded)
+        self._load_events[model] = Due(self.env, self.load_ms(model), (model, self.env.now), self._loaded)
 
     def _loaded(self, event: Due) -> None:
-        model = event.payload
+        model, started_ms = event.payload
+        self.memory.load_starts_ms.append(started_ms)  # a load counts once done: one a failure cancels does not
         del self._load_events[model]
         memory = self.memory
         del memory.loading[model]

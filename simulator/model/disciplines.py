@@ -1,6 +1,10 @@
 """Queue disciplines: which waiting request a free worker takes next.
 
-All are non-preemptive (a running kernel cannot be interrupted); ties go to the earlier arrival.
+A discipline orders the live requests; requests can also leave before service (a queue timeout:
+``discard``) or be demoted behind every request that has not timed out (``delay``, Triton's
+DELAY action), both without a search: entries of requests that left are skipped when they reach
+the front (``request.in_queue`` says whether a request still waits). Ties go to the earlier
+arrival. ``oldest`` is the longest-waiting request, which a batcher's delay is measured from.
 """
 
 from __future__ import annotations
@@ -15,29 +19,102 @@ from pydantic import BaseModel
 
 from simulator.model.request import Request
 from simulator.registry import DISCIPLINES
-from simulator.scenario.nodes import EdfDiscipline, FifoDiscipline, PriorityDiscipline
+from simulator.scenario.nodes import EdfDiscipline, FifoDiscipline, PreemptivePriorityDiscipline, PriorityDiscipline
+
+
+def _live_head(line: deque[Request]) -> Request | None:
+    """The first request of a FIFO line that still waits, dropping the entries of those that left."""
+    while line:
+        head = line[0]
+        if head.in_queue and not head.delayed:
+            return head
+        line.popleft()
+    return None
 
 
 class QueueDiscipline(ABC):
-    """A waiting line: ``push`` a request, ``pop`` the one to serve next."""
+    """A waiting line: ``push`` a request, ``pop`` the one to serve next; ``preemptive`` ones may interrupt."""
 
     Config: ClassVar[type[BaseModel]]
+    preemptive: ClassVar[bool] = False
 
     def __init__(self, config: BaseModel) -> None:
         self.config = config
+        self._count = 0
+        self._delayed: deque[Request] = deque()  # timed-out requests served after all others, in FIFO order
 
-    @abstractmethod
-    def push(self, request: Request) -> None: ...
+    def __len__(self) -> int:
+        return self._count
 
-    @abstractmethod
-    def pop(self) -> Request: ...
+    def push(self, request: Request) -> None:
+        request.in_queue = True
+        self._count += 1
+        self._push(request)
 
-    @abstractmethod
+    def pop(self) -> Request:
+        request = self._front()
+        if request is not None:
+            self._take(request)
+            return request
+        while True:
+            request = self._delayed.popleft()
+            if request.in_queue:
+                request.in_queue = False
+                self._count -= 1
+                return request
+
     def peek(self) -> Request:
         """The request ``pop`` would return, left in place."""
+        request = self._front()
+        if request is not None:
+            return request
+        while not self._delayed[0].in_queue:
+            self._delayed.popleft()
+        return self._delayed[0]
+
+    def oldest(self) -> Request:
+        """The live request that has waited longest (earliest node arrival)."""
+        candidates = [request for request in (self._oldest(), _live_delayed(self._delayed)) if request is not None]
+        return min(candidates, key=_node_arrival)
+
+    def discard(self, request: Request) -> None:
+        """``request`` leaves the line (it gave up waiting); its entry is skipped later."""
+        request.in_queue = False
+        self._count -= 1
+
+    def delay(self, request: Request) -> None:
+        """Serve ``request`` after every request that has not been delayed."""
+        request.delayed = True
+        self._delayed.append(request)
 
     @abstractmethod
-    def __len__(self) -> int: ...
+    def _push(self, request: Request) -> None: ...
+
+    @abstractmethod
+    def _front(self) -> Request | None:
+        """The next live, not delayed, request (None if there is none), left in place."""
+
+    @abstractmethod
+    def _take(self, request: Request) -> None:
+        """Remove ``request``, which ``_front`` just returned."""
+
+    @abstractmethod
+    def _oldest(self) -> Request | None:
+        """The live, not delayed, request with the earliest node arrival (None if there is none)."""
+
+    @abstractmethod
+    def rank(self, request: Request) -> tuple:
+        """Order key: the smallest is served first (to pick among several lines, one per model)."""
+
+
+def _node_arrival(request: Request) -> float:
+    return request.node_arrival_ms
+
+
+def _live_delayed(line: deque[Request]) -> Request | None:
+    while line and not line[0].in_queue:
+        line.popleft()
+    return line[0] if line else None
 
 
 @DISCIPLINES.register
@@ -50,42 +127,22 @@ class Fifo(QueueDiscipline):
         super().__init__(config)
         self._waiting: deque[Request] = deque()
 
-    def push(self, request):
+    def _push(self, request):
         self._waiting.append(request)
 
-    def pop(self):
-        return self._waiting.popleft()
+    def _front(self):
+        return _live_head(self._waiting)
 
-    def peek(self):
-        return self._waiting[0]
+    def _take(self, request):
+        self._waiting.popleft()
+        request.in_queue = False
+        self._count -= 1
 
-    def __len__(self):
-        return len(self._waiting)
+    def _oldest(self):
+        return _live_head(self._waiting)
 
-
-class _HeapDiscipline(QueueDiscipline):
-    """Serves the smallest (key, arrival sequence) first."""
-
-    def __init__(self, config: BaseModel) -> None:
-        super().__init__(config)
-        self._heap: list[tuple[float, int, Request]] = []
-        self._sequence = count()
-
-    @staticmethod
-    @abstractmethod
-    def key(request: Request) -> float: ...
-
-    def push(self, request):
-        heapq.heappush(self._heap, (self.key(request), next(self._sequence), request))
-
-    def pop(self):
-        return heapq.heappop(self._heap)[2]
-
-    def peek(self):
-        return self._heap[0][2]
-
-    def __len__(self):
-        return len(self._heap)
+    def rank(self, request):
+        return (request.node_arrival_ms,)
 
 
 @DISCIPLINES.register
@@ -101,39 +158,87 @@ class StrictPriority(QueueDiscipline):
         super().__init__(config)
         self._levels: dict[int, deque[Request]] = {}
         self._order: list[deque[Request]] = []
-        self._count = 0
 
-    def push(self, request):
-        level = self._levels.get(request.priority)
+    def _level(self, priority: int) -> deque[Request]:
+        level = self._levels.get(priority)
         if level is None:
-            level = self._levels[request.priority] = deque()
+            level = self._levels[priority] = deque()
             self._order = [self._levels[p] for p in sorted(self._levels)]
-        level.append(request)
-        self._count += 1
+        return level
 
-    def pop(self):
+    def _push(self, request):
+        self._level(request.priority).append(request)
+
+    def _front(self):
+        for level in self._order:
+            head = _live_head(level)
+            if head is not None:
+                return head
+        return None
+
+    def _take(self, request):
+        self._levels[request.priority].popleft()
+        request.in_queue = False
         self._count -= 1
-        for level in self._order:
-            if level:
-                return level.popleft()
-        raise IndexError("pop from an empty queue")
 
-    def peek(self):
-        for level in self._order:
-            if level:
-                return level[0]
-        raise IndexError("peek into an empty queue")
+    def _oldest(self):
+        heads = [head for head in map(_live_head, self._order) if head is not None]
+        return min(heads, key=_node_arrival) if heads else None
 
-    def __len__(self):
-        return self._count
+    def rank(self, request):
+        return (request.priority, request.node_arrival_ms)
 
 
 @DISCIPLINES.register
-class EarliestDeadlineFirst(_HeapDiscipline):
+class PreemptivePriority(StrictPriority):
+    """Preemptive strict priority (resume or repeat): the node interrupts a less urgent call for an arrival.
+
+    An interrupted request goes back to the front of its priority level, so it is the next of its
+    level to run again.
+    """
+
+    Config = PreemptivePriorityDiscipline
+    preemptive = True
+
+    def push_front(self, request: Request) -> None:
+        request.in_queue = True
+        self._count += 1
+        self._level(request.priority).appendleft(request)
+
+
+@DISCIPLINES.register
+class EarliestDeadlineFirst(QueueDiscipline):
     """Earliest absolute deadline first (non-preemptive EDF)."""
 
     Config = EdfDiscipline
 
-    @staticmethod
-    def key(request):
-        return request.deadline_ms
+    def __init__(self, config):
+        super().__init__(config)
+        self._heap: list[tuple[float, int, Request]] = []
+        self._arrivals: deque[Request] = deque()  # push order = node-arrival order, for ``oldest``
+        self._sequence = count()
+
+    def _push(self, request):
+        heapq.heappush(self._heap, (request.deadline_ms, next(self._sequence), request))
+        self._arrivals.append(request)
+
+    def _front(self):
+        heap = self._heap
+        while heap:
+            request = heap[0][2]
+            if request.in_queue and not request.delayed:
+                return request
+            heapq.heappop(heap)
+        return None
+
+    def _take(self, request):
+        heapq.heappop(self._heap)
+        request.in_queue = False
+        self._count -= 1
+        _live_head(self._arrivals)  # trims the entries of requests already gone
+
+    def _oldest(self):
+        return _live_head(self._arrivals)
+
+    def rank(self, request):
+        return (request.deadline_ms, request.node_arrival_ms)

@@ -14,7 +14,7 @@ class ModelMemory:
         self.resident: OrderedDict[str, None] = OrderedDict()
         self.loading: dict[str, None] = {}  # memory is taken when a load starts, not when it ends
         self.in_use: dict[str, int] = {}
-        self.load_starts_ms: list[float] = []  # when each cold load began
+        self.load_starts_ms: list[float] = []  # when each completed cold load began
 
     def used_mb(self) -> float:
         return sum(self.sizes_mb[name] for name in self.resident) + sum(self.sizes_mb[name] for name in self.loading)

@@ -31,6 +31,16 @@ class Request:
     transfer_ms = 0.0
     upstream_wait_ms = 0.0  # queueing and service at earlier pipeline stages
     upstream_service_ms = 0.0
+    requirement_ms: list = []  # this request's service time at each node spec (drawn at arrival; None: drawn at the node)
+    router_index = -1  # the router that sent it (its completion is reported back there)
+    sent_ms = 0.0  # when that router sent it
+    lost_ms = 0.0  # time spent at nodes that failed while holding it (waiting or in service)
+    preempted_ms = 0.0  # time spent interrupted by more urgent requests (preemptive priority)
+    remaining_ms = 0.0  # service still owed after a preemption (resume)
+    segment_start_ms = 0.0  # when its current stretch of (preemptible) service began
+    due_ms = 0.0  # when that stretch ends; after an interruption, when it was interrupted
+    in_queue = False  # waiting in a node's queue now
+    delayed = False  # timed out with the delay action: served after every request that has not
 
     def __init__(self, request_id: int, class_index: int, priority: int, arrival_ms: float, deadline_ms: float):
         self.request_id = request_id

@@ -1,26 +1,32 @@
 """Random draws of service-like times (service, copies, loads), one stream per purpose and size.
 
-Batch size 1 uses the stream an unbatched node uses, so a batcher that never batches
-reproduces the unbatched run exactly (same seed, same numbers).
+**Common random numbers.** A request's service time at each node spec is drawn when it arrives,
+from a stream keyed by the spec and the request's class (``RequirementDraws``): the j-th request
+of a class needs the same time however many replicas there are, whichever one serves it and
+whatever the router, discipline, batcher or cache do. Comparing two configurations thus compares
+like with like (the planner relies on it). Two kinds of draw cannot be made at arrival and are
+made at the node instead: service models whose order matters (``ServiceTimeModel.ordered``: a
+replayed service process), drawn in service order from a stream of the node; and calls of
+several requests (a batch of b > 1), drawn from a stream of the spec, the model and b.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from itertools import repeat
 
 from simulator.random_streams import draws, stream
 from simulator.service.base import ServiceTimeModel
 
 
 class SizedDraws:
-    """Times from one model for calls of any batch size; ``single`` iterates size-1 times."""
+    """Times from one model for calls of any batch size, from streams ``<purpose>`` and ``<purpose>/batch-<b>``."""
 
     def __init__(self, model: ServiceTimeModel, purpose: str, seed: int, replication: int) -> None:
         self.model = model
         self.purpose = purpose
         self.seed = seed
         self.replication = replication
-        self.single: Iterator[float] = self._stream(1)
         self._sized: dict[int, Iterator[float]] = {}
 
     def _stream(self, batch_size: int) -> Iterator[float]:
@@ -30,23 +36,52 @@ class SizedDraws:
         return draws(lambda size: model.draw_block(rng, size, batch_size))
 
     def __call__(self, batch_size: int = 1) -> float:
-        if batch_size == 1:
-            return next(self.single)
         if batch_size not in self._sized:
             self._sized[batch_size] = self._stream(batch_size)
         return next(self._sized[batch_size])
 
 
-class ServiceDraws:
-    """Service times of one node: ``single[class]`` for batches of one, ``(class, size)`` for any."""
+class RequirementDraws:
+    """Per class, a list of the request's single-call service time at every node spec (None: drawn at the node)."""
 
     def __init__(
-        self, models: Sequence[ServiceTimeModel], class_names: Sequence[str], node_name: str, seed: int, replication: int
+        self,
+        models: Sequence[Sequence[ServiceTimeModel]],
+        spec_names: Sequence[str],
+        class_names: Sequence[str],
+        seed: int,
+        replication: int,
     ) -> None:
-        self.per_class = [
-            SizedDraws(model, f"service/{node_name}/{name}", seed, replication) for model, name in zip(models, class_names)
+        self._iterators = [
+            tuple(
+                repeat(None) if spec_models[k].ordered else SizedDraws(spec_models[k], f"requirement/{spec}/{name}", seed, replication)._stream(1)
+                for spec, spec_models in zip(spec_names, models)
+            )
+            for k, name in enumerate(class_names)
         ]
-        self.single = [draws_of_class.single for draws_of_class in self.per_class]
 
-    def __call__(self, class_index: int, batch_size: int) -> float:
-        return self.per_class[class_index](batch_size)
+    def __call__(self, class_index: int) -> list[float | None]:
+        return list(map(next, self._iterators[class_index]))
+
+
+class NodeServiceDraws:
+    """What a node draws itself: ordered models' times in service order, and batch times (shared by the spec)."""
+
+    def __init__(
+        self,
+        models: Sequence[ServiceTimeModel],
+        class_names: Sequence[str],
+        node_name: str,
+        batch_draws: Sequence[SizedDraws],
+        seed: int,
+        replication: int,
+    ) -> None:
+        self.single: list[Iterator[float] | None] = [
+            SizedDraws(model, f"service/{node_name}/{name}", seed, replication)._stream(1) if model.ordered else None
+            for model, name in zip(models, class_names)
+        ]
+        self.batch_draws = list(batch_draws)
+
+    def batch(self, class_index: int, batch_size: int) -> float:
+        """The time of one call of ``batch_size`` requests of the class's model."""
+        return self.batch_draws[class_index](batch_size)

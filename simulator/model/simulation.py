@@ -14,6 +14,7 @@ from heapq import heappush
 from typing import Any
 
 import simpy
+from simpy.core import EmptySchedule, StopSimulation
 from simpy.events import NORMAL, Event
 
 Environment = simpy.Environment
@@ -39,3 +40,16 @@ class Due(Event):
 def cancel(event: Event) -> None:
     """Withdraw a scheduled event's callbacks (what SimPy does to an interrupted wait): it fires into nothing."""
     event.callbacks.clear()
+
+
+def run_until(env: Environment, stop: Event) -> bool:
+    """Process events until ``stop`` fires (True) or none are left (False), as ``Environment.run`` does."""
+    stop.callbacks.append(StopSimulation.callback)
+    step = env.step
+    try:
+        while True:
+            step()
+    except StopSimulation:
+        return True
+    except EmptySchedule:
+        return False

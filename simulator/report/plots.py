@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from simulator.files import write_atomically
+from simulator.files import make_output_folder, write_atomically
 
 FIGURE_SIZE_IN = (9.0, 4.0)
 DPI = 110
@@ -44,11 +44,13 @@ def _save(path: Path, title: str, ylabel: str, draw: Callable[[Axes], None]) -> 
 
 
 def plot_timeseries(frame: pd.DataFrame, out_dir: Path, title: str) -> list[Path]:
-    """Throughput and drops, latency p50/p99, queue length, utilization (and cache hit ratio) over time."""
+    """Throughput and drops, latency p50/p99, queue length, utilization (and cache hit ratio) over time.
+
+    The PNG files go into ``out_dir`` (created); each is written atomically.
+    """
     if frame.empty:
         raise ValueError("the time series has no windows to plot")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = make_output_folder(Path(out_dir))  # a file or an unwritable place there is an OutputPathError
     edges_s = np.append(frame["window_start_s"].to_numpy(), frame["window_end_s"].to_numpy()[-1:])
 
     def stairs(axes: Axes, values: pd.Series, **style: object) -> None:

@@ -12,41 +12,47 @@ from simulator.metrics.collector import ALL, QUANTILES
 
 
 def _value(stat: dict[str, Any] | None, digits: int = 2, percent: bool = False) -> str:
-    """``estimate ± half-width`` (half-width of the confidence interval, when there is one)."""
+    """``estimate ±half-width``, or ``estimate +above/−below`` when the interval is lopsided (log-scale
+    and quantile intervals are); a dash when there is no estimate."""
     if stat is None or stat["estimate"] is None:
         return "—"
     scale = 100.0 if percent else 1.0
-    text = f"{stat['estimate'] * scale:.{digits}f}"
+    estimate = stat["estimate"] * scale
+    text = f"{estimate:.{digits}f}"
     if stat["ci_low"] is not None and stat["ci_high"] is not None:
-        text += f" ±{(stat['ci_high'] - stat['ci_low']) * scale / 2:.{digits}f}"
+        above, below = stat["ci_high"] * scale - estimate, estimate - stat["ci_low"] * scale
+        if abs(above - below) <= 0.25 * max(above, below, 1e-300):
+            text += f" ±{(above + below) / 2:.{digits}f}"
+        else:
+            text += f" +{above:.{digits}f}/−{below:.{digits}f}"
     return text
 
 
 def _verdict(entry: dict[str, Any]) -> str:
     slo = entry.get("slo")
-    if not slo or slo["required_met_ratio"] is None:
+    if not slo or slo["verdict"] is None:
         return ""
-    if slo["met"] and slo["met_with_confidence"]:
-        return "[green]met[/]"
-    if slo["met"]:
-        return "[yellow]met (not with confidence)[/]"
-    return f"[red]missed[/] ({slo.get('misses', 0)} late/dropped)"
+    bounds = slo["miss_probability"]
+    allowance = f"miss ≤ {slo['miss_allowance']:.2g}"
+    seen = f"{slo['misses']} of {slo['finished']} missed, P(miss) ≤ {bounds['upper_bound']:.2g}"
+    colour = {"met": "green", "violated": "red", "inconclusive": "yellow"}[slo["verdict"]]
+    return f"[{colour}]{slo['verdict']}[/] ({allowance}; {seen})"
 
 
 def print_summary(summary: dict[str, Any], console: Console) -> None:
     """Latency per class (ms), real-time ratios, drops, and node utilization."""
-    interval = (
-        f"{summary['confidence']:.0%} CI over {summary['replications']} replications"
-        if summary["ci_method"] == "replications"
-        else f"{summary['confidence']:.0%} batch-means CI (mean-type metrics only)"
-    )
-    latency = Table(title=f"{escape(summary['scenario'])}: latency in ms (estimate ±half-width, {interval})")
+    interval = {
+        "replications": f"{summary['confidence']:.0%} CI over {summary['replications']} replications",
+        "batch_means": f"{summary['confidence']:.0%} batch-means CI of one replication",
+        "none": "no intervals",
+    }[summary["ci_method"]]
+    latency = Table(title=f"{escape(summary['scenario'])}: latency in ms (estimate and the interval's reach, {interval})")
     latency.add_column("class")
     for column in ("done", "dropped", "mean", *QUANTILES, "max", "wait mean"):
         latency.add_column(column, justify="right")
     realtime = Table(title=f"real-time ratios (offered load {summary['offered_load']:.3f})")
     with_cache = "cache_hit_ratio" in summary["classes"][ALL]
-    columns = ("class", "kind", "deadline ms", "met deadline %", "processing/e2e %", "throughput /s")
+    columns = ("class", "kind", "deadline ms", "met deadline %", "processing/e2e %", "throughput /s", "goodput /s", "dropped %")
     for column in (*columns, *(["cache hit %"] if with_cache else []), "SLO"):
         realtime.add_column(column, justify="right" if column not in ("class", "kind", "SLO") else "left")
     for name, entry in summary["classes"].items():
@@ -68,21 +74,32 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
             _value(entry["deadline_met_ratio"], percent=True),
             _value(entry["processing_ratio"], percent=True),
             _value(entry["throughput_per_s"], digits=1),
+            _value(entry["goodput_per_s"], digits=1),
+            _value(entry["drop_ratio"], percent=True),
             *([_value(entry["cache_hit_ratio"], percent=True)] if with_cache else []),
             _verdict(entry),
         )
     nodes = Table(title="nodes")
     with_loads = any("model_loads" in entry for entry in summary["nodes"].values())
-    for column in ("node", "served", "utilization %", "mean queue length", *(["model loads"] if with_loads else [])):
+    for column in ("node", "served", "utilization %", "mean queue length", "available %", *(["model loads"] if with_loads else [])):
         nodes.add_column(column, justify="right" if column != "node" else "left")
     for name, entry in summary["nodes"].items():
         loads = [str(entry.get("model_loads", "—"))] if with_loads else []
         nodes.add_row(
             escape(name), str(entry["served"]), _value(entry["utilization"], percent=True),
-            _value(entry["mean_queue_length"]), *loads,
+            _value(entry["mean_queue_length"]), _value(entry["availability"], percent=True), *loads,
         )
     console.print(latency)
     console.print(realtime)
     console.print(nodes)
+    for note in summary.get("notes", []):
+        console.print(escape(f"note: {note}"), soft_wrap=True, highlight=False)
+    console.print(
+        escape(
+            f"warm-up per replication: {summary['warmup_requests']} requests "
+            f"(transient found by MSER: {summary['transient_requests']})"
+        ),
+        highlight=False,
+    )
     if not summary["quantiles_exact"]:
         console.print("quantiles above come from a REQ sketch (long run): relative rank error shrinks toward p99.9")

@@ -10,7 +10,7 @@ from typing import Literal
 from simulator.errors import UnstableSystemError
 from simulator.metrics.records import concatenate_parquet
 from simulator.metrics.summary import summarize
-from simulator.runner.checks import check_stability
+from simulator.runner.checks import check_stability, run_notes
 from simulator.runner.plan import plan_run
 from simulator.runner.replication import ProgressCallback, simulate_replication
 from simulator.runner.result import RunResult
@@ -56,10 +56,17 @@ def run(
             else:
                 results = [simulate_replication(plan, r, parts[r], progress, monitor) for r in range(plan.replications)]
             if records_path is not None:
-                concatenate_parquet(parts, records_path)
+                concatenate_parquet(parts, records_path, [r["warmup_requests"] for r in results])
     except UnstableSystemError as error:
         if on_unstable == "raise":
             raise
         return RunResult(plan, {}, [], status="unstable", message=str(error))
-    summary = summarize(scenario, plan.seed, plan.requests, plan.warmup_requests, results, load)
+    notes, batch_means = run_notes(scenario)
+    longest_transient = max(r["transient_requests"] for r in results)
+    if plan.warmup_fixed and longest_transient > min(r["warmup_requests"] for r in results):
+        notes.append(
+            f"MSER finds a transient of up to {longest_transient} requests, longer than run.warmup_requests = "
+            f"{plan.warmup_requests}: raise it (or leave it out to let the run extend the warm-up itself)"
+        )
+    summary = summarize(scenario, plan.seed, plan.requests, results, load, notes, batch_means)
     return RunResult(plan, summary, results)

@@ -6,10 +6,11 @@ from simulator.errors import ScenarioError, UnstableSystemError
 from simulator.model.build import service_models
 from simulator.model.capacity import offered_load
 from simulator.registry import PARTITIONERS
-from simulator.runner.inputs import arrival_process, key_popularity
+from simulator.runner.inputs import class_rates_per_s, key_popularity
 from simulator.runner.plan import RunPlan
 from simulator.scenario.schema import Scenario
 from simulator.service.base import build_service_model
+from simulator.service.slowdown import slowdown_factors
 
 
 def check_batch_sizes(scenario: Scenario) -> None:
@@ -18,10 +19,13 @@ def check_batch_sizes(scenario: Scenario) -> None:
         if spec.batching is None:
             continue
         largest = spec.batching.max_batch_size
-        configs = {f"nodes[{index}].service": spec.service}
-        configs |= {f"workload.classes[{k}].service": c.service for k, c in enumerate(scenario.workload.classes) if c.service}
+        configs = {
+            f"workload.classes[{k}].service" if c.service else f"nodes[{index}].service": c.service or spec.service
+            for k, c in enumerate(scenario.workload.classes)
+        }
         if spec.device is not None:
-            configs |= {f"nodes[{index}].device.h2d": spec.device.h2d, f"nodes[{index}].device.d2h": spec.device.d2h}
+            copies = {"h2d": spec.device.h2d, "d2h": spec.device.d2h}
+            configs |= {f"nodes[{index}].device.{name}": config for name, config in copies.items() if config is not None}
         for field, config in configs.items():
             try:
                 build_service_model(config, scenario.base_dir).mean_ms(largest)
@@ -39,17 +43,17 @@ def check_stability(plan: RunPlan) -> float:
     """
     scenario = plan.scenario
     check_batch_sizes(scenario)
-    process = arrival_process(scenario, plan.seed, 0)
     shares = None
     popularity = key_popularity(scenario)
     if popularity is not None and scenario.partitioning.partitions > 1:
         shares = PARTITIONERS.build(scenario.partitioning, popularity.catalog_size).shares(popularity.probabilities())
-    copy_ms = {}
+    copy_ms, concurrency = {}, {}
     for spec in scenario.nodes:
         if spec.device is not None:
-            h2d, d2h = (build_service_model(c, scenario.base_dir) for c in (spec.device.h2d, spec.device.d2h))
-            copy_ms[spec.name] = lambda batch, h2d=h2d, d2h=d2h: h2d.mean_ms(batch) + d2h.mean_ms(batch)
-    load = offered_load(scenario, process.mean_rate_per_s(), service_models(scenario), shares, copy_ms)
+            copies = [build_service_model(c, scenario.base_dir) for c in (spec.device.h2d, spec.device.d2h) if c is not None]
+            copy_ms[spec.name] = lambda batch, copies=copies: sum(copy.mean_ms(batch) for copy in copies)
+            concurrency[spec.name] = _device_concurrency(slowdown_factors(spec.device, scenario.base_dir), spec.workers)
+    load = offered_load(scenario, class_rates_per_s(scenario, plan.seed), service_models(scenario), shares, copy_ms, concurrency)
     if load >= 1 and scenario.cache is None and all(spec.queue_capacity is None for spec in scenario.nodes):
         raise UnstableSystemError(
             f"{scenario.source}: offered load is {load:.3f} of capacity (≥ 1): queues grow without "
@@ -57,3 +61,31 @@ def check_stability(plan: RunPlan) -> float:
             "nodes[].queue_capacity to simulate a loss system."
         )
     return load
+
+
+def _device_concurrency(factors: list[float] | str, workers: int) -> float:
+    """Calls' worth of compute a device does at once at best: max over k ≤ workers of k / f(k)."""
+    if factors == "processor_sharing":
+        return 1.0
+    return max(k / factors[min(k, len(factors)) - 1] for k in range(1, workers + 1))
+
+
+STATIONARY_PROCESSES = {"poisson", "deterministic", "mmpp"}
+
+
+def run_notes(scenario: Scenario) -> tuple[list[str], bool]:
+    """What a reader of the results must know about how the scenario's input shapes them, and
+    whether a single replication may give batch-means intervals (only a stationary run may)."""
+    notes = []
+    processes = [scenario.workload.arrival] if scenario.workload.arrival is not None else []
+    processes += [c.arrival for c in scenario.workload.classes if c.arrival is not None]
+    kinds = {process.process for process in processes}
+    if "trace" in kinds:
+        notes.append("arrivals replay a trace: every replication sees the same arrivals, so intervals are conditional on the trace")
+    if kinds & {"diurnal", "piecewise"}:
+        notes.append(
+            "time-varying arrivals: the results average over the part of the load cycle the run covers; "
+            "cover whole cycles (or look at the time series per phase)"
+        )
+    stationary = kinds <= STATIONARY_PROCESSES and not scenario.events
+    return notes, stationary

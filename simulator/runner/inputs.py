@@ -1,17 +1,60 @@
-"""The workload halves of a run, built from the scenario: its arrival process and key popularity."""
+"""The workload halves of a run, built from the scenario: its arrival processes and key popularity."""
 
 from __future__ import annotations
 
-from simulator.random_streams import stream
+from collections.abc import Iterator
+from itertools import repeat
+
+import numpy as np
+
+from simulator.random_streams import draws, stream
 from simulator.registry import ARRIVAL_PROCESSES, KEY_POPULARITY
 from simulator.scenario.schema import Scenario
 from simulator.workload.arrivals import ArrivalProcess
 from simulator.workload.keys import KeyPopularity
 
 
-def arrival_process(scenario: Scenario, seed: int, replication: int) -> ArrivalProcess:
-    """The scenario's arrival process, drawing from the replication's ``arrivals`` stream."""
-    return ARRIVAL_PROCESSES.build(scenario.workload.arrival, stream(seed, replication, "arrivals"), scenario.base_dir)
+def arrival_processes(scenario: Scenario, seed: int, replication: int) -> list[tuple[ArrivalProcess, Iterator[int]]]:
+    """Every arrival process with the class of each of its arrivals: ``workload.arrival`` split by share, then
+    each class's own process (streams ``arrivals``, ``classes`` and ``arrivals/<class>``)."""
+    workload = scenario.workload
+    processes = []
+    if workload.arrival is not None:
+        sharing = workload.sharing_classes
+        process = ARRIVAL_PROCESSES.build(workload.arrival, stream(seed, replication, "arrivals"), scenario.base_dir)
+        processes.append((process, _class_draws(sharing, [workload.classes[k].share for k in sharing], seed, replication)))
+    for index, request_class in enumerate(workload.classes):
+        if request_class.arrival is not None:
+            rng = stream(seed, replication, f"arrivals/{request_class.name}")
+            processes.append((ARRIVAL_PROCESSES.build(request_class.arrival, rng, scenario.base_dir), repeat(index)))
+    return processes
+
+
+def _class_draws(classes: list[int], shares: list[float], seed: int, replication: int) -> Iterator[int]:
+    """Endless class indices among ``classes`` by their shares (one class needs no draw)."""
+    if len(classes) == 1:
+        return repeat(classes[0])
+    rng = stream(seed, replication, "classes")
+    probabilities = [share / sum(shares) for share in shares]
+    indices = np.asarray(classes)
+    return draws(lambda size: indices[rng.choice(len(classes), size, p=probabilities)])
+
+
+def class_rates_per_s(scenario: Scenario, seed: int) -> list[float]:
+    """Each class's long-run mean arrival rate."""
+    workload = scenario.workload
+    rates = [0.0] * len(workload.classes)
+    if workload.arrival is not None:
+        process = ARRIVAL_PROCESSES.build(workload.arrival, stream(seed, 0, "arrivals"), scenario.base_dir)
+        sharing = workload.sharing_classes
+        total_share = sum(workload.classes[k].share for k in sharing)
+        for k in sharing:
+            rates[k] = process.mean_rate_per_s() * workload.classes[k].share / total_share
+    for index, request_class in enumerate(workload.classes):
+        if request_class.arrival is not None:
+            process = ARRIVAL_PROCESSES.build(request_class.arrival, stream(seed, 0, "arrivals"), scenario.base_dir)
+            rates[index] = process.mean_rate_per_s()
+    return rates
 
 
 def key_popularity(scenario: Scenario) -> KeyPopularity | None:

@@ -16,6 +16,7 @@ class RunPlan:
     replications: int
     requests: int
     warmup_requests: int
+    warmup_fixed: bool  # the scenario sets run.warmup_requests: no longer warm-up than that, whatever MSER finds
 
 
 def plan_run(
@@ -25,4 +26,5 @@ def plan_run(
     run = scenario.run
     measured = requests or run.requests
     warmup = run.warmup if requests is None or run.warmup_requests is not None else measured // 10
-    return RunPlan(scenario, run.seed if seed is None else seed, replications or run.replications, measured, warmup)
+    fixed = run.warmup_requests is not None
+    return RunPlan(scenario, run.seed if seed is None else seed, replications or run.replications, measured, warmup, fixed)

@@ -1,8 +1,11 @@
 """One replication: build the SimPy model of a scenario, run it, reduce what it measured.
 
-Time inside the model is simulated milliseconds. The model hands every finished request to
+Time inside the model is simulated milliseconds. The run zone is the planned warm-up plus the
+measured requests (the warm-up rounded up to whole fine batches); arrivals continue past it until
+every run-zone request has finished. The model hands every finished request to
 ``ReplicationRecorder.finished``; this module wires the recorder, the optional record writer and
-the monitoring time series to it.
+the monitoring time series to it, and records the nodes' busy integrals at every fine batch's
+first arrival (so utilization counts exactly the measured window, whatever the cut).
 """
 
 from __future__ import annotations
@@ -10,26 +13,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from simulator.metrics.collector import CHUNK_SIZE, ReplicationRecorder
+import numpy as np
+
+from simulator.metrics.collector import CHUNK_SIZE, FINE_BATCHES, ReplicationRecorder
 from simulator.metrics.records import RecordWriter
 from simulator.metrics.timeseries import TimeSeriesRecorder
-from simulator.model.build import (
-    build_cluster,
-    node_names,
-    node_workers,
-    service_models,
-)
+from simulator.model.build import build_cluster, node_names, node_workers, requirement_draws, service_models
 from simulator.model.device import StagedExecutor
-from simulator.model.node import Node
-from simulator.model.simulation import Environment
+from simulator.model.simulation import Environment, run_until
 from simulator.model.source import ArrivalSource
-from simulator.random_streams import draws, stream
+from simulator.random_streams import stream
 from simulator.registry import DISRUPTIONS
-from simulator.runner.inputs import arrival_process, key_popularity
+from simulator.runner.inputs import arrival_processes, key_popularity
 from simulator.runner.plan import RunPlan
 from simulator.units import MS_PER_S
 
 ProgressCallback = Callable[[int], None]
+
+
+def run_zone(plan: RunPlan, limit: int | None) -> tuple[int, int, int]:
+    """(requests in the run zone, fine batch size, planned warm-up rounded up to whole fine batches)."""
+    batch_size = max(1, -(-(plan.warmup_requests + plan.requests) // FINE_BATCHES))
+    warmup = -(-plan.warmup_requests // batch_size) * batch_size
+    total = warmup + plan.requests
+    if limit is not None:
+        total = min(total, limit)
+    return total, batch_size, min(warmup, total)
 
 
 def simulate_replication(
@@ -39,17 +48,14 @@ def simulate_replication(
     progress: ProgressCallback | None = None,
     monitor: bool = False,
 ) -> dict:
-    """One independent replication: its point estimates, node statistics and batch sums (and time series)."""
+    """One independent replication: per-fine-batch sums, quantiles, node integrals (and a time series)."""
     scenario = plan.scenario
     classes = scenario.workload.classes
     seed = plan.seed
     env = Environment()
-    process = arrival_process(scenario, seed, replication)
-    total = plan.warmup_requests + plan.requests
-    limit = process.max_arrivals()
-    if limit is not None:
-        total = min(total, limit)
-    measured = max(total - plan.warmup_requests, 0)
+    processes = arrival_processes(scenario, seed, replication)
+    limits = [process.max_arrivals() for process, _ in processes]
+    total, batch_size, warmup = run_zone(plan, None if None in limits else sum(limits))
 
     names = node_names(scenario)
     class_names = [c.name for c in classes]
@@ -57,69 +63,94 @@ def simulate_replication(
     sinks = [] if writer is None else [writer]
     monitoring = None
     if monitor:
-        window_ms = scenario.run.monitoring_window_s * MS_PER_S
-        monitoring = TimeSeriesRecorder(window_ms, class_names, names, node_workers(scenario))
+        monitoring = TimeSeriesRecorder(scenario.run.monitoring_window_s * MS_PER_S, class_names, names, node_workers(scenario))
         sinks.append(monitoring.add)
     recorder = ReplicationRecorder(
-        class_names, [c.deadline_ms for c in classes], plan.warmup_requests, measured, scenario.run.batches,
-        len(names), sinks, with_cache=scenario.cache is not None, with_stages=scenario.pipeline is not None,
+        class_names=class_names, relative_deadlines_ms=[c.deadline_ms for c in classes], measured=total,
+        batch_size=batch_size, node_count=len(names), chunk_sinks=sinks, with_cache=scenario.cache is not None,
+        with_stages=scenario.pipeline is not None, planned_warmup=warmup, extend_warmup=not plan.warmup_fixed,
     )
     recorder.on_chunk = progress
     popularity = key_popularity(scenario)
+    models = service_models(scenario)
     cluster = build_cluster(
-        env, scenario, service_models(scenario), seed, replication, recorder.finished,
-        None if popularity is None else popularity.catalog_size,
+        env, scenario, models, seed, replication, recorder.finished, None if popularity is None else popularity.catalog_size
     )
-    class_rng = stream(seed, replication, "classes")
-    shares = [c.share for c in classes]
-    probabilities = [share / sum(shares) for share in shares]
+    marks: dict[int, tuple[float, list[tuple[float, float]]]] = {}
+
+    def mark(request_id: int, now_ms: float) -> None:
+        marks[request_id] = (now_ms, [node.areas(now_ms) for node in cluster.nodes])
+
+    def measured_done() -> bool:
+        recorder.flush()
+        return recorder.finished_count == total
+
+    stop = env.event()
     source = ArrivalSource(
         env=env,
-        gaps_ms=process.gaps_ms(),
-        total=total,
-        class_draw=draws(lambda size: class_rng.choice(len(classes), size, p=probabilities)),
+        streams=[(process.gaps_ms(), class_draw) for process, class_draw in processes],
+        measured=total,
         classes=classes,
+        requirements=requirement_draws(scenario, models, seed, replication),
         cluster=cluster,
-        warmup=plan.warmup_requests,
         finished=recorder.finished,
         flush=recorder.flush,
         chunk_size=CHUNK_SIZE,
+        stop=stop,
+        measured_done=measured_done,
+        mark=mark,
+        mark_every=batch_size,
         key_draw=None if popularity is None else popularity.keys(stream(seed, replication, "keys")),
     )
     for index, event in enumerate(scenario.events):
         DISRUPTIONS.build(event, cluster, source, stream(seed, replication, f"events/{index}")).start(env)
     source.start()
-    env.run()
+    run_until(env, stop)
     recorder.flush()
-    if recorder.finished_count != source.next_id:
+    if recorder.finished_count != total:
         raise RuntimeError(  # an engine bug, never a user error: say so rather than report partial numbers
-            f"replication {replication}: {source.next_id - recorder.finished_count} of {source.next_id} requests "
+            f"replication {replication}: {total - recorder.finished_count} of {total} requests "
             "never finished (neither served nor dropped); please report this scenario"
         )
     if writer is not None:
         writer.close()
-
-    window_ms = source.window_end_ms - source.window_start_ms
-    window_s = window_ms / MS_PER_S
+    cut, transient = recorder.cut()
+    nodes = recorder.node_counts(names)
+    fine_seconds, node_integrals = _window(marks, cut, batch_size, total, cluster.nodes)
+    for node, integrals in zip(cluster.nodes, node_integrals):
+        nodes[node.name].update(integrals, workers=node.workers)
+        executor = node.executor
+        if isinstance(executor, StagedExecutor) and executor.memory is not None:
+            start_ms, end_ms = marks[cut * batch_size][0], marks[total - 1][0]
+            nodes[node.name]["model_loads"] = sum(start_ms <= t <= end_ms for t in executor.memory.load_starts_ms)
     return {
-        "classes": recorder.estimates(window_s),
-        "nodes": _with_model_loads(
-            recorder.node_estimates(names, [node.workers for node in cluster.nodes], window_ms),
-            cluster.nodes, source.window_start_ms, source.window_end_ms,
-        ),
-        "batches": recorder.batch_estimates(),
-        "window_s": window_s,
-        "measured_requests": measured,
+        "classes": recorder.class_results(cut),
+        "nodes": nodes,
+        "fine_seconds": fine_seconds,
+        "measured_requests": total - cut * batch_size,
+        "warmup_requests": cut * batch_size,
+        "transient_requests": transient * batch_size,
         "simulated_s": env.now / MS_PER_S,
         "timeseries": None if monitoring is None else monitoring.frame(),
     }
 
 
-def _with_model_loads(estimates: dict[str, dict], nodes: list[Node], start_ms: float, end_ms: float) -> dict[str, dict]:
-    """Cold loads that began in the measurement window, for nodes with a model cache."""
-    for node in nodes:
-        executor = node.executor
-        if isinstance(executor, StagedExecutor) and executor.memory is not None:
-            starts = executor.memory.load_starts_ms
-            estimates[node.name]["model_loads"] = sum(start_ms <= t <= end_ms for t in starts)
-    return estimates
+def _window(
+    marks: dict[int, tuple[float, list[tuple[float, float]]]], cut: int, batch_size: int, total: int, nodes: list
+) -> tuple[np.ndarray, list[dict]]:
+    """Per measured fine batch: its length in seconds, and every node's busy, queue and in-service integrals (ms)."""
+    starts = [batch * batch_size for batch in range(cut, -(-total // batch_size))]
+    bounds = [*starts, total - 1]
+    times_ms = np.array([marks[request_id][0] for request_id in bounds])
+    areas = np.array([marks[request_id][1] for request_id in bounds])  # [bound, node, (busy, queue, down)]
+    spans_ms = np.diff(times_ms)
+    integrals = [
+        {
+            "fine_busy_ms": np.diff(areas[:, n, 0]),
+            "fine_queue_ms": np.diff(areas[:, n, 1]),
+            "fine_up_ms": spans_ms - np.diff(areas[:, n, 2]),
+            "fine_ms": spans_ms,
+        }
+        for n in range(len(nodes))
+    ]
+    return spans_ms / MS_PER_S, integrals

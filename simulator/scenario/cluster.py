@@ -41,23 +41,32 @@ class RandomRouting(PolicyConfig):
 
 @ROUTERS.register_config
 class ShortestQueueRouting(PolicyConfig):
-    """The replica with the fewest requests waiting or in service."""
+    """The replica with the fewest requests sent to it and not yet answered (least request)."""
 
     policy: Literal["jsq"]
 
 
 @ROUTERS.register_config
 class PowerOfTwoRouting(PolicyConfig):
-    """Two distinct random replicas; the one with fewer outstanding requests."""
+    """Two distinct random replicas; the one with fewer requests sent to it and not yet answered."""
 
     policy: Literal["power_of_two"]
 
 
 @ROUTERS.register_config
 class LeastWorkRouting(PolicyConfig):
-    """The replica with the least expected work (mean service time) waiting or in service."""
+    """The replica with the least expected work (mean service times) sent to it and not yet answered."""
 
     policy: Literal["least_work"]
+
+
+@ROUTERS.register_config
+class PeakEwmaRouting(PolicyConfig):
+    """Finagle's peak-EWMA: latency EWMA × (unanswered requests + 1), least of two random replicas."""
+
+    policy: Literal["peak_ewma"]
+    decay_ms: PositiveFloat = Field(10_000.0, description="time constant of the latency EWMA's decay")
+    choices: Literal["two", "all"] = Field("two", description="compare two random replicas, or all of them")
 
 
 @ROUTERS.register_config

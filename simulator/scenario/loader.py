@@ -1,11 +1,17 @@
 """Load scenario files safely and turn every validation problem into one clear message.
 
 Each message names the file, the field path (``workload.classes[1].deadline_ms``) and what is
-allowed there; YAML is read with the safe loader only.
+allowed there. YAML (and JSON, which is YAML) is read with the safe loader only, and hostile files
+are refused before they cost much: a file must be a regular UTF-8 text file of at most
+``MAX_FILE_BYTES``; its structure is checked event by event, without recursion, for nesting deeper
+than ``MAX_DEPTH`` and for more than ``MAX_VALUES`` values once YAML aliases and merge keys are
+expanded (a "billion laughs" file); a key repeated in one mapping is an error, not a silent
+override. At most ``MAX_PROBLEMS`` validation problems are listed, each cut to ``MAX_PROBLEM_CHARS``.
 """
 
 from __future__ import annotations
 
+import codecs
 import types
 import typing
 from pathlib import Path
@@ -15,25 +21,115 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from simulator.errors import ScenarioError
+from simulator.files import UnusableFile, read_regular_file
 from simulator.registry import PolicyField
 from simulator.scenario.schema import Scenario
 
+MAX_FILE_BYTES = 10_000_000  # a scenario names its data files; it never holds data itself
+MAX_DEPTH = 64  # mappings and lists inside each other; real scenarios use fewer than 10
+MAX_VALUES = 200_000  # keys, scalars, lists and mappings, YAML aliases expanded; real scenarios use a few hundred
+MAX_PROBLEMS = 20
+MAX_PROBLEM_CHARS = 300
+
+_BASE_LOADER: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _StrictLoader(_BASE_LOADER):  # type: ignore[misc, valid-type]
+    """The safe loader, refusing a key repeated in one mapping (YAML allows it; the later one would silently win)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue  # keys merged in with `<<` may be overridden: that is what merging is for
+            key = self.construct_object(key_node, deep=True)
+            try:
+                seen = key in first_line
+            except TypeError:
+                continue  # an unhashable key: the safe constructor reports it below
+            if seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {_short(key)} (first given at line {first_line[key]})", key_node.start_mark
+                )
+            first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a YAML scenario file."""
+    """Read and validate a YAML (or JSON) scenario file; every problem is a ScenarioError naming the file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ScenarioError(f"{path}: cannot read the scenario file: {error.strerror or error}") from None
+        raw = read_regular_file(path, MAX_FILE_BYTES)
+    except UnusableFile as reason:
+        raise ScenarioError(f"{path}: cannot use this scenario file: it {reason}") from None
+    text = _decode(raw, path)
     try:
-        data = yaml.safe_load(text)
+        _check_structure(text, path)
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a subclass of the safe loader
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error)
-        raise ScenarioError(f"{path}: not valid YAML{where}: {problem}") from None
+        raise ScenarioError(f"{path}: not valid YAML{where}: {_cut(problem)}") from None
+    except (ValueError, OverflowError) as error:  # a value the YAML types cannot hold: a 5000-digit integer, month 13
+        raise ScenarioError(f"{path}: not valid YAML: a value cannot be read: {_cut(str(error))}") from None
+    if data is None:
+        raise ScenarioError(f"{path}: the file is empty (or only comments); a scenario needs name, workload and nodes")
     return scenario_from_dict(data, source=str(path), base_dir=path.resolve().parent)
+
+
+def _decode(raw: bytes, path: Path) -> str:
+    """The file's text: UTF-8 (a byte-order mark is allowed); UTF-16/32 and binary files are refused by name."""
+    for boms, encoding in (((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE), "UTF-32"), ((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE), "UTF-16")):
+        if raw.startswith(boms):
+            raise ScenarioError(f"{path}: the file is {encoding} text; save it as UTF-8")
+    if b"\0" in raw:
+        line = raw.count(b"\n", 0, raw.index(b"\0")) + 1
+        raise ScenarioError(f"{path}: not a text file (a NUL byte at line {line}): binary data or UTF-16/32 text; a scenario is UTF-8 YAML")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise ScenarioError(
+            f"{path}: not UTF-8 text: byte 0x{raw[error.start]:02x} at line {line} is not UTF-8; save the file as UTF-8"
+        ) from None
+
+
+def _check_structure(text: str, path: Path) -> None:
+    """Refuse nesting deeper than MAX_DEPTH and more than MAX_VALUES values (aliases expanded), from parser events.
+
+    Reading events keeps the check itself free of recursion and of the expanded data: a value
+    that an alias repeats is counted once per repetition without being built.
+    """
+    expanded: dict[str, int] = {}  # anchor → values its node holds, expanded
+    open_nodes: list[tuple[str | None, int]] = []  # (anchor, count before the node) of every open list or mapping
+    count = 0
+    for event in yaml.parse(text, Loader=_BASE_LOADER):
+        if isinstance(event, yaml.AliasEvent):
+            if any(anchor == event.anchor for anchor, _ in open_nodes):
+                raise ScenarioError(f"{path}: line {event.start_mark.line + 1}: alias *{event.anchor} refers to a value that contains it")
+            count += expanded.get(event.anchor, 1)
+        elif isinstance(event, yaml.ScalarEvent):
+            count += 1
+            if event.anchor is not None:
+                expanded[event.anchor] = 1
+        elif isinstance(event, yaml.CollectionStartEvent):
+            open_nodes.append((event.anchor, count))
+            count += 1
+            if len(open_nodes) > MAX_DEPTH:
+                raise ScenarioError(
+                    f"{path}: line {event.start_mark.line + 1}: lists and mappings are nested more than {MAX_DEPTH} deep"
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, before = open_nodes.pop()
+            if anchor is not None:
+                expanded[anchor] = count - before
+        if count > MAX_VALUES:
+            raise ScenarioError(
+                f"{path}: line {event.start_mark.line + 1}: more than {MAX_VALUES} values (with YAML aliases expanded); "
+                "a scenario names its data files instead of holding data"
+            )
 
 
 def scenario_from_dict(data: Any, source: str = "<scenario>", base_dir: Path | None = None) -> Scenario:
@@ -43,11 +139,24 @@ def scenario_from_dict(data: Any, source: str = "<scenario>", base_dir: Path | N
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as error:
-        problems = "\n".join(f"  - {_describe(item, data)}" for item in error.errors())
-        raise ScenarioError(f"{source}: invalid scenario ({error.error_count()} problem(s)):\n{problems}") from None
+        problems = [f"  - {_cut(_describe(item, data))}" for item in error.errors()[:MAX_PROBLEMS]]
+        more = error.error_count() - len(problems)
+        if more > 0:
+            problems.append(f"  … and {more} more")
+        raise ScenarioError(f"{source}: invalid scenario ({error.error_count()} problem(s)):\n" + "\n".join(problems)) from None
     scenario._base_dir = base_dir or Path.cwd()
     scenario._source = source
     return scenario
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters: a message quotes what it got, never megabytes of it."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _cut(text: str, limit: int = MAX_PROBLEM_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _describe(error: dict, data: Any) -> str:
@@ -76,7 +185,7 @@ def _describe(error: dict, data: Any) -> str:
     elif error["type"] == "missing":
         message = "required field is missing"
     elif "input" in error and not isinstance(error["input"], (dict, list)) and error["type"] != "value_error":
-        message = f"{message} (got {error['input']!r})"
+        message = f"{message} (got {_short(error['input'])})"
     return f"{field}: {message}"
 
 

@@ -46,6 +46,20 @@ class EdfDiscipline(PolicyConfig):
     policy: Literal["edf"]
 
 
+@DISCIPLINES.register_config
+class PreemptivePriorityDiscipline(PolicyConfig):
+    """Preemptive strict priority: an arrival of a more urgent class interrupts the least urgent call.
+
+    ``resume``: the interrupted request later continues where it stopped; ``repeat``: it starts its
+    whole service again (the same work: preemptive-repeat-identical). Only for nodes that serve
+    one request per call on plain workers (no batching, device stages or model cache): a kernel
+    on an accelerator cannot be interrupted, which is why the other disciplines never preempt.
+    """
+
+    policy: Literal["preemptive_priority"]
+    mode: Literal["resume", "repeat"] = "resume"
+
+
 # -- admission control (only firm classes are ever dropped) ---------------------------------------
 
 
@@ -78,16 +92,15 @@ class TritonBatching(PolicyConfig):
     """Triton's dynamic batcher: full batches at once, else preferred sizes, else wait up to a delay.
 
     A free worker takes ``max_batch_size`` waiting requests when that many wait, else the largest
-    preferred size that fits, else holds until the request at the head of the queue has waited
-    ``max_queue_delay_ms`` and then takes what is there. A request that waited longer than
-    ``queue_timeout_ms`` is dropped when it reaches the head. ``policy`` may be left out.
+    preferred size that fits, else holds until the *oldest* waiting request has waited
+    ``max_queue_delay_ms`` and then takes what is there (in the discipline's order). A batch holds
+    requests of one model only (as Triton batches per model). ``policy`` may be left out.
     """
 
     policy: Literal["triton"]
     max_batch_size: PositiveInt = 1
     preferred_batch_sizes: list[PositiveInt] = Field(default_factory=list)
     max_queue_delay_ms: NonNegativeFloat = 0.0
-    queue_timeout_ms: PositiveFloat | None = Field(None, description="drop a request that waited longer than this")
 
     @model_validator(mode="after")
     def _preferred_fit(self) -> TritonBatching:
@@ -116,13 +129,14 @@ class ProfileSlowdown(Settings):
 class DeviceSpec(Settings):
     """An accelerator: copy stages around compute, and slowdown under concurrent compute."""
 
-    h2d: ServiceConfig = Field(description="host-to-device copy time per call (a service model; batch-size aware)")
-    d2h: ServiceConfig = Field(description="device-to-host copy time per call (a service model; batch-size aware)")
+    h2d: ServiceConfig | None = Field(None, description="host-to-device copy time per call (a service model; batch-size aware); none: no copy")
+    d2h: ServiceConfig | None = Field(None, description="device-to-host copy time per call (a service model; batch-size aware); none: no copy")
     copy_engines: PositiveInt = Field(1, description="copies in flight at once, per direction")
-    concurrency_slowdown: list[PositiveFloat] | ProfileSlowdown = Field(
+    concurrency_slowdown: list[PositiveFloat] | ProfileSlowdown | Literal["processor_sharing"] = Field(
         default_factory=lambda: [1.0],
         description="compute-time multiplier with 1, 2, ... workers computing at once (last value holds "
-        "beyond), or a profile bundle whose concurrent runs measured it",
+        "beyond), a profile bundle whose concurrent runs measured it, or processor_sharing: f(k) = k "
+        "(k calls share the device equally)",
     )
 
     @model_validator(mode="after")
@@ -145,6 +159,28 @@ class ModelSpec(Settings):
     load: ServiceConfig = Field(description="time to load the model from disk, in ms (a service model)")
 
 
+# -- the waiting room: Triton's per-priority queue policy ----------------------------------------
+
+
+class QueuePolicy(Settings):
+    """What a waiting request may do: give up after a timeout (reject: dropped then; delay: served
+    after every request that has not timed out), and how many of its priority may wait."""
+
+    timeout_ms: PositiveFloat | None = Field(None, description="longest wait before the timeout action")
+    timeout_action: Literal["reject", "delay"] = "reject"
+    max_queue_size: NonNegativeInt | None = Field(None, description="waiting places for this priority; full: reject the arrival")
+
+
+class QueuePolicies(Settings):
+    """Queue policies per priority level (Triton's ``priority_queue_policy``), else the default."""
+
+    default: QueuePolicy = Field(default_factory=QueuePolicy)
+    priorities: dict[NonNegativeInt, QueuePolicy] = Field(default_factory=dict, description="priority level → its policy")
+
+    def for_priority(self, priority: int) -> QueuePolicy:
+        return self.priorities.get(priority, self.default)
+
+
 # -- the node ------------------------------------------------------------------------------------
 
 
@@ -157,9 +193,23 @@ class NodeSpec(Settings):
     service: ServiceConfig
     discipline: DisciplineConfig = Field(default_factory=lambda: FifoDiscipline(policy="fifo"))
     queue_capacity: NonNegativeInt | None = Field(
-        None, description="waiting places; an arrival finding them full is dropped (0 = a loss system)"
+        None,
+        description="waiting places (requests held by a batcher included); an arrival finding them full is "
+        "dropped, unless a worker is free: then the waiting batch starts at once (0 = a loss system)",
     )
+    queue_policy: QueuePolicies | None = Field(None, description="timeouts and queue sizes per priority (reneging)")
     admission: AdmissionConfig = Field(default_factory=lambda: AdmitAllSettings(policy="none"))
     batching: BatcherConfig | None = Field(None, description="dynamic batching (Triton-style); default: one request per call")
     device: DeviceSpec | None = Field(None, description="accelerator stages: copies around compute, concurrency slowdown")
     model_cache: ModelCacheSpec | None = Field(None, description="models held in memory; a miss pays a cold load")
+
+    @model_validator(mode="after")
+    def _preemption_fits(self) -> NodeSpec:
+        if self.discipline.policy == "preemptive_priority" and (
+            self.batching is not None and self.batching.max_batch_size > 1 or self.device is not None or self.model_cache is not None
+        ):
+            raise ValueError(
+                "discipline: preemptive_priority interrupts plain calls only; a node with batching, a device or a "
+                "model_cache cannot preempt (use priority)"
+            )
+        return self

@@ -42,11 +42,14 @@ class RunSettings(Settings):
     """How long, how often and how precisely to simulate."""
 
     requests: PositiveInt = Field(100_000, description="measured requests per replication (after warm-up)")
-    warmup_requests: NonNegativeInt | None = Field(None, description="requests ignored at the start (default requests/10)")
+    warmup_requests: NonNegativeInt | None = Field(
+        None,
+        description="requests ignored at the start; default requests/10, extended when MSER detects a longer "
+        "transient (the summary reports the warm-up used and the transient found)",
+    )
     replications: PositiveInt = Field(5, description="independent replications; confidence intervals come from them")
     seed: int = 1
-    confidence: float = Field(0.95, gt=0, lt=1)
-    batches: int = Field(20, ge=2, le=1000, description="batches for batch-means intervals when replications = 1")
+    confidence: float = Field(0.95, ge=0.5, lt=1, description="level of every interval (and of one-sided verdict bounds)")
     monitoring_window_s: PositiveFloat = Field(1.0, description="window of the monitoring time series, in seconds")
     max_queue_length: PositiveInt = Field(
         100_000, description="a queue longer than this stops the run as unstable instead of growing forever"

@@ -136,11 +136,14 @@ class TraceKeys(PolicyConfig):
 
 
 class RequestClass(Settings):
-    """A class of requests: its share of arrivals, priority, deadline and real-time kind."""
+    """A class of requests: its arrivals, priority, deadline and real-time kind."""
 
     name: str = Field(min_length=1)
-    share: PositiveFloat = Field(1.0, description="relative weight of this class among arrivals")
-    priority: NonNegativeInt = Field(0, description="0 is served first under the priority discipline")
+    share: PositiveFloat = Field(1.0, description="relative weight of this class among the arrivals of workload.arrival")
+    arrival: ArrivalConfig | None = Field(
+        None, description="this class's own arrival process (then it takes no share of workload.arrival)"
+    )
+    priority: NonNegativeInt = Field(0, description="0 is served first under the priority disciplines")
     deadline_ms: PositiveFloat = Field(description="relative deadline: arrival to completion")
     kind: Literal["hard", "firm", "soft"] = Field(
         "soft",
@@ -148,6 +151,13 @@ class RequestClass(Settings):
         "soft: at least `target` of requests must meet the deadline",
     )
     target: float | None = Field(None, gt=0, le=1, description="fraction that must meet the deadline")
+    miss_tolerance: float = Field(
+        1e-4,
+        gt=0,
+        lt=1,
+        description="hard classes: the miss probability the run must show to be below (one-sided "
+        "Clopper-Pearson bound) to call the class met; no finite run proves a probability of 0",
+    )
     service: ServiceConfig | None = Field(None, description="service model of this class (default: the node's)")
     model: str | None = Field(None, description="name of the model (in `models`) this class runs, for model caches")
 
@@ -163,12 +173,36 @@ class RequestClass(Settings):
     def required_met_ratio(self) -> float | None:
         return 1.0 if self.kind == "hard" else self.target
 
+    @property
+    def miss_allowance(self) -> float | None:
+        """The miss probability the class tolerates: 1 − target, or ``miss_tolerance`` for a hard class."""
+        if self.kind == "hard":
+            return self.miss_tolerance
+        return None if self.target is None else 1.0 - self.target
+
 
 class Workload(Settings):
-    """One arrival process; each arrival belongs to a class drawn by the classes' shares."""
+    """Arrival processes and classes: classes without their own ``arrival`` split ``workload.arrival`` by share."""
 
-    arrival: ArrivalConfig
+    arrival: ArrivalConfig | None = Field(None, description="the arrival process shared by classes without their own")
     classes: list[RequestClass] = Field(min_length=1)
     keys: KeyConfig | None = Field(
         None, description="which key each request asks for (zipf, uniform, trace); needed by caches and partitions"
     )
+
+    @model_validator(mode="after")
+    def _every_class_has_arrivals(self) -> Workload:
+        sharing = [c.name for c in self.classes if c.arrival is None]
+        if sharing and self.arrival is None:
+            raise ValueError(
+                f"classes {sharing} have no arrival process of their own: give workload.arrival (shared by share) "
+                "or an `arrival` to each class"
+            )
+        if not sharing and self.arrival is not None:
+            raise ValueError("workload.arrival: every class has its own arrival process, so this one would send nothing")
+        return self
+
+    @property
+    def sharing_classes(self) -> list[int]:
+        """Indices of the classes that split ``workload.arrival`` by their shares."""
+        return [index for index, c in enumerate(self.classes) if c.arrival is None]

@@ -21,6 +21,11 @@ class ServiceTimeModel(ABC):
 
     Config: ClassVar[type[BaseModel]]
 
+    @property
+    def ordered(self) -> bool:
+        """True when successive draws form a process (their order matters): drawn at the node, in service order."""
+        return False
+
     def __init__(self, config: BaseModel, base_dir: Path) -> None:
         self.config = config
         self.base_dir = base_dir

@@ -101,6 +101,10 @@ class ProfileBacked(ServiceTimeModel):
         frame = frame[frame["threads"] == threads].sort_values(["batch_size", "worker", "sample_index"])
         return {int(b): group["latency_ms"].to_numpy() for b, group in frame.groupby("batch_size")}
 
+    @property
+    def ordered(self) -> bool:
+        return self.config.block_length > 1
+
     def concurrency_levels(self) -> list[int]:
         """The worker counts above one whose concurrent runs the bundle measured for this model."""
         concurrent = self._model_samples[self._model_samples["mode"] == "concurrent"]

@@ -12,10 +12,13 @@ from simulator.scenario.service import ProfileService
 from simulator.service.profile_backed import ProfileBacked
 
 
-def slowdown_factors(device: DeviceSpec, base_dir: Path) -> list[float]:
-    """f(1), f(2), ...: the compute-time multiplier with k calls computing at once (the last holds beyond)."""
+def slowdown_factors(device: DeviceSpec, base_dir: Path) -> list[float] | str:
+    """f(1), f(2), ...: the compute-time multiplier with k calls computing at once (the last holds
+    beyond), or ``"processor_sharing"`` for f(k) = k."""
     slowdown = device.concurrency_slowdown
-    return _profile_factors(slowdown, base_dir) if isinstance(slowdown, ProfileSlowdown) else list(slowdown)
+    if isinstance(slowdown, ProfileSlowdown):
+        return _profile_factors(slowdown, base_dir)
+    return slowdown if isinstance(slowdown, str) else list(slowdown)
 
 
 def _profile_factors(slowdown: ProfileSlowdown, base_dir: Path) -> list[float]:

@@ -1,0 +1,241 @@
+"""Point estimates and confidence intervals that mean what they say.
+
+Every mean, proportion and rate is a ratio of sums (Σ latency / Σ served, Σ met / Σ finished,
+Σ served / Σ seconds): its estimate is the pooled ratio over all units (replications, or batches
+of one run), and its interval comes from the delta method around that very estimate (on the log
+scale, or the logit scale for a proportion), so the estimate always lies inside its own interval
+and the interval inside the quantity's range. Quantiles are positive: their interval is formed on
+the log scale (it can never go below zero) and centred, in log space, on the estimate. A miss
+probability with no observed miss gets a Clopper–Pearson bound instead (no variance to use).
+With one run, batch means make the units: adjacent batches are merged until their lag-1
+autocorrelation is small (Fishman's LBATCH idea), so that they are close to independent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+MIN_BATCHES = 10  # fewer batches than this give too few degrees of freedom to trust
+MAX_LAG1 = 0.1  # batch means whose lag-1 autocorrelation is above this are merged further
+
+
+def t_quantile(degrees: int, probability: float) -> float:
+    """Student t quantile (scipy.special, which imports far faster than scipy.stats)."""
+    from scipy.special import stdtrit
+
+    return float(stdtrit(degrees, probability))
+
+
+def ratio_interval(
+    numerators: Sequence[float], denominators: Sequence[float], level: float, proportion: bool = False
+) -> tuple[float, float | None, float | None]:
+    """Σ numerators / Σ denominators and its delta-method t interval over the units (two-sided).
+
+    Var(R̂) ≈ Σ (N_i − R̂ D_i)² / ((n − 1) n D̄²). The interval is formed on the log scale (a
+    proportion: the logit scale), so it stays within the quantity's range: never below 0, a
+    proportion never above 1. Units with a zero denominator carry no information and are left out.
+    (nan, None, None) when nothing was observed; no interval with under 2 units.
+    """
+    num = np.asarray(numerators, dtype=float)
+    den = np.asarray(denominators, dtype=float)
+    keep = np.isfinite(num) & np.isfinite(den) & (den > 0)
+    num, den = num[keep], den[keep]
+    if not len(num) or den.sum() <= 0:
+        return float("nan"), None, None
+    estimate = float(num.sum() / den.sum())
+    units = len(num)
+    if units < 2:
+        return estimate, None, None
+    residual = num - estimate * den
+    standard_error = math.sqrt(float(np.sum(residual**2) / (units - 1) / units / den.mean() ** 2))
+    quantile = t_quantile(units - 1, 0.5 + level / 2)
+    if standard_error == 0 or estimate <= 0 or proportion and estimate >= 1:
+        return estimate, estimate, estimate  # no variation seen (all units alike, or at a bound of the range)
+    if proportion:
+        spread = quantile * standard_error / (estimate * (1 - estimate))  # delta method on logit(p)
+        logit = math.log(estimate / (1 - estimate))
+        return estimate, 1 / (1 + math.exp(-(logit - spread))), 1 / (1 + math.exp(-(logit + spread)))
+    spread = quantile * standard_error / estimate  # delta method on log(R)
+    return estimate, estimate * math.exp(-spread), estimate * math.exp(spread)
+
+
+def log_interval(values: Sequence[float], level: float) -> tuple[float, float | None, float | None]:
+    """Per-unit estimates of a non-negative quantity (a quantile) → (estimate, interval) that never goes below 0.
+
+    All positive: the geometric mean with a t interval on the log scale. Some zero (a wait quantile
+    that many requests do not reach): the mean with a t interval whose lower end is clipped at 0.
+    """
+    finite = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if not len(finite):
+        return float("nan"), None, None
+    if np.all(finite > 0):
+        return sectioned_log_interval(float(np.exp(np.log(finite).mean())), finite, level)
+    estimate = float(finite.mean())
+    if len(finite) < 2:
+        return estimate, None, None
+    half_width = t_quantile(len(finite) - 1, 0.5 + level / 2) * float(finite.std(ddof=1)) / math.sqrt(len(finite))
+    return estimate, max(estimate - half_width, 0.0), estimate + half_width
+
+
+def sectioned_log_interval(
+    estimate: float, sections: Sequence[float], level: float
+) -> tuple[float, float | None, float | None]:
+    """An estimate from the whole run with a log-scale interval whose spread comes from its sections (batches,
+    or replications); with a section at 0 the spread is taken on the plain scale and clipped at 0."""
+    finite = np.asarray([v for v in sections if v is not None and math.isfinite(v)], dtype=float)
+    if not math.isfinite(estimate) or len(finite) < 2:
+        return estimate, None, None
+    quantile = t_quantile(len(finite) - 1, 0.5 + level / 2) / math.sqrt(len(finite))
+    if estimate > 0 and np.all(finite > 0):
+        spread = quantile * float(np.log(finite).std(ddof=1))
+        return estimate, estimate * math.exp(-spread), estimate * math.exp(spread)
+    half_width = quantile * float(finite.std(ddof=1))
+    return estimate, max(estimate - half_width, 0.0), estimate + half_width
+
+
+def quantile_intervals(
+    sections: Sequence[tuple[np.ndarray, int]], probabilities: Sequence[float], level: float
+) -> list[tuple[float, float | None, float | None]]:
+    """Quantiles of all sections' values pooled (each section's ``int`` more values count as +∞), each
+    with an interval from the sections' spread on the probability scale.
+
+    F̂_s(q̂), the fraction of section s at or below the pooled quantile q̂, is an average of
+    indicators, so its ratio-of-sums interval over the sections is sound (where the spread of the
+    sections' own quantiles, in a short or heavy-tailed run, is not); the interval's ends are mapped
+    back through the pooled empirical quantile function, so it never leaves the observed range.
+    """
+    pooled = np.sort(np.concatenate([values for values, _ in sections]))
+    finite = len(pooled)
+    total = finite + sum(extra for _, extra in sections)
+    ordered = [np.sort(values) for values, _ in sections]
+    sizes = [float(len(values) + extra) for values, extra in sections]
+
+    def quantile(probability: float) -> float:  # numpy's default (linear) quantile, on the sorted values
+        position = min(probability * total / finite, 1.0) * (finite - 1)
+        below = int(position)
+        above = min(below + 1, finite - 1)
+        return float(pooled[below] + (position - below) * (pooled[above] - pooled[below]))
+
+    results = []
+    for probability in probabilities:
+        if not finite or probability * total > finite:
+            results.append((float("inf") if total else float("nan"), None, None))
+            continue
+        estimate = quantile(probability)
+        if len(sections) < 2:
+            results.append((estimate, None, None))
+            continue
+        below = [float(np.searchsorted(values, estimate, side="right")) for values in ordered]
+        _, low, high = ratio_interval(below, sizes, level)
+        if low is None:
+            results.append((estimate, None, None))
+        else:
+            results.append((estimate, min(quantile(max(low, 0.0)), estimate), max(quantile(min(high, 1.0)), estimate)))
+    return results
+
+
+def lag1_autocorrelation(values: np.ndarray) -> float:
+    """Sample lag-1 autocorrelation of a series (0 for a constant series)."""
+    centred = values - values.mean()
+    denominator = float(np.dot(centred, centred))
+    return float(np.dot(centred[:-1], centred[1:]) / denominator) if denominator > 0 else 0.0
+
+
+def batch_size_for(numerators: np.ndarray, denominators: np.ndarray) -> tuple[int, bool]:
+    """How many fine batches to merge into one batch (a power of two), and whether the result is
+    still correlated: merge pairs while the batch ratios' lag-1 autocorrelation exceeds ``MAX_LAG1``
+    and at least ``2 × MIN_BATCHES`` batches remain."""
+    factor = 1
+    num, den = np.asarray(numerators, dtype=float), np.asarray(denominators, dtype=float)
+    while True:
+        keep = den > 0
+        ratios = num[keep] / den[keep]
+        correlated = len(ratios) < 3 or lag1_autocorrelation(ratios) > MAX_LAG1
+        if not correlated or len(num) < 2 * MIN_BATCHES:
+            return factor, correlated
+        num, den = merge_pairs(num), merge_pairs(den)
+        factor *= 2
+
+
+def merge_pairs(values: np.ndarray) -> np.ndarray:
+    """Sums of adjacent pairs (an odd last element is added to the last pair)."""
+    pairs = len(values) // 2
+    merged = values[: 2 * pairs].reshape(pairs, 2).sum(axis=1)
+    if len(values) % 2 and pairs:
+        merged[-1] += values[-1]
+    return merged
+
+
+def merge(values: np.ndarray, factor: int) -> np.ndarray:
+    """``merge_pairs`` applied log2(factor) times."""
+    values = np.asarray(values, dtype=float)
+    while factor > 1:
+        values, factor = merge_pairs(values), factor // 2
+    return values
+
+
+def clopper_pearson(events: int, trials: int, level: float) -> tuple[float, float]:
+    """One-sided Clopper–Pearson bounds (lower, upper) at ``level`` on a binomial probability."""
+    from scipy.special import betaincinv
+
+    alpha = 1.0 - level
+    lower = 0.0 if events == 0 else float(betaincinv(events, trials - events + 1, alpha))
+    upper = 1.0 if events == trials else float(betaincinv(events + 1, trials - events, 1 - alpha))
+    return lower, upper
+
+
+def mser_truncation(batch_means: np.ndarray, counts: np.ndarray) -> int:
+    """MSER: the number of leading batches whose deletion minimises the standard error of what remains.
+
+    White's marginal standard error rule (White 1997; with batch means of a few requests it is
+    MSER-5, here the run's fine batches): d* = argmin_{d ≤ n/2} Σ_{i>d} (Y_i − Ȳ_d)² / (n − d)².
+    Batches with no observation are skipped. Returns a batch index in ``range(len(batch_means))``.
+    """
+    valid = np.flatnonzero(counts > 0)
+    if len(valid) < 4:
+        return 0
+    series = batch_means[valid]
+    n = len(series)
+    tail_sum = np.cumsum(series[::-1])[::-1]
+    tail_square = np.cumsum((series**2)[::-1])[::-1]
+    remaining = n - np.arange(n)
+    squares = tail_square - tail_sum**2 / remaining
+    statistic = squares / remaining**2
+    best = int(np.argmin(statistic[: n // 2 + 1]))
+    return int(valid[best])
+
+
+TRANSIENT_T = 3.0  # how many standard errors a stretch must stand apart to count as a transient
+
+
+def transient_end(numerators: np.ndarray, denominators: np.ndarray, floor: int) -> int:
+    """Where the start-up transient of a ratio series (per fine batch) ends, at ``floor`` batches or later.
+
+    A run starts empty and cold: queues empty (latencies low), caches empty (hit ratios low). MSER
+    proposes a truncation point d (``mser_truncation``); past ``floor`` it is accepted only if the
+    stretch [floor, d) lies *below* what follows d by more than ``TRANSIENT_T`` standard errors
+    (from batch means of what follows). MSER alone, in heavy traffic, also deletes ordinary early
+    excursions of high latency, which would bias every estimate low.
+    """
+    num, den = np.asarray(numerators, dtype=float), np.asarray(denominators, dtype=float)
+    means = np.divide(num, den, out=np.zeros(len(num)), where=den > 0)
+    proposed = mser_truncation(means, den)
+    if proposed <= floor or den[proposed:].sum() <= 0 or den[floor:proposed].sum() <= 0:
+        return floor
+    rest_num, rest_den = num[proposed:], den[proposed:]
+    factor, _ = batch_size_for(rest_num, rest_den)
+    batch_num, batch_den = merge(rest_num, factor), merge(rest_den, factor)
+    keep = batch_den > 0
+    if keep.sum() < 2:
+        return floor
+    rest_mean = rest_num.sum() / rest_den.sum()
+    batch_variance = float(np.var(batch_num[keep] / batch_den[keep], ddof=1))
+    stretch = proposed - floor
+    stretch_variance = batch_variance * factor / stretch  # a mean over ``stretch`` fine batches
+    rest_variance = batch_variance / keep.sum()
+    gap = num[floor:proposed].sum() / den[floor:proposed].sum() - rest_mean
+    spread = math.sqrt(stretch_variance + rest_variance)
+    return proposed if gap < 0 and (spread == 0 or -gap > TRANSIENT_T * spread) else floor

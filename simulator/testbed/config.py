@@ -1,0 +1,109 @@
+"""What a testbed server serves and how: the model, workers, queue discipline, batching and
+request classes. It travels to the server process as JSON; a latsim scenario translates into it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
+
+from simulator.testbed.errors import invalid
+
+Discipline = Literal["fifo", "priority", "edf"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RequestClassSpec(_Strict):
+    """A request class: its name, share of arrivals, priority (0 first) and relative deadline."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    share: PositiveFloat = 1.0
+    priority: NonNegativeInt = 0
+    deadline_ms: PositiveFloat | None = Field(None, description="arrival to reply; None: no deadline (last under EDF)")
+
+
+class ModelSpec(_Strict):
+    """A zoo model (see :mod:`simulator.profiling.zoo`), trained briefly when the server starts."""
+
+    family: Literal["mlp", "cnn", "transformer"] = "cnn"
+    variant: Literal["fp32", "int8", "bf16", "pruned", "distilled"] = "fp32"
+    size: Literal["standard", "tiny"] = "standard"
+    seq_len: PositiveInt = 64
+    seed: int = 0
+
+
+class BatchingConfig(_Strict):
+    """Triton-style dynamic batching: a free worker takes ``max_batch_size`` waiting requests, or the
+    largest preferred size that is waiting, or whatever waits once the oldest waiting request has
+    waited ``max_queue_delay_ms``."""
+
+    max_batch_size: PositiveInt = 1
+    max_queue_delay_ms: NonNegativeFloat = 0.0
+    preferred_batch_sizes: tuple[PositiveInt, ...] = ()
+
+    @model_validator(mode="after")
+    def _preferred_fit(self) -> BatchingConfig:
+        too_large = [size for size in self.preferred_batch_sizes if size > self.max_batch_size]
+        if too_large:
+            raise ValueError(f"preferred_batch_sizes {too_large} exceed max_batch_size {self.max_batch_size}")
+        return self
+
+
+class TestbedConfig(_Strict):
+    """One serving process: ``workers`` threads running the model behind one queue."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    model: ModelSpec = ModelSpec()
+    kernel: str | None = Field(
+        None,
+        description="'package.module:factory' of a user kernel instead of the zoo model: "
+        "factory(max_batch_size) returns a callable that runs one call on a batch of the given size",
+    )
+    workers: PositiveInt = 1
+    intra_op_threads: PositiveInt = Field(1, description="torch.set_num_threads of the server process")
+    discipline: Discipline = "fifo"
+    batching: BatchingConfig = BatchingConfig()
+    classes: tuple[RequestClassSpec, ...] = Field((RequestClassSpec(name="default"),), min_length=1)
+    warmup_calls: NonNegativeInt = Field(20, description="kernel calls per batch size before the server listens")
+
+    @model_validator(mode="after")
+    def _unique_class_names(self) -> TestbedConfig:
+        names = [c.name for c in self.classes]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"class names must be unique; repeated: {duplicates}")
+        return self
+
+    @property
+    def model_label(self) -> str:
+        """A short name of what is served, for progress lines and summaries."""
+        return self.kernel or f"{self.model.family}/{self.model.variant}"
+
+    @classmethod
+    def parse(cls, data: dict | str, origin: str = "testbed config") -> TestbedConfig:
+        """Validate a dict or a JSON string; an invalid one raises :class:`TestbedError` naming every problem."""
+        try:
+            return cls.model_validate_json(data) if isinstance(data, str) else cls.model_validate(data)
+        except ValidationError as error:
+            raise invalid(error, origin) from None
+
+    @classmethod
+    def read(cls, path: Path) -> TestbedConfig:
+        """A config from a JSON file."""
+        return cls.parse(Path(path).read_text(encoding="utf-8"), origin=str(path))

@@ -1,0 +1,108 @@
+"""From raw records to one table per run: server records joined with client records on request
+id, every timestamp in ms relative to the run's start (the load generator's time zero; server and
+client share CLOCK_MONOTONIC), and the latency parts derived from them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simulator.testbed.workers import NO_DEADLINE_NS
+
+NS_PER_MS = 1_000_000
+
+TIMESTAMPS_NS = (
+    "scheduled_ns",
+    "send_ns",
+    "arrival_ns",
+    "enqueue_ns",
+    "dequeue_ns",
+    "kernel_start_ns",
+    "kernel_end_ns",
+    "worker_done_ns",
+    "reply_sent_ns",
+    "reply_received_ns",
+)
+
+DERIVED_COLUMNS = {
+    "latency_ms": "client: scheduled send → whole reply read (lateness of the sender included)",
+    "lateness_ms": "client: actual − scheduled send",
+    "server_ms": "server: request read → response written",
+    "wait_ms": "enqueue → a worker took it (batching delay included)",
+    "kernel_ms": "the model call (shared by the whole batch)",
+    "worker_overhead_ms": "worker time outside the kernel: dequeue → kernel start + kernel end → reply written",
+    "worker_busy_ms": "dequeue → the worker was free again: the service time the queue sees",
+    "transport_ms": "latency_ms − server_ms: client, network stack and the sender's lateness",
+    "request_transport_ms": "client send → server read the request",
+    "reply_transport_ms": "server wrote the response → client read it",
+    "deadline_ms": "the class's relative deadline (NaN: none)",
+    "met_deadline": "replied with 200 and latency_ms <= deadline_ms (client view; no deadline: always met)",
+}
+
+
+def join_records(server: pd.DataFrame, client: pd.DataFrame, origin_ns: int) -> pd.DataFrame:
+    """One row per client request (left join: a failed request keeps NaN server columns)."""
+    server_only = server.drop(columns=["phase", "class"])
+    joined = client.merge(server_only, on="request_id", how="left", validate="one_to_one")
+    ns = {name: joined[name].where(joined[name] >= 0).astype("float64") for name in TIMESTAMPS_NS}
+    table = joined.drop(columns=[*TIMESTAMPS_NS, "deadline_ns"])
+    for name, values in ns.items():
+        table[name.removesuffix("_ns") + "_ms"] = (values - origin_ns) / NS_PER_MS
+
+    def span(start: str, end: str) -> pd.Series:
+        return (ns[end] - ns[start]) / NS_PER_MS
+
+    table["latency_ms"] = span("scheduled_ns", "reply_received_ns")
+    table["lateness_ms"] = span("scheduled_ns", "send_ns")
+    table["server_ms"] = span("arrival_ns", "reply_sent_ns")
+    table["wait_ms"] = span("enqueue_ns", "dequeue_ns")
+    table["kernel_ms"] = span("kernel_start_ns", "kernel_end_ns")
+    table["worker_overhead_ms"] = span("dequeue_ns", "kernel_start_ns") + span("kernel_end_ns", "reply_sent_ns")
+    table["worker_busy_ms"] = span("dequeue_ns", "worker_done_ns")
+    table["transport_ms"] = table["latency_ms"] - table["server_ms"]
+    table["request_transport_ms"] = span("send_ns", "arrival_ns")
+    table["reply_transport_ms"] = span("reply_sent_ns", "reply_received_ns")
+    deadline_ns = joined["deadline_ns"].astype("float64")
+    table["deadline_ms"] = ((deadline_ns - ns["arrival_ns"]) / NS_PER_MS).where(deadline_ns != NO_DEADLINE_NS)
+    table["met_deadline"] = (table["status"] == 200) & ~(table["latency_ms"] > table["deadline_ms"])
+    integers = ["worker", "batch_id", "batch_size", "priority", "in_system_at_arrival", "in_system_at_dequeue"]
+    return table.astype({column: "Int64" for column in integers}).sort_values("scheduled_ms", ignore_index=True)
+
+
+def _percentiles(values: pd.Series) -> dict[str, float] | None:
+    values = values.dropna()
+    if values.empty:
+        return None
+    p50, p90, p99 = np.percentile(values, [50, 90, 99])
+    return {
+        "mean": float(values.mean()),
+        "p50": float(p50),
+        "p90": float(p90),
+        "p99": float(p99),
+        "max": float(values.max()),
+    }
+
+
+def summarize(table: pd.DataFrame, workers: int) -> dict[str, Any]:
+    """Latency parts (mean and percentiles, ms), per-class latency, throughput and worker utilization."""
+    served = table.dropna(subset=["server_ms"])
+    span_s = (table["reply_received_ms"].max() - table["scheduled_ms"].min()) / 1000.0
+    batches = served.drop_duplicates("batch_id")
+    busy_s = batches["worker_busy_ms"].sum() / 1000.0
+    return {
+        "requests": len(table),
+        "served": len(served),
+        "throughput_per_s": round(len(served) / span_s, 3) if span_s > 0 else None,
+        "worker_utilization": round(busy_s / (workers * span_s), 4) if span_s > 0 else None,
+        "mean_batch_size": float(batches["batch_size"].mean()) if len(batches) else None,
+        "met_deadline": float(table["met_deadline"].mean()),
+        **{
+            column: _percentiles(table[column])
+            for column in DERIVED_COLUMNS
+            if column.endswith("_ms") and column != "deadline_ms"
+        },
+        "latency_ms_by_class": {str(name): _percentiles(group["latency_ms"]) for name, group in table.groupby("class")},
+    }
