@@ -253,6 +253,7 @@ class ReplicationRecorder:
         self._series = [Series(self.batches, self.keep_values) for _ in range(len(self.class_names) + 1)]
         self.finished: list[Request] = []
         self.finished_count = 0  # run-zone requests that finished, warm-up included
+        self.last_end_ms = 0.0  # when the last run-zone request finished
         self.node_served = np.zeros(node_count, dtype=np.int64)
         self.node_batch_counts = np.zeros((node_count, 2))  # [node, batch size] → batches served
         self.on_chunk: Callable[[int], None] | None = None
@@ -267,6 +268,8 @@ class ReplicationRecorder:
     def add(self, chunk: RequestChunk) -> None:
         """Reduce one chunk of finished run-zone requests."""
         self.finished_count += int(chunk.final.sum())
+        if len(chunk.end_ms):
+            self.last_end_ms = max(self.last_end_ms, float(chunk.end_ms[chunk.final].max(initial=0.0)))
         for sink in self.chunk_sinks:
             sink(chunk)
         fine = chunk.request_id // self.batch_size

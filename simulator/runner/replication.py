@@ -117,6 +117,9 @@ def simulate_replication(
     cut, transient = recorder.cut()
     nodes = recorder.node_counts(names)
     fine_seconds, node_integrals = _window(marks, cut, batch_size, total, cluster.nodes)
+    # rates count the measured requests' completions up to the last one (a backlog, say after a load
+    # spike, is served after the last arrival): the last fine batch runs on to it
+    fine_seconds[-1] += max(recorder.last_end_ms - marks[total - 1][0], 0.0) / MS_PER_S
     for node, integrals in zip(cluster.nodes, node_integrals):
         nodes[node.name].update(integrals, workers=node.workers)
         executor = node.executor
