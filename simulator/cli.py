@@ -305,7 +305,6 @@ def validate(scenarios: Annotated[list[Path], typer.Argument(help="scenario YAML
     Each file gets an `ok` line or its errors (naming the file, the field and what is allowed). Exit
     code 2 if any file has bad input, else 3 if any is unstable, else 0.
     """
-    from simulator.model.build import node_names
     from simulator.runner.checks import check_stability
     from simulator.runner.plan import plan_run
     from simulator.scenario.loader import load_scenario
@@ -320,7 +319,7 @@ def validate(scenarios: Annotated[list[Path], typer.Argument(help="scenario YAML
             continue
         typer.echo(
             f"ok: {path} — {_shown(loaded.name)!r}, {len(loaded.workload.classes)} class(es), "
-            f"{len(node_names(loaded))} node(s), offered load {load:.3f}"
+            f"{len(loaded.node_names())} node(s), offered load {load:.3f}"
         )
     if codes:
         if len(scenarios) > 1:

@@ -1,9 +1,35 @@
-"""The base of every validated settings object: unknown keys are errors, and a valid value never changes."""
+"""The base of every validated settings object: unknown keys are errors, and a valid value never changes.
 
-from pydantic import BaseModel, ConfigDict
+Numbers must be numbers: infinities and NaN are refused everywhere (``allow_inf_nan=False``), and so
+are YAML's ``true``/``false`` where a number is expected (pydantic would read ``true`` as 1).
+Fields then bound their values to what is physically meaningful.
+"""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 
 class Settings(BaseModel):
-    """Strict (``extra="forbid"``) and frozen pydantic model: scenario sections and policy settings."""
+    """Strict (``extra="forbid"``), frozen, finite pydantic model: scenario sections and policy settings."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_as_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and bool not in _accepted_types(cls.model_fields[info.field_name].annotation):
+            raise ValueError("expected a number or text, not true/false")
+        return value
+
+
+def _accepted_types(annotation: Any) -> set:
+    """The plain types an annotation accepts (through unions, Optional and Annotated)."""
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if origin is None:
+        return {annotation}
+    if origin is typing.Literal:
+        return {type(value) for value in typing.get_args(annotation)}
+    return {kind for argument in typing.get_args(annotation) for kind in _accepted_types(argument)}

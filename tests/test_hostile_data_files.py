@@ -188,16 +188,10 @@ SCENARIO_CASES = [
                  marks=_lead("bound empirical service times (1e308 gives a traceback): require_within in service/distributions.py")),
     pytest.param(_empirical, "ms\n1e-310\n2e-310\n", ["service.empirical"], id="empirical-subnormal",
                  marks=_lead("bound empirical service times from below (subnormal values are accepted): service/distributions.py")),
-    pytest.param(_trace, "t\n0\n1e308\n", ["arrival.trace"], id="trace-1e308",
-                 marks=_lead("bound trace timestamps (1e308: overflow warnings, then results): require_within in workload/arrivals.py")),
-    pytest.param(_trace, "t\n5\n", ["arrival.trace"], id="trace-one-timestamp",
-                 marks=_lead("a one-timestamp trace passes validate (run calls it unstable): "
-                             "refuse it naming arrival.trace, workload/arrivals.py")),
-    pytest.param(_trace, "t\n5\n5\n5\n", ["arrival.trace"], id="trace-all-equal",
-                 marks=_lead("an all-equal trace is reported as an unstable system: refuse it naming arrival.trace, workload/arrivals.py")),
-    pytest.param(_trace, "t\n" + "".join(f"{i}\n" for i in range(100)), ["arrival.trace"], id="trace-shorter-than-warm-up",
-                 marks=_lead("a trace shorter than the warm-up (2000 requests) is accepted: "
-                             "check it against run.warmup_requests, checks.py")),
+    pytest.param(_trace, "t\n0\n1e308\n", ["arrival.trace"], id="trace-1e308"),
+    pytest.param(_trace, "t\n5\n", ["arrival.trace"], id="trace-one-timestamp"),
+    pytest.param(_trace, "t\n5\n5\n5\n", ["arrival.trace"], id="trace-all-equal"),
+    pytest.param(_trace, "t\n" + "".join(f"{i}\n" for i in range(100)), ["arrival.trace"], id="trace-shorter-than-warm-up"),
 ]
 
 
@@ -208,7 +202,6 @@ def test_data_file_in_a_scenario(tmp_path, scenario, content, needles):
     assert_clean_error(validate(path, seconds=10), "data.csv", *needles)
 
 
-@_lead("bound arrival.trace time_scale (1e308 overflows, then results), workload.py/arrivals.py")
 def test_trace_time_scale_1e308(tmp_path):
     (tmp_path / "data.csv").write_text("t\n0\n1\n2\n3\n")
     path = write_scenario(tmp_path, _trace("data.csv", time_scale=1e308))
@@ -216,8 +209,6 @@ def test_trace_time_scale_1e308(tmp_path):
 
 
 @pytest.mark.parametrize("key", ["4e15", "2000000000"], ids=["key-4e15", "key-2e9"])
-@_lead("bound the catalog a key trace implies against memory "
-       "(validate passes; run bincounts one key of 4e15 or 2e9: 16 GB+): workload/keys.py")
 def test_key_trace_with_one_huge_key(tmp_path, key):
     (tmp_path / "data.csv").write_text(f"k\n1\n{key}\n")
     path = write_scenario(tmp_path, _key_trace("data.csv"))

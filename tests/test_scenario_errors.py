@@ -54,7 +54,7 @@ def test_negative_rate(tmp_path):
     data = base_scenario()
     data["workload"]["arrival"]["rate_per_s"] = -3
     message = _error(tmp_path, data)
-    assert "workload.arrival.rate_per_s" in message and "greater than 0" in message and "-3" in message
+    assert "workload.arrival.rate_per_s" in message and "greater than or equal to 0.000001" in message and "-3" in message
 
 
 def test_missing_classes(tmp_path):

@@ -21,10 +21,10 @@ import numpy as np
 from simulator.metrics.estimators import batch_size_for, mser_truncation, transient_end
 from simulator.metrics.quantiles import StreamingQuantiles
 from simulator.model.request import Request
+from simulator.scenario.workload import ALL_CLASSES as ALL
 
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p99.9": 0.999}
 CHUNK_SIZE = 65536
-ALL = "all"
 FINE_BATCHES = 1280  # fine batches per run zone: the granularity of the warm-up cut and of batch means
 EXACT_LIMIT = 2_000_000  # run zones up to this many requests keep every latency (exact quantiles, retroactive cut)
 

@@ -68,27 +68,6 @@ def model_groups(scenario: Scenario, spec: NodeSpec) -> list[int]:
     ]
 
 
-def node_name(spec_name: str, replicas: int, replica: int, partitions: int, partition: int) -> str:
-    name = spec_name if partitions == 1 else f"{spec_name}-p{partition}"
-    return name if replicas == 1 else f"{name}-{replica}"
-
-
-def node_names(scenario: Scenario) -> list[str]:
-    """Every node's name, in node-index order: partition, then node spec, then replica."""
-    partitions = scenario.partitioning.partitions
-    return [
-        node_name(spec.name, spec.replicas, replica, partitions, partition)
-        for partition in range(partitions)
-        for spec in scenario.nodes
-        for replica in range(spec.replicas)
-    ]
-
-
-def node_workers(scenario: Scenario) -> list[int]:
-    """Every node's worker count, in node-index order."""
-    return [spec.workers for _ in range(scenario.partitioning.partitions) for spec in scenario.nodes for _ in range(spec.replicas)]
-
-
 def _executor(
     env: Environment,
     scenario: Scenario,
@@ -154,6 +133,7 @@ def build_cluster(
             if group not in by_group:
                 by_group[group] = SizedDraws(spec_models[class_index], f"batch/{spec.name}/group-{group}", seed, replication)
         batch_draws[spec.name] = [by_group[group] for group in groups]
+    names = scenario.node_names()
     partition_nodes: list[list[Node]] = []
     index = 0
     for partition in range(partitions):
@@ -162,7 +142,7 @@ def build_cluster(
             means_ms = [service_model.mean_ms() for service_model in spec_models]
             groups = model_groups(scenario, spec)
             for replica in range(spec.replicas):
-                name = node_name(spec.name, spec.replicas, replica, partitions, partition)
+                name = names[index]
                 members.append(
                     Node(
                         env=env,

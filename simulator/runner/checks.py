@@ -1,4 +1,5 @@
-"""Checks before a run: every batch size can be priced, and the offered load has a steady state."""
+"""Checks before a run: every batch size can be priced, the run's work is bounded, and the offered
+load has a steady state. ``latsim validate`` runs exactly these."""
 
 from __future__ import annotations
 
@@ -6,11 +7,40 @@ from simulator.errors import ScenarioError, UnstableSystemError
 from simulator.model.build import service_models
 from simulator.model.capacity import offered_load
 from simulator.registry import PARTITIONERS
-from simulator.runner.inputs import class_rates_per_s, key_popularity
+from simulator.random_streams import stream
+from simulator.registry import ARRIVAL_PROCESSES
+from simulator.runner.inputs import built_policy, class_rates_per_s, key_popularity
 from simulator.runner.plan import RunPlan
 from simulator.scenario.schema import Scenario
 from simulator.service.base import build_service_model
 from simulator.service.slowdown import slowdown_factors
+
+
+def service_fields(scenario: Scenario) -> dict[str, object]:
+    """Every service-model setting of the scenario, by its field path."""
+    fields: dict[str, object] = {}
+    for index, spec in enumerate(scenario.nodes):
+        fields[f"nodes[{index}].service"] = spec.service
+        if spec.device is not None:
+            fields |= {f"nodes[{index}].device.{name}": getattr(spec.device, name) for name in ("h2d", "d2h") if getattr(spec.device, name)}
+    fields |= {f"workload.classes[{k}].service": c.service for k, c in enumerate(scenario.workload.classes) if c.service}
+    fields |= {f"models.{name}.load": model.load for name, model in scenario.models.items()}
+    if scenario.network is not None:
+        fields["network.delay"] = scenario.network.delay
+    if scenario.cache is not None:
+        fields["cache.hit_latency"] = scenario.cache.hit_latency
+    if scenario.pipeline is not None:
+        fields["pipeline.transfer"] = scenario.pipeline.transfer
+    return fields
+
+
+def check_service_models(scenario: Scenario) -> None:
+    """Build every service model once, so a bad data file or profile is reported with the field that names it."""
+    for field, config in service_fields(scenario).items():
+        try:
+            build_service_model(config, scenario.base_dir)
+        except ScenarioError as error:
+            raise ScenarioError(f"{scenario.source}: {field}: {error}") from None
 
 
 def check_batch_sizes(scenario: Scenario) -> None:
@@ -42,7 +72,9 @@ def check_stability(plan: RunPlan) -> float:
     before the run, so with a cache an overload is left to the run's queue-length guard.
     """
     scenario = plan.scenario
+    check_service_models(scenario)
     check_batch_sizes(scenario)
+    check_bounded_work(plan)
     shares = None
     popularity = key_popularity(scenario)
     if popularity is not None and scenario.partitioning.partitions > 1:
@@ -89,3 +121,81 @@ def run_notes(scenario: Scenario) -> tuple[list[str], bool]:
         )
     stationary = kinds <= STATIONARY_PROCESSES and not scenario.events
     return notes, stationary
+
+
+MAX_WINDOWS = 1_000_000  # monitoring windows per replication
+MAX_SWITCHES_PER_ARRIVAL = 1_000  # Markov-modulated state changes per arrival
+MAX_PEAK_TO_MEAN = 10_000  # candidates drawn per arrival when thinning a time-varying rate
+MAX_FAILURES = 100_000  # expected node failures per replication
+HORIZON_MARGIN = 1.5  # events may start up to this many times the expected end of the run
+
+
+def check_bounded_work(plan: RunPlan) -> None:
+    """Refuse inputs whose cost in time is unbounded or absurd, before anything runs: monitoring
+    windows, state switches and thinning per arrival, failures per run, events after the run's
+    end, events naming unknown nodes, and traces shorter than the warm-up."""
+    scenario = plan.scenario
+    source = scenario.source
+    arrivals = plan.warmup_requests + plan.requests
+    for field, config in _arrival_configs(scenario):
+        process = built_policy(scenario, field, ARRIVAL_PROCESSES, config, stream(plan.seed, 0, "arrivals"))
+        limit = process.max_arrivals()
+        if limit is not None and limit <= plan.warmup_requests:
+            raise ScenarioError(
+                f"{source}: {field} (arrival.trace {config.file}): the trace holds {limit:,} arrivals, no more than the warm-up "
+                f"(run.warmup_requests = {plan.warmup_requests:,}): nothing would be measured; lower the warm-up"
+            )
+        ratio = process.peak_rate_per_s() / process.mean_rate_per_s()
+        if ratio > MAX_PEAK_TO_MEAN:
+            raise ScenarioError(
+                f"{source}: {field}: the peak rate is {ratio:.3g} times the mean rate; at most {MAX_PEAK_TO_MEAN:,} "
+                "(every arrival would cost that many candidate draws)"
+            )
+        if config.process == "mmpp":
+            switches_per_s = len(config.states) / sum(state.mean_duration_s for state in config.states)
+            if switches_per_s / process.mean_rate_per_s() > MAX_SWITCHES_PER_ARRIVAL:
+                raise ScenarioError(
+                    f"{source}: {field}.states: the process changes state {switches_per_s:.3g} times per second, over "
+                    f"{MAX_SWITCHES_PER_ARRIVAL:,} times per arrival; lengthen mean_duration_s"
+                )
+    horizon_s = arrivals / sum(class_rates_per_s(scenario, plan.seed))
+    windows = horizon_s / scenario.run.monitoring_window_s
+    if windows > MAX_WINDOWS:
+        raise ScenarioError(
+            f"{source}: run.monitoring_window_s: {scenario.run.monitoring_window_s:g} s windows over a run of about "
+            f"{horizon_s:.3g} s make {windows:.3g} windows; at most {MAX_WINDOWS:,} (use longer windows)"
+        )
+    _check_events(scenario, horizon_s)
+
+
+def _arrival_configs(scenario: Scenario) -> list[tuple[str, object]]:
+    configs = [("workload.arrival", scenario.workload.arrival)] if scenario.workload.arrival is not None else []
+    return configs + [
+        (f"workload.classes[{k}].arrival", c.arrival) for k, c in enumerate(scenario.workload.classes) if c.arrival is not None
+    ]
+
+
+def _check_events(scenario: Scenario, horizon_s: float) -> None:
+    """Events name nodes that exist, start before the run is expected to end, and fail nodes a bounded number of times."""
+    known = set(scenario.node_names()) | {spec.name for spec in scenario.nodes}
+    for index, event in enumerate(scenario.events):
+        field = f"{scenario.source}: events[{index}]"
+        names = getattr(event, "nodes", [])
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ScenarioError(
+                f"{field}.nodes: no node or node spec named {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}"
+            )
+        start_field = "start_s" if hasattr(event, "start_s") else "at_s" if hasattr(event, "at_s") else None
+        if start_field is not None and getattr(event, start_field) > HORIZON_MARGIN * horizon_s:
+            raise ScenarioError(
+                f"{field}.{start_field}: {getattr(event, start_field):g} s is after the run's expected end (about "
+                f"{horizon_s:.3g} s of arrivals): it would never happen; move it or raise run.requests"
+            )
+        if event.type == "random_failures":
+            targets = sum(1 for name in scenario.node_names() if name in names or name.split("-")[0] in names)
+            expected = horizon_s / event.mtbf_s * max(targets, len(names))
+            if expected > MAX_FAILURES:
+                raise ScenarioError(
+                    f"{field}.mtbf_s: about {expected:.3g} failures in a run of {horizon_s:.3g} s; at most {MAX_FAILURES:,}"
+                )

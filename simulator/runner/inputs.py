@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from itertools import repeat
+from typing import Any
 
 import numpy as np
 
+from simulator.errors import ScenarioError
 from simulator.random_streams import draws, stream
 from simulator.registry import ARRIVAL_PROCESSES, KEY_POPULARITY
 from simulator.scenario.schema import Scenario
@@ -21,13 +23,21 @@ def arrival_processes(scenario: Scenario, seed: int, replication: int) -> list[t
     processes = []
     if workload.arrival is not None:
         sharing = workload.sharing_classes
-        process = ARRIVAL_PROCESSES.build(workload.arrival, stream(seed, replication, "arrivals"), scenario.base_dir)
+        process = built_policy(scenario, "workload.arrival", ARRIVAL_PROCESSES, workload.arrival, stream(seed, replication, "arrivals"))
         processes.append((process, _class_draws(sharing, [workload.classes[k].share for k in sharing], seed, replication)))
     for index, request_class in enumerate(workload.classes):
         if request_class.arrival is not None:
             rng = stream(seed, replication, f"arrivals/{request_class.name}")
-            processes.append((ARRIVAL_PROCESSES.build(request_class.arrival, rng, scenario.base_dir), repeat(index)))
+            processes.append((built_policy(scenario, f"workload.classes[{index}].arrival", ARRIVAL_PROCESSES, request_class.arrival, rng), repeat(index)))
     return processes
+
+
+def built_policy(scenario: Scenario, field: str, registry: Any, config: Any, *args: Any) -> Any:
+    """A workload policy built from its settings; a bad data file is reported with the scenario and the field."""
+    try:
+        return registry.build(config, *args, scenario.base_dir)
+    except ScenarioError as error:
+        raise ScenarioError(f"{scenario.source}: {field}: {error}") from None
 
 
 def _class_draws(classes: list[int], shares: list[float], seed: int, replication: int) -> Iterator[int]:
@@ -45,14 +55,14 @@ def class_rates_per_s(scenario: Scenario, seed: int) -> list[float]:
     workload = scenario.workload
     rates = [0.0] * len(workload.classes)
     if workload.arrival is not None:
-        process = ARRIVAL_PROCESSES.build(workload.arrival, stream(seed, 0, "arrivals"), scenario.base_dir)
+        process = built_policy(scenario, "workload.arrival", ARRIVAL_PROCESSES, workload.arrival, stream(seed, 0, "arrivals"))
         sharing = workload.sharing_classes
         total_share = sum(workload.classes[k].share for k in sharing)
         for k in sharing:
             rates[k] = process.mean_rate_per_s() * workload.classes[k].share / total_share
     for index, request_class in enumerate(workload.classes):
         if request_class.arrival is not None:
-            process = ARRIVAL_PROCESSES.build(request_class.arrival, stream(seed, 0, "arrivals"), scenario.base_dir)
+            process = built_policy(scenario, f"workload.classes[{index}].arrival", ARRIVAL_PROCESSES, request_class.arrival, stream(seed, 0, "arrivals"))
             rates[index] = process.mean_rate_per_s()
     return rates
 
@@ -60,4 +70,4 @@ def class_rates_per_s(scenario: Scenario, seed: int) -> list[float]:
 def key_popularity(scenario: Scenario) -> KeyPopularity | None:
     """The scenario's key popularity, or None when requests carry no keys."""
     config = scenario.workload.keys
-    return None if config is None else KEY_POPULARITY.build(config, scenario.base_dir)
+    return None if config is None else built_policy(scenario, "workload.keys", KEY_POPULARITY, config)

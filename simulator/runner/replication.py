@@ -18,7 +18,7 @@ import numpy as np
 from simulator.metrics.collector import CHUNK_SIZE, FINE_BATCHES, ReplicationRecorder
 from simulator.metrics.records import RecordWriter
 from simulator.metrics.timeseries import TimeSeriesRecorder
-from simulator.model.build import build_cluster, node_names, node_workers, requirement_draws, service_models
+from simulator.model.build import build_cluster, requirement_draws, service_models
 from simulator.model.device import StagedExecutor
 from simulator.model.simulation import Environment, run_until
 from simulator.model.source import ArrivalSource
@@ -57,13 +57,13 @@ def simulate_replication(
     limits = [process.max_arrivals() for process, _ in processes]
     total, batch_size, warmup = run_zone(plan, None if None in limits else sum(limits))
 
-    names = node_names(scenario)
+    names = scenario.node_names()
     class_names = [c.name for c in classes]
     writer = RecordWriter(records_path, replication, class_names, names) if records_path else None
     sinks = [] if writer is None else [writer]
     monitoring = None
     if monitor:
-        monitoring = TimeSeriesRecorder(scenario.run.monitoring_window_s * MS_PER_S, class_names, names, node_workers(scenario))
+        monitoring = TimeSeriesRecorder(scenario.run.monitoring_window_s * MS_PER_S, class_names, names, scenario.node_workers())
         sinks.append(monitoring.add)
     recorder = ReplicationRecorder(
         class_names=class_names, relative_deadlines_ms=[c.deadline_ms for c in classes], measured=total,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import Field
 
 from simulator.registry import (
     CACHE_POLICIES,
@@ -13,6 +13,7 @@ from simulator.registry import (
     ROUTERS,
     PolicyConfig,
 )
+from simulator.scenario.bounds import MAX_CATALOG, TimeMs
 from simulator.scenario.service import ServiceConfig
 from simulator.settings import Settings
 
@@ -65,7 +66,7 @@ class PeakEwmaRouting(PolicyConfig):
     """Finagle's peak-EWMA: latency EWMA × (unanswered requests + 1), least of two random replicas."""
 
     policy: Literal["peak_ewma"]
-    decay_ms: PositiveFloat = Field(10_000.0, description="time constant of the latency EWMA's decay")
+    decay_ms: float = Field(10_000.0, ge=1e-3, le=1e12, description="time constant of the latency EWMA's decay")
     choices: Literal["two", "all"] = Field("two", description="compare two random replicas, or all of them")
 
 
@@ -74,8 +75,8 @@ class PriorityLanesRouting(PolicyConfig):
     """Join-shortest-queue, but the first ``reserved_replicas`` take only urgent requests."""
 
     policy: Literal["priority_lanes"]
-    urgent_priority: NonNegativeInt = Field(0, description="requests with priority ≤ this may use every replica")
-    reserved_replicas: PositiveInt = Field(1, description="replicas (per partition) kept for urgent requests")
+    urgent_priority: int = Field(0, ge=0, le=1_000_000, description="requests with priority ≤ this may use every replica")
+    reserved_replicas: int = Field(1, ge=1, le=1000, description="replicas (per partition) kept for urgent requests")
 
 
 # -- partitioning: which partition owns a request's key ------------------------------------------
@@ -86,7 +87,7 @@ class HashPartitioning(PolicyConfig):
     """Keys spread over partitions by a hash (hot neighbouring keys land apart); ``scheme`` may be left out."""
 
     scheme: Literal["hash"]
-    partitions: PositiveInt = 1
+    partitions: int = Field(1, ge=1, le=1000)
 
 
 @PARTITIONERS.register_config
@@ -94,7 +95,7 @@ class RangePartitioning(PolicyConfig):
     """Contiguous key ranges, one per partition."""
 
     scheme: Literal["range"]
-    partitions: PositiveInt = 1
+    partitions: int = Field(1, ge=1, le=1000)
 
 
 # -- what happens to the requests of a node that fails --------------------------------------------
@@ -105,7 +106,7 @@ class RetryOrphans(PolicyConfig):
     """Requests queued or running on a failed node are sent to another replica, up to ``max_retries`` times."""
 
     in_flight: Literal["retry"]
-    max_retries: NonNegativeInt = 2
+    max_retries: int = Field(2, ge=0, le=1000)
 
 
 @FAILURE_HANDLING.register_config
@@ -119,7 +120,7 @@ class FailOrphans(PolicyConfig):
 
 
 class _CacheCapacity(PolicyConfig):
-    capacity_entries: PositiveInt = Field(description="how many results the cache holds at most")
+    capacity_entries: int = Field(ge=1, le=MAX_CATALOG, description="how many results the cache holds at most")
 
 
 @CACHE_POLICIES.register_config
@@ -141,7 +142,7 @@ class TtlCache(_CacheCapacity):
     """TTL: a result is served for ``ttl_ms`` after its insertion (hits do not extend it), then dropped."""
 
     policy: Literal["ttl"]
-    ttl_ms: PositiveFloat = Field(description="how long a result stays valid after it is computed")
+    ttl_ms: TimeMs = Field(description="how long a result stays valid after it is computed")
 
 
 class CacheSpec(Settings):

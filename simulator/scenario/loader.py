@@ -177,7 +177,7 @@ def _describe(error: dict, data: Any) -> str:
             path.append(str(part))
         # else: a discriminated-union tag pydantic adds to the path; it is not a key of the file
     field = ".".join(path) or "(top level)"
-    message = error["msg"]
+    message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         allowed = sorted(parent_model.model_fields) if parent_model else []
         message = f"unknown key; allowed keys here: {', '.join(allowed)}"

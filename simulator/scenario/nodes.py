@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import (
-    Field,
-    NonNegativeFloat,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
-    model_validator,
-)
+from pydantic import Field, model_validator
 
 from simulator.registry import ADMISSION_POLICIES, BATCHERS, DISCIPLINES, PolicyConfig
+from simulator.scenario.bounds import CountOrZero, TimeMs, TimeMsOrZero
 from simulator.scenario.service import ServiceConfig
 from simulator.settings import Settings
 
@@ -98,9 +92,9 @@ class TritonBatching(PolicyConfig):
     """
 
     policy: Literal["triton"]
-    max_batch_size: PositiveInt = 1
-    preferred_batch_sizes: list[PositiveInt] = Field(default_factory=list)
-    max_queue_delay_ms: NonNegativeFloat = 0.0
+    max_batch_size: int = Field(1, ge=1, le=100_000)
+    preferred_batch_sizes: list[Annotated[int, Field(ge=1, le=100_000)]] = Field(default_factory=list, max_length=1000)
+    max_queue_delay_ms: TimeMsOrZero = 0.0
 
     @model_validator(mode="after")
     def _preferred_fit(self) -> TritonBatching:
@@ -122,7 +116,7 @@ class ProfileSlowdown(Settings):
     family: str
     variant: str = "fp32"
     device: Literal["cpu", "cuda"] = "cpu"
-    threads: PositiveInt | None = None
+    threads: int | None = Field(None, ge=1, le=4096)
     stage: Literal["compute", "end_to_end"] = "compute"
 
 
@@ -131,8 +125,8 @@ class DeviceSpec(Settings):
 
     h2d: ServiceConfig | None = Field(None, description="host-to-device copy time per call (a service model; batch-size aware); none: no copy")
     d2h: ServiceConfig | None = Field(None, description="device-to-host copy time per call (a service model; batch-size aware); none: no copy")
-    copy_engines: PositiveInt = Field(1, description="copies in flight at once, per direction")
-    concurrency_slowdown: list[PositiveFloat] | ProfileSlowdown | Literal["processor_sharing"] = Field(
+    copy_engines: int = Field(1, ge=1, le=1000, description="copies in flight at once, per direction")
+    concurrency_slowdown: Annotated[list[Annotated[float, Field(gt=0, le=1e6)]], Field(max_length=100_000)] | ProfileSlowdown | Literal["processor_sharing"] = Field(
         default_factory=lambda: [1.0],
         description="compute-time multiplier with 1, 2, ... workers computing at once (last value holds "
         "beyond), a profile bundle whose concurrent runs measured it, or processor_sharing: f(k) = k "
@@ -149,13 +143,13 @@ class DeviceSpec(Settings):
 class ModelCacheSpec(Settings):
     """Models held in node memory; a class whose model is not resident pays a cold load."""
 
-    memory_mb: PositiveFloat
+    memory_mb: float = Field(gt=0, le=1e12)
 
 
 class ModelSpec(Settings):
     """A model that classes name: its memory footprint and its cold-load time from disk."""
 
-    size_mb: PositiveFloat
+    size_mb: float = Field(gt=0, le=1e12)
     load: ServiceConfig = Field(description="time to load the model from disk, in ms (a service model)")
 
 
@@ -166,16 +160,18 @@ class QueuePolicy(Settings):
     """What a waiting request may do: give up after a timeout (reject: dropped then; delay: served
     after every request that has not timed out), and how many of its priority may wait."""
 
-    timeout_ms: PositiveFloat | None = Field(None, description="longest wait before the timeout action")
+    timeout_ms: TimeMs | None = Field(None, description="longest wait before the timeout action")
     timeout_action: Literal["reject", "delay"] = "reject"
-    max_queue_size: NonNegativeInt | None = Field(None, description="waiting places for this priority; full: reject the arrival")
+    max_queue_size: CountOrZero | None = Field(None, description="waiting places for this priority; full: reject the arrival")
 
 
 class QueuePolicies(Settings):
     """Queue policies per priority level (Triton's ``priority_queue_policy``), else the default."""
 
     default: QueuePolicy = Field(default_factory=QueuePolicy)
-    priorities: dict[NonNegativeInt, QueuePolicy] = Field(default_factory=dict, description="priority level → its policy")
+    priorities: dict[Annotated[int, Field(ge=0, le=1_000_000)], QueuePolicy] = Field(
+        default_factory=dict, max_length=10_000, description="priority level → its policy"
+    )
 
     def for_priority(self, priority: int) -> QueuePolicy:
         return self.priorities.get(priority, self.default)
@@ -188,11 +184,11 @@ class NodeSpec(Settings):
     """A node kind: workers serving one queue; ``replicas`` identical copies of it."""
 
     name: str = Field(min_length=1)
-    replicas: PositiveInt = 1
-    workers: PositiveInt = 1
+    replicas: int = Field(1, ge=1, le=1000)
+    workers: int = Field(1, ge=1, le=1_000_000)
     service: ServiceConfig
     discipline: DisciplineConfig = Field(default_factory=lambda: FifoDiscipline(policy="fifo"))
-    queue_capacity: NonNegativeInt | None = Field(
+    queue_capacity: CountOrZero | None = Field(
         None,
         description="waiting places (requests held by a batcher included); an arrival finding them full is "
         "dropped, unless a worker is free: then the waiting batch starts at once (0 = a loss system)",

@@ -12,14 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import (
-    Field,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
-    PrivateAttr,
-    model_validator,
-)
+from pydantic import Field, PrivateAttr, model_validator
 
 from simulator.scenario.cluster import (
     CacheSpec,
@@ -32,6 +25,7 @@ from simulator.scenario.cluster import (
     RoundRobinRouting,
     RouterConfig,
 )
+from simulator.scenario.bounds import MAX_NODES, MAX_REPLICATIONS, MAX_REQUESTS, Count, CountOrZero
 from simulator.scenario.events import EventConfig
 from simulator.scenario.nodes import ModelSpec, NodeSpec
 from simulator.scenario.workload import Workload
@@ -41,17 +35,19 @@ from simulator.settings import Settings
 class RunSettings(Settings):
     """How long, how often and how precisely to simulate."""
 
-    requests: PositiveInt = Field(100_000, description="measured requests per replication (after warm-up)")
-    warmup_requests: NonNegativeInt | None = Field(
+    requests: Count = Field(100_000, description=f"measured requests per replication (after warm-up), at most {MAX_REQUESTS:,}")
+    warmup_requests: CountOrZero | None = Field(
         None,
         description="requests ignored at the start; default requests/10, extended when MSER detects a longer "
         "transient (the summary reports the warm-up used and the transient found)",
     )
-    replications: PositiveInt = Field(5, description="independent replications; confidence intervals come from them")
-    seed: int = 1
+    replications: int = Field(
+        5, ge=1, le=MAX_REPLICATIONS, description="independent replications; confidence intervals come from them"
+    )
+    seed: int = Field(1, ge=0, lt=2**128, description="random seed, a non-negative integer")
     confidence: float = Field(0.95, ge=0.5, lt=1, description="level of every interval (and of one-sided verdict bounds)")
-    monitoring_window_s: PositiveFloat = Field(1.0, description="window of the monitoring time series, in seconds")
-    max_queue_length: PositiveInt = Field(
+    monitoring_window_s: float = Field(1.0, ge=1e-3, le=1e9, description="window of the monitoring time series, in seconds")
+    max_queue_length: Count = Field(
         100_000, description="a queue longer than this stops the run as unstable instead of growing forever"
     )
 
@@ -75,7 +71,7 @@ class Scenario(Settings):
     partitioning: PartitioningConfig = Field(default_factory=lambda: HashPartitioning(scheme="hash"))
     network: NetworkSpec | None = None
     failure_handling: FailureHandlingConfig = Field(default_factory=lambda: RetryOrphans(in_flight="retry"))
-    events: list[EventConfig] = Field(default_factory=list, description="failures, rolling updates, load spikes")
+    events: list[EventConfig] = Field(default_factory=list, max_length=10_000, description="failures, rolling updates, load spikes")
     models: dict[str, ModelSpec] = Field(default_factory=dict, description="models classes can name (for model caches)")
     cache: CacheSpec | None = Field(None, description="result cache in front of the model (needs workload.keys)")
     pipeline: PipelineSpec | None = Field(None, description="model-parallel stages: node specs a request visits in order")
@@ -108,8 +104,34 @@ class Scenario(Settings):
         _assign(data, field, value, self._source)
         return scenario_from_dict(data, source=self._source, base_dir=self._base_dir)
 
+    def node_names(self) -> list[str]:
+        """Every node instance's name, in node-index order: partition, then node spec, then replica."""
+        partitions = self.partitioning.partitions
+        return [
+            node_name(spec.name, spec.replicas, replica, partitions, partition)
+            for partition in range(partitions)
+            for spec in self.nodes
+            for replica in range(spec.replicas)
+        ]
+
+    def node_workers(self) -> list[int]:
+        """Every node instance's worker count, in node-index order."""
+        return [spec.workers for _ in range(self.partitioning.partitions) for spec in self.nodes for _ in range(spec.replicas)]
+
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
+        instances = self.partitioning.partitions * sum(spec.replicas for spec in self.nodes)
+        if instances > MAX_NODES:
+            raise ValueError(
+                f"nodes: {instances:,} node instances (partitions × replicas of every spec); at most {MAX_NODES:,}"
+            )
+        names = self.node_names()
+        clashes = sorted({name for name in names if names.count(name) > 1})
+        if clashes:
+            raise ValueError(
+                f"nodes: node specs give instances the same name ({', '.join(clashes)}): a spec named "
+                "'x' with replicas is 'x-0', 'x-1', …; rename the specs"
+            )
         if self.workload.keys is None:
             if self.cache is not None:
                 raise ValueError("cache: a result cache needs request keys; add workload.keys (e.g. popularity: zipf)")
@@ -154,6 +176,12 @@ class Scenario(Settings):
             if second_start < first_end:
                 raise ValueError("events: load spikes must not overlap")
         return self
+
+
+def node_name(spec_name: str, replicas: int, replica: int, partitions: int, partition: int) -> str:
+    """A node instance's name: ``<spec>`` (``-p<partition>`` with partitions) (``-<replica>`` with replicas)."""
+    name = spec_name if partitions == 1 else f"{spec_name}-p{partition}"
+    return name if replicas == 1 else f"{name}-{replica}"
 
 
 _STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)$")

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import (
-    Field,
-    NonNegativeFloat,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
-    model_validator,
-)
+from pydantic import Field, field_validator, model_validator
 
 from simulator.registry import ARRIVAL_PROCESSES, KEY_POPULARITY, PolicyConfig
+from simulator.scenario.bounds import MAX_CATALOG, DurationS, RatePerS, RatePerSOrZero, TimeMs, Weight
 from simulator.scenario.service import ServiceConfig
+
+ALL_CLASSES = "all"  # the results' name for every class together
 from simulator.settings import Settings
 
 ArrivalConfig = ARRIVAL_PROCESSES.field()
@@ -29,7 +25,7 @@ class PoissonArrivals(PolicyConfig):
     """Exponential gaps at a constant rate."""
 
     process: Literal["poisson"]
-    rate_per_s: PositiveFloat
+    rate_per_s: RatePerS
 
 
 @ARRIVAL_PROCESSES.register_config
@@ -37,14 +33,14 @@ class DeterministicArrivals(PolicyConfig):
     """Evenly spaced arrivals (a fixed-rate client)."""
 
     process: Literal["deterministic"]
-    rate_per_s: PositiveFloat
+    rate_per_s: RatePerS
 
 
 class MarkovState(Settings):
     """One state of a Markov-modulated process."""
 
-    rate_per_s: NonNegativeFloat
-    mean_duration_s: PositiveFloat = Field(description="mean (exponential) time spent in this state")
+    rate_per_s: RatePerSOrZero
+    mean_duration_s: DurationS = Field(description="mean (exponential) time spent in this state, 1e-6 s to 1e9 s")
 
 
 @ARRIVAL_PROCESSES.register_config
@@ -64,8 +60,8 @@ class MarkovModulatedArrivals(PolicyConfig):
 class RateSegment(Settings):
     """A stretch of constant Poisson rate in a piecewise load profile."""
 
-    duration_s: PositiveFloat
-    rate_per_s: NonNegativeFloat
+    duration_s: DurationS
+    rate_per_s: RatePerSOrZero
 
 
 @ARRIVAL_PROCESSES.register_config
@@ -87,10 +83,10 @@ class DiurnalArrivals(PolicyConfig):
     """Poisson arrivals with a sinusoidal rate: mean·(1 + amplitude·sin(2πt/period))."""
 
     process: Literal["diurnal"]
-    mean_rate_per_s: PositiveFloat
+    mean_rate_per_s: RatePerS
     amplitude: float = Field(ge=0, le=1, description="relative swing around the mean, 0..1")
-    period_s: PositiveFloat = 86400.0
-    phase_s: float = 0.0
+    period_s: DurationS = 86400.0
+    phase_s: float = Field(0.0, ge=-1e9, le=1e9, description="shift of the cycle, in seconds")
 
 
 @ARRIVAL_PROCESSES.register_config
@@ -100,7 +96,7 @@ class TraceArrivals(PolicyConfig):
     process: Literal["trace"]
     file: str = Field(description="CSV or parquet file of arrival timestamps, relative to the scenario file")
     column: str | None = Field(None, description="column of timestamps in ms (default: the only one)")
-    time_scale: PositiveFloat = Field(1.0, description="multiply timestamps by this (e.g. 1000 for seconds)")
+    time_scale: float = Field(1.0, ge=1e-9, le=1e9, description="multiply timestamps by this (e.g. 1000 for seconds)")
 
 
 # -- key popularity ------------------------------------------------------------------------------
@@ -111,8 +107,8 @@ class ZipfKeys(PolicyConfig):
     """Finite Zipf: key i (rank i + 1) has probability ∝ (i + 1)^(−exponent); 0 is uniform."""
 
     popularity: Literal["zipf"]
-    catalog_size: PositiveInt = Field(description="number of distinct keys")
-    exponent: NonNegativeFloat = Field(description="skew s; typical request logs have 0.6–1.2")
+    catalog_size: int = Field(ge=1, le=MAX_CATALOG, description=f"number of distinct keys (at most {MAX_CATALOG:,})")
+    exponent: float = Field(ge=0, le=10, description="skew s; typical request logs have 0.6–1.2")
 
 
 @KEY_POPULARITY.register_config
@@ -120,7 +116,7 @@ class UniformKeys(PolicyConfig):
     """Every key equally likely (no locality: the worst case for a cache)."""
 
     popularity: Literal["uniform"]
-    catalog_size: PositiveInt = Field(description="number of distinct keys")
+    catalog_size: int = Field(ge=1, le=MAX_CATALOG, description=f"number of distinct keys (at most {MAX_CATALOG:,})")
 
 
 @KEY_POPULARITY.register_config
@@ -139,12 +135,12 @@ class RequestClass(Settings):
     """A class of requests: its arrivals, priority, deadline and real-time kind."""
 
     name: str = Field(min_length=1)
-    share: PositiveFloat = Field(1.0, description="relative weight of this class among the arrivals of workload.arrival")
+    share: Weight = Field(1.0, description="relative weight of this class among the arrivals of workload.arrival")
     arrival: ArrivalConfig | None = Field(
         None, description="this class's own arrival process (then it takes no share of workload.arrival)"
     )
-    priority: NonNegativeInt = Field(0, description="0 is served first under the priority disciplines")
-    deadline_ms: PositiveFloat = Field(description="relative deadline: arrival to completion")
+    priority: int = Field(0, ge=0, le=1_000_000, description="0 is served first under the priority disciplines")
+    deadline_ms: TimeMs = Field(description="relative deadline: arrival to completion")
     kind: Literal["hard", "firm", "soft"] = Field(
         "soft",
         description="hard: no request may miss; firm: a late result is worthless (may be dropped); "
@@ -160,6 +156,13 @@ class RequestClass(Settings):
     )
     service: ServiceConfig | None = Field(None, description="service model of this class (default: the node's)")
     model: str | None = Field(None, description="name of the model (in `models`) this class runs, for model caches")
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name == ALL_CLASSES:
+            raise ValueError(f"the name {ALL_CLASSES!r} is reserved for all classes together in the results")
+        return name
 
     @model_validator(mode="after")
     def _target_fits_kind(self) -> RequestClass:

@@ -16,7 +16,8 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel
 
-from simulator.formats.samples import read_sample_column
+from simulator.errors import ScenarioError
+from simulator.formats.samples import read_sample_column, require_within
 from simulator.random_streams import draws
 from simulator.registry import ARRIVAL_PROCESSES
 from simulator.scenario.workload import (
@@ -28,6 +29,8 @@ from simulator.scenario.workload import (
     TraceArrivals,
 )
 from simulator.units import MS_PER_S
+
+MAX_TRACE_MS = 1e15  # about 30,000 years of timestamps
 
 
 class ArrivalProcess(ABC):
@@ -189,11 +192,18 @@ class TraceReplay(ArrivalProcess):
 
     def __init__(self, config, rng, base_dir):
         super().__init__(config, rng, base_dir)
-        timestamps_ms = np.sort(read_sample_column(base_dir / config.file, config.column, "arrival.trace"))
-        timestamps_ms = timestamps_ms * config.time_scale
+        path = base_dir / config.file
+        raw = read_sample_column(path, config.column, "arrival.trace")
+        require_within(raw, -MAX_TRACE_MS / config.time_scale, MAX_TRACE_MS / config.time_scale, path, config.column, "arrival.trace")
+        timestamps_ms = np.sort(raw) * config.time_scale
+        span_ms = timestamps_ms[-1] - timestamps_ms[0]
+        if len(timestamps_ms) < 2 or span_ms <= 0:
+            raise ScenarioError(
+                f"arrival.trace: {path} needs at least two different timestamps (it has {len(timestamps_ms)} "
+                f"arrival(s) spanning {span_ms:g} ms): a rate cannot be told from fewer"
+            )
         self._gaps_ms = np.diff(timestamps_ms - timestamps_ms[0], prepend=0.0).tolist()
-        span_s = (timestamps_ms[-1] - timestamps_ms[0]) / MS_PER_S
-        self._mean_rate_per_s = (len(timestamps_ms) - 1) / span_s if span_s > 0 else math.inf
+        self._mean_rate_per_s = (len(timestamps_ms) - 1) / (span_ms / MS_PER_S)
 
     def gaps_ms(self):
         return iter(self._gaps_ms)

@@ -18,12 +18,12 @@ from pydantic import BaseModel
 
 from simulator.analytic import zipf_popularity
 from simulator.errors import ScenarioError
-from simulator.formats.samples import read_sample_column
+from simulator.formats.samples import read_sample_column, require_within
 from simulator.random_streams import draws
 from simulator.registry import KEY_POPULARITY
+from simulator.scenario.bounds import MAX_CATALOG
 from simulator.scenario.workload import TraceKeys, UniformKeys, ZipfKeys
 
-EXACT_FLOAT_INTEGERS = 2**53  # trace keys are read as float64, exact below this
 
 
 class KeyPopularity(ABC):
@@ -102,10 +102,11 @@ class Trace(KeyPopularity):
 
     def __init__(self, config, base_dir):
         super().__init__(config, base_dir)
-        values = read_sample_column(base_dir / config.file, config.column, "keys.trace")
-        if np.any(values < 0) or np.any(values != np.floor(values)) or np.any(values >= EXACT_FLOAT_INTEGERS):
+        path = base_dir / config.file
+        values = require_within(read_sample_column(path, config.column, "keys.trace"), 0, MAX_CATALOG - 1, path, config.column, "keys.trace")
+        if np.any(values != np.floor(values)):
             raise ScenarioError(
-                f"keys.trace: {config.file} must hold non-negative integer keys below 2**53; "
+                f"keys.trace: {path} must hold integer keys (below {MAX_CATALOG:,}); "
                 "renumber hashed or string keys to 0, 1, 2, ... first"
             )
         self._keys = values.astype(np.int64).tolist()
