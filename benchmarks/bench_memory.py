@@ -37,6 +37,7 @@ from pathlib import Path
 from common import (  # this folder is on sys.path when run as a script
     ROOT,
     git_revision,
+    report_header,
     write_report,
 )
 
@@ -214,12 +215,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     print(f"load average after (1/5/15 min): {' / '.join(f'{x:.2f}' for x in load_after)}")
 
     report = {
-        "benchmark": "bench_memory",
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "host": {"node": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version()},
-        "latsim_revision": git_revision(),
-        "loadavg_before": list(load_before),
-        "loadavg_after": list(load_after),
+        **report_header("bench_memory", load_before, load_after),
         "goal_peak_rss_bytes": GOAL_BYTES,
         "runs": runs,
     }

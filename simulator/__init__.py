@@ -6,6 +6,7 @@ The public API, imported lazily so that ``import simulator`` (and ``latsim --hel
     scenario = load_scenario("scenarios/quickstart.yaml").replace("nodes[0].workers", 6)
     result = run(scenario, seed=1)
     result.estimate("latency_ms.p99", "interactive")
+    analyze(scenario).to_frame()  # queueing theory beside it, where a formula applies
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ _PUBLIC = {
     "scenario_from_dict": "simulator.scenario.loader",
     "run": "simulator.runner.api",
     "RunResult": "simulator.runner.result",
+    "analyze": "simulator.analysis.analyze",
+    "AnalyticReport": "simulator.analysis.analyze",
 }
 __all__ = sorted(_PUBLIC)
 

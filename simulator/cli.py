@@ -82,7 +82,7 @@ import time  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 from functools import partial  # noqa: E402
-from typing import Annotated, Optional  # noqa: E402
+from typing import Annotated, Literal, Optional  # noqa: E402
 
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
@@ -90,6 +90,7 @@ from rich.markup import escape  # noqa: E402
 
 from simulator.errors import LatsimError, UnstableSystemError  # noqa: E402
 from simulator.profiling.command import profile_command  # noqa: E402
+from simulator.testbed.commands import testbed_app  # noqa: E402
 
 app = typer.Typer(
     name="latsim",
@@ -101,6 +102,7 @@ app = typer.Typer(
 TABLE_WIDTH = 160  # when output is not a terminal (a file, a pipe, CI logs), print full-width tables
 stderr = Console(stderr=True)
 app.command("profile")(profile_command)  # torch is imported only when profiling runs
+app.add_typer(testbed_app)  # aiohttp and torch are imported only when a testbed command runs
 
 EXIT_SLO_VIOLATED = 1
 EXIT_BAD_INPUT = 2
@@ -161,7 +163,9 @@ def _shown(name: str, limit: int = 80) -> str:
 
 def _bounded_jobs(jobs: int, replications: int) -> int:
     """``--jobs`` lowered to the replications and the CPUs there are (more processes only wait); says so when lowered."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    from simulator.runner.executors import available_cpus
+
+    cpus = available_cpus()
     bounded = max(1, min(jobs, replications, cpus))
     if bounded < jobs:
         stderr.print(f"note: --jobs {jobs} lowered to {bounded} ({replications} replication(s), {cpus} CPU(s))", highlight=False)
@@ -223,6 +227,16 @@ def run(
         typer.Option(help="exit 1 when a class's SLO verdict is violated, 4 when none is but one is inconclusive"),
     ] = False,
     quiet: Annotated[bool, typer.Option(help="no progress bar (or, outside a terminal, progress lines)")] = False,
+    engine: Annotated[
+        Literal["auto", "simpy", "fast"],
+        typer.Option(
+            help="auto: the compiled fast engine wherever it simulates the scenario exactly (the same numbers, sooner), "
+            "else the SimPy model; simpy or fast: that one (fast names what rules it out)"
+        ),
+    ] = "auto",
+    analytic: Annotated[
+        bool, typer.Option(help="print queueing theory beside the simulated figures where a formula applies; flag differences beyond the CI")
+    ] = False,
 ) -> None:
     """Simulate a scenario: latency per class, real-time ratios, utilization, with confidence intervals.
 
@@ -245,7 +259,7 @@ def run(
 
     with _user_errors():
         loaded = load_scenario(scenario)
-        plan = plan_run(loaded, seed, replications, requests)
+        plan = plan_run(loaded, seed, replications, requests, engine)
         if json_path == "":
             raise typer.BadParameter("give a file path, or - for stdout", param_hint="--json")
         json_stream = standard_stream(json_path) if json_path else None
@@ -273,6 +287,7 @@ def run(
                 records_path=out / "requests.parquet" if out else None,
                 progress=report_progress,
                 monitor=out is not None or plots is not None,
+                engine=engine,
             )
         print_summary(result.summary, console)
         if json_stream is not None:
@@ -290,6 +305,10 @@ def run(
             first = timeseries[timeseries["replication"] == 0].drop(columns="replication").set_index("window")
             paths = plot_timeseries(first, plots, f"{loaded.name} (replication 0)")
             console.print(escape(f"plotted {len(paths)} figures into {plots}"))
+        if analytic:
+            from simulator.analysis.analyze import analyze as analyze_scenario
+
+            _print_analytic(analyze_scenario(loaded, seed), result, console)
     if fail_on_slo:
         verdicts = {entry["slo"]["verdict"] for entry in result.summary["classes"].values() if "slo" in entry}
         if "violated" in verdicts:
@@ -335,6 +354,268 @@ def schema() -> None:
     typer.echo(json.dumps(Scenario.model_json_schema(), indent=2))
 
 
+@app.command()
+def plan(
+    scenario: Annotated[Path, typer.Argument(help="scenario YAML file with a plan: block")],
+    out: Annotated[
+        Path,
+        typer.Option(help="results folder: points.sqlite (every finished point; running again resumes from it) and plan.json"),
+    ],
+    report: Annotated[Optional[Path], typer.Option(help="also write the capacity report (HTML, Markdown, PNG plots) into this folder")] = None,
+    jobs: Annotated[
+        Optional[int], typer.Option(min=1, max=4096, help="local worker processes (default: every CPU; 1: in this process)")
+    ] = None,
+    dask_local: Annotated[
+        Optional[int], typer.Option("--dask-local", min=1, max=4096, help="run the points on a Dask LocalCluster of N worker processes")
+    ] = None,
+    scheduler: Annotated[
+        Optional[str], typer.Option(help="run the points on an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
+    ] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, help="random seed of every point (default: the scenario's run.seed)")] = None,
+    exhaustive: Annotated[
+        bool, typer.Option(help="check the search: simulate every point of the space at full length (slow), no pruning")
+    ] = False,
+    quiet: Annotated[bool, typer.Option(help="no progress bar (or, outside a terminal, progress lines)")] = False,
+) -> None:
+    """Capacity plan: the cheapest configuration of the scenario's plan: space that meets its SLOs at the target load,
+    and each candidate's maximum sustainable load. Exit 1 when no configuration meets the SLOs."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from simulator.files import check_output_folder
+    from simulator.planning.api import plan as plan_capacity
+    from simulator.runner.executors import make_executor
+    from simulator.scenario.loader import load_scenario
+
+    with _user_errors():
+        if dask_local is not None and scheduler is not None:
+            raise typer.BadParameter("give --dask-local N or --scheduler ADDRESS, not both")
+        if jobs is not None and (dask_local is not None or scheduler is not None):
+            raise typer.BadParameter("--jobs sets local processes; with Dask, --dask-local sets the workers")
+        loaded = load_scenario(scenario)
+        if seed is not None:
+            loaded = loaded.replace("run.seed", seed)
+        for folder in (out, report):
+            if folder is not None:
+                check_output_folder(folder)
+        kind = "dask" if dask_local is not None or scheduler is not None else "inprocess" if jobs == 1 else "processes"
+        command = f"latsim plan {scenario} --out {out}" + (f" --seed {seed}" if seed is not None else "") + (" --exhaustive" if exhaustive else "")
+        console = _console(to_stderr=False)
+        with make_executor(kind, dask_local or jobs, scheduler) as executor, Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=stderr, transient=True, disable=quiet or not stderr.is_terminal,
+        ) as progress:
+            description = f"planning {_shown(loaded.name)} (points done / scheduled so far)"
+            task = progress.add_task(escape(description), total=None)
+            last = [time.monotonic()]
+
+            def advance(done: int, scheduled: int) -> None:
+                progress.update(task, completed=done, total=scheduled)
+                if not quiet and not stderr.is_terminal and time.monotonic() - last[0] >= PROGRESS_LINE_EVERY_S:
+                    last[0] = time.monotonic()
+                    stderr.print(escape(f"{description}: {done:,} of {scheduled:,}"), highlight=False)
+
+            stderr.print(escape(f"planning {_shown(loaded.name)} on {executor.describe()}"), highlight=False)
+            document = plan_capacity(loaded, out, executor, progress=advance, exhaustive=exhaustive, command=command)
+        _print_plan(document, console)
+        console.print(escape(f"wrote {out / 'plan.json'} (and {out / 'points.sqlite'}, the points: running again resumes)"), highlight=False)
+        if report is not None:
+            from simulator.report.capacity import write_report
+
+            written = write_report(out, report)
+            console.print(escape(f"wrote the report: {written[0]} and {written[1]}"), highlight=False)
+    if not document["finalists"]:
+        raise typer.Exit(EXIT_SLO_VIOLATED)
+
+
+def _print_plan(document: dict, console: Console) -> None:
+    """The answer of a plan in a few lines: the best configurations, validity, what the search did."""
+    from simulator.report.render import interval, number, percent
+
+    configurations = {config["id"]: config for config in document["configurations"]}
+    for rank, identifier in enumerate(document["finalists"], start=1):
+        config = configurations[identifier]
+        bounds = "; ".join(f"{item['label']}: {interval(item)} ({percent(item['margin'])})" for item in config["full"]["items"])
+        console.print(escape(f"{rank}. {config['label']} ({identifier}): {number(config['cost_per_hour'])} per hour; {bounds}"), highlight=False)
+    if document["winner"] is not None and document["winner"]["max_load"] is not None:
+        found = document["winner"]["max_load"]
+        console.print(escape(f"   maximum sustainable load {number(found['low_per_s'])}–{number(found['high_per_s'])} requests/s"), highlight=False)
+    if not document["finalists"]:
+        console.print("no configuration of the space meets every SLO at the target load", highlight=False)
+    console.print("[bold green]VALID[/]" if document["valid"] else "[bold red]INVALID:[/] " + escape("; ".join(document["invalid_reasons"])))
+    search = document["search"]
+    skipped = ", ".join(f"{category} {count}" for category, count in search["not_confirmed"].items()) or "none"
+    console.print(escape(
+        f"{document['inputs']['space_size']:,} configurations; never confirmed at full length: {skipped}; "
+        f"{search['points_simulated']:,} points simulated, {search['points_reused']:,} reused, in {search['seconds']:.1f} s"
+    ), highlight=False)
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="a plan's results folder (latsim plan --out)")],
+    out: Annotated[Optional[Path], typer.Option(help="folder for report.html, report.md and plots/ (default: RESULTS/report)")] = None,
+) -> None:
+    """Capacity report of a plan: one self-contained HTML page (plots embedded, opens offline) and its Markdown twin."""
+    from simulator.report.capacity import write_report
+
+    with _user_errors():
+        written = write_report(results, out)
+        typer.echo(f"wrote {written[0]}, {written[1]} and {len(written) - 2} plots")
+
+
+def _print_frame(frame: object, console: Console, title: str) -> None:
+    """A DataFrame as a rich table: numbers to 4 significant digits, missing values as a dash."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for column in frame.columns:
+        table.add_column(escape(str(column)), overflow="fold")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(
+            "—" if value is None or value != value else f"{value:.4g}" if isinstance(value, float) else escape(str(value))
+            for value in row
+        ))
+    console.print(table)
+
+
+@app.command()
+def fit(
+    source: Annotated[Path, typer.Argument(help="profile bundle (folder or metadata.json), or a CSV/parquet file of times in ms")],
+    out: Annotated[Path, typer.Option(help="fitted-model YAML file to write (scenarios use it: distribution: fitted)")],
+    family: Annotated[
+        Optional[list[str]],
+        typer.Option("--family", "-f", help="families to fit (default: all); for a samples file, the name of its one cell"),
+    ] = None,
+    variant: Annotated[
+        Optional[list[str]], typer.Option("--variant", "-v", help="variants to fit (default: all); samples file: its name")
+    ] = None,
+    batch_size: Annotated[Optional[list[int]], typer.Option("--batch-size", min=1, help="batch sizes to fit (default: all)")] = None,
+    stage: Annotated[
+        Optional[list[str]],
+        typer.Option(help="stages to fit (default: end_to_end, compute, h2d, d2h, load, first_call; overhead on request)"),
+    ] = None,
+    threads: Annotated[Optional[list[int]], typer.Option(min=1, help="thread counts to fit (default: the bundle's serving count)")] = None,
+    column: Annotated[Optional[str], typer.Option(help="samples file: the column of times (default: the only one)")] = None,
+    expression: Annotated[
+        Optional[str], typer.Option(help="samples file: times as an expression of columns, e.g. 'latency_ms - service_ms'")
+    ] = None,
+    candidates: Annotated[
+        Optional[list[str]], typer.Option(help="candidate families (default: all), e.g. gamma,lognormal,lognormal3")
+    ] = None,
+    latency_budget_ms: Annotated[
+        Optional[float], typer.Option(min=1e-6, max=1e9, help="best batch size: the highest throughput whose batch time fits this budget")
+    ] = None,
+    plots: Annotated[Optional[Path], typer.Option(help="folder for diagnostic plots of each fitted group")] = None,
+    jobs: Annotated[int, typer.Option(min=1, max=256, help="cells fitted in parallel processes (identical results)")] = 1,
+    seed: Annotated[int, typer.Option(min=0, help="seed of the bootstraps and simulations (same seed, same file)")] = 0,
+    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+) -> None:
+    """Fit service-time models to measured times: candidate laws per cell chosen by AIC and tail fit, batch-size
+    curves, the service process (autocorrelation, drift, block length, hidden Markov chain, whether order changes
+    the p99), concurrency slowdown. Writes a fitted-model file that scenarios reference."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from simulator.files import check_output_file, check_output_folder, make_output_folder
+    from simulator.fitting.candidates import FAMILIES, PVALUE_CAVEAT
+    from simulator.fitting.fitted_models import FitSettings, fit_bundle, fit_samples_file
+    from simulator.fitting.summary import choice_counts, fitted_summary
+    from simulator.formats.fitted import write_fitted
+    from simulator.profiling.command import _names
+
+    with _user_errors():
+        check_output_file(out)
+        if plots is not None:
+            check_output_folder(plots)
+        chosen_families = _names(candidates)
+        unknown = sorted(set(chosen_families or ()) - set(FAMILIES))
+        if unknown:
+            raise typer.BadParameter(f"unknown families {unknown}; choose from {', '.join(FAMILIES)}", param_hint="--candidates")
+        settings = FitSettings(
+            families=tuple(chosen_families or FAMILIES), seed=seed, latency_budget_ms=latency_budget_ms,
+            jobs=_bounded_jobs(jobs, jobs),
+        )
+        console = _console(to_stderr=False)
+        plots_folder = make_output_folder(plots) if plots is not None else None
+        started = time.monotonic()
+        is_bundle = source.is_dir() or source.name == "metadata.json"
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=stderr, transient=True, disable=quiet or not stderr.is_terminal,
+        ) as progress:
+            task = progress.add_task(escape(f"fitting {source}"), total=None)
+            if is_bundle:
+                if column or expression:
+                    raise typer.BadParameter("a profile bundle has no columns to choose", param_hint="--column/--expression")
+                models = fit_bundle(
+                    source, settings, _names(family), _names(variant), batch_size, _names(stage), threads,
+                    relative_to=out.resolve().parent, progress=partial(progress.advance, task),
+                    on_work=lambda cells: progress.update(task, total=cells), plots=plots_folder,
+                )
+            else:
+                names, variants = _names(family) or [None], _names(variant) or ["measured"]
+                if len(names) > 1 or len(variants) > 1:
+                    raise typer.BadParameter("a samples file is one cell: give one --family and one --variant name")
+                models = fit_samples_file(
+                    source, column, expression, names[0], variants[0], settings, out.resolve().parent, plots_folder
+                )
+        _print_frame(fitted_summary(models), console, f"Fitted {source} (per group, at its smallest batch size)")
+        console.print(escape(choice_counts(models)), highlight=False)
+        console.print(escape(f"note: {PVALUE_CAVEAT}"), highlight=False)
+        write_fitted(out, models)
+        console.print(
+            escape(f"wrote {out}: {len(models.cells)} cells, {len(models.groups)} groups, in {time.monotonic() - started:.1f} s"),
+            highlight=False,
+        )
+        if plots_folder is not None:
+            console.print(escape(f"plotted diagnostics into {plots_folder}"), highlight=False)
+
+
+def _print_analytic(report: object, result: object | None, console: Console) -> None:
+    """Theory beside simulation (``result``, if any): one row per prediction, then what the scenario rules out."""
+    frame = report.to_frame() if result is None else report.compare(result)
+    if result is not None:
+        frame["simulated [CI]"] = [
+            "—" if estimate != estimate else f"{estimate:.4g} [{low:.4g}, {high:.4g}]"
+            for estimate, low, high in zip(frame["estimate"], frame["ci_low"], frame["ci_high"])
+        ]
+        frame = frame[["scope", "name", "metric", "value", "simulated [CI]", "verdict", "kind", "formula"]]
+    if len(frame):
+        _print_frame(frame.rename(columns={"value": "theory"}), console, f"Queueing theory for {report.scenario}")
+    else:
+        console.print(escape(f"No formula applies to {report.scenario}."), highlight=False)
+    for ruled in report.ruled_out:
+        console.print(escape(f"ruled out ({ruled.scope} {ruled.name}): {ruled.reason}"), highlight=False)
+    if result is not None and (frame["verdict"] == "beyond CI").any():
+        console.print("[bold red]theory and simulation differ beyond the CI[/] on the rows marked 'beyond CI'", highlight=False)
+
+
+@app.command()
+def analyze(
+    scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
+    simulate: Annotated[bool, typer.Option(help="also simulate (with the scenario's run settings), to compare")] = True,
+    requests: Annotated[Optional[int], typer.Option(min=1, max=MAX_REQUESTS, help="measured requests per replication")] = None,
+    replications: Annotated[Optional[int], typer.Option(min=1, max=MAX_REPLICATIONS, help="independent replications")] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, help="random seed")] = None,
+    quiet: Annotated[bool, typer.Option(help="no progress lines while simulating")] = False,
+) -> None:
+    """Queueing theory for a scenario, per class and node: the exact formula, an approximation or a bound where one
+    applies (beside the simulated value unless --no-simulate), and which assumption rules out the others."""
+    from simulator.analysis.analyze import analyze as analyze_scenario
+    from simulator.runner.api import run as run_scenario
+    from simulator.runner.plan import plan_run
+    from simulator.scenario.loader import load_scenario
+
+    with _user_errors():
+        loaded = load_scenario(scenario)
+        report = analyze_scenario(loaded, seed)
+        result = None
+        if simulate:
+            plan = plan_run(loaded, seed, replications, requests)
+            progress = None if quiet else _progress_lines(f"simulating {_shown(loaded.name)}", plan.requests * plan.replications)
+            result = run_scenario(loaded, seed=seed, replications=replications, requests=requests, progress=progress)
+        _print_analytic(report, result, _console(to_stderr=False))
+
+
 def main() -> None:
     """The ``latsim`` program: the commands, plus a one-line report of interrupts and internal errors.
 
@@ -350,6 +631,8 @@ def main() -> None:
     except Interrupted as interrupted:
         _say_interrupted(interrupted.signum)
         sys.exit(128 + interrupted.signum)
+    except LatsimError as error:  # a command without its own handler: still a plain message and exit 2 or 3
+        sys.exit(_report(error))
     except Exception as error:
         if _debug:
             raise

@@ -178,7 +178,7 @@ def test_a_call_that_starts_alone_slows_down_when_another_joins(tmp_path):
     """Calls every 5 ms, compute 10 ms, slowdown [1.0, 2.0], no copy time to speak of: the first
     call computes alone for 5 ms (half its work), then shares the device: 5 more of work at half
     speed = 10 ms, so it ends at 15 ms; from then on every call overlaps two others' halves."""
-    device = {"h2d": det(1e-9), "d2h": det(1e-9), "copy_engines": 2, "concurrency_slowdown": [1.0, 2.0]}
+    device = {"h2d": det(1e-6), "d2h": det(1e-6), "copy_engines": 2, "concurrency_slowdown": [1.0, 2.0]}
     data = _device_scenario(rate_per_s=200, workers=2, compute_ms=10, device=device, requests=2, warmup_requests=0, replications=1)
     data["nodes"][0]["queue_capacity"] = 0  # the load check sees 100 % utilization; two calls never queue
     records, _ = _records(tmp_path, data)
@@ -351,7 +351,7 @@ def test_a_staged_node_without_waiting_room_is_an_erlang_loss_system():
     """queue_capacity 0 on a device node: an arrival finding a free worker is served, else lost."""
     from simulator.analytic import erlang_b
 
-    device = {"h2d": det(1e-9), "d2h": det(1e-9), "copy_engines": 5}
+    device = {"h2d": det(1e-6), "d2h": det(1e-6), "copy_engines": 5}
     data = _device_scenario(rate_per_s=400, workers=5, compute_ms=10, device=device, requests=15000, warmup_requests=1000, replications=10)
     data["workload"]["arrival"] = {"process": "poisson", "rate_per_s": 400}
     data["nodes"][0].update(service={"distribution": "scipy", "name": "expon", "params": {"scale": 10.0}}, queue_capacity=0)

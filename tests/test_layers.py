@@ -20,7 +20,7 @@ LAYERS = [
     {"simulator.formats"},  # 1 — file formats: profile bundles, sample columns, fitted models
     {"simulator.scenario"},  # 2 — every spec, pure pydantic
     {"simulator.workload", "simulator.service"},  # 3 — arrivals and keys; service-time models
-    {"simulator.model"},  # 4 — the SimPy model only
+    {"simulator.model", "simulator.fastpath"},  # 4 — the SimPy model, and the compiled fast engine for the cases it serves
     {"simulator.metrics"},  # 5 — reduction, intervals, verdicts, time series
     {"simulator.runner"},  # 6 — plan a run, replications, executors, files
     {"simulator.fitting", "simulator.analysis", "simulator.planning", "simulator.report", "simulator.testbed",

@@ -6,7 +6,8 @@ replications; nothing is widened after the fact), and that interval must be narr
 under ``PRECISION`` of the value) so that no case can pass vacuously. With a correct engine each
 comparison fails with probability about 0.001; with fixed seeds the outcome is deterministic.
 
-Loads stay at ρ = 0.6–0.8 so that the replication means converge well within the budget.
+Loads stay at ρ = 0.6–0.8 so that the replication means converge well within the budget. Every
+case the fast engine serves runs on both engines (``engine`` fixture).
 """
 
 from __future__ import annotations
@@ -101,8 +102,14 @@ def scenario(
     }
 
 
-def simulate(data: dict, records_path: Path | None = None):
-    return run(scenario_from_dict(data), jobs=JOBS, records_path=records_path)
+def simulate(data: dict, records_path: Path | None = None, engine: str = "simpy"):
+    return run(scenario_from_dict(data), jobs=JOBS, records_path=records_path, engine=engine)
+
+
+@pytest.fixture(params=["simpy", "fast"])
+def engine(request) -> str:
+    """The engine a case runs on: every case the fast engine serves runs on both (the same seed gives the same numbers)."""
+    return request.param
 
 
 def t_interval(values: list[float]) -> Estimate:
@@ -136,9 +143,9 @@ class Comparison:
 # -- single-class FIFO queues ---------------------------------------------------------------------
 
 
-def test_mm1():
+def test_mm1(engine):
     rate_per_s, mu = 60.0, 1 / MEAN_MS
-    result = simulate(scenario("mm1", rate_per_s, expon(MEAN_MS), requests=50_000))
+    result = simulate(scenario("mm1", rate_per_s, expon(MEAN_MS), requests=50_000), engine=engine)
     lam = rate_per_s / 1000
     wait = mmc_mean_wait_ms(1, lam, mu)
     case = Comparison("M/M/1 ρ=0.6")
@@ -152,11 +159,11 @@ def test_mm1():
     case.verify()
 
 
-def test_mm1_single_replication_batch_means():
+def test_mm1_single_replication_batch_means(engine):
     """One long replication: mean-type intervals come from batch means instead of replications."""
     rate_per_s, mu = 60.0, 1 / MEAN_MS
     data = scenario("mm1-batch-means", rate_per_s, expon(MEAN_MS), requests=600_000, replications=1, seed=5)
-    result = simulate(data)
+    result = simulate(data, engine=engine)
     assert result.summary["ci_method"] == "batch_means"
     wait = mmc_mean_wait_ms(1, rate_per_s / 1000, mu)
     case = Comparison("M/M/1 batch means")
@@ -165,10 +172,10 @@ def test_mm1_single_replication_batch_means():
     case.verify()
 
 
-def test_mmc(tmp_path):
+def test_mmc(tmp_path, engine):
     c, lam, mu = 3, 0.21, 1 / MEAN_MS
     path = tmp_path / "mmc.parquet"
-    result = simulate(scenario("mmc", lam * 1000, expon(MEAN_MS), workers=c, requests=60_000), records_path=path)
+    result = simulate(scenario("mmc", lam * 1000, expon(MEAN_MS), workers=c, requests=60_000), records_path=path, engine=engine)
     records = pd.read_parquet(path, columns=["replication", "wait_ms", "dropped", "measured"])
     records = records[records["measured"]]
     assert (records["dropped"] == "").all() and records["wait_ms"].notna().all()
@@ -198,8 +205,8 @@ def test_mmc(tmp_path):
         ("M/G/1 lognorm s=0.8", lognormal(MEAN_MS, 0.8), 65.0),
     ],
 )
-def test_mg1_pollaczek_khinchine(label, service, rate_per_s):
-    result = simulate(scenario("mg1", rate_per_s, service))
+def test_mg1_pollaczek_khinchine(label, service, rate_per_s, engine):
+    result = simulate(scenario("mg1", rate_per_s, service), engine=engine)
     mean_ms, second_ms2 = moments(service)
     assert mean_ms == pytest.approx(MEAN_MS)
     wait = mg1_mean_wait_ms(rate_per_s / 1000, mean_ms, second_ms2)
@@ -228,10 +235,10 @@ def _priority_classes(services: list[dict], shares: list[float]) -> list[dict]:
         ("prio M/G/1 3 classes", [deterministic(4.0), expon(8.0), lognormal(12.0, 0.6)], [0.2, 0.5, 0.3], 83.0),
     ],
 )
-def test_priority_mg1_cobham(label, services, shares, rate_per_s):
+def test_priority_mg1_cobham(label, services, shares, rate_per_s, engine):
     classes = _priority_classes(services, shares)
     # the node's own service model is overridden by every class
-    result = simulate(scenario("prio", rate_per_s, expon(1000.0), classes=classes, discipline="priority", requests=50_000))
+    result = simulate(scenario("prio", rate_per_s, expon(1000.0), classes=classes, discipline="priority", requests=50_000), engine=engine)
     rates = [rate_per_s / 1000 * share / sum(shares) for share in shares]
     means, seconds = zip(*map(moments, services))
     waits = priority_mg1_mean_waits_ms(rates, means, seconds)
@@ -297,7 +304,7 @@ def test_processor_sharing_device_is_mg1_ps_and_insensitive(label, service):
 
 
 @pytest.mark.parametrize("discipline", ["fifo", "priority"])
-def test_mmc_with_a_poisson_stream_per_class(discipline):
+def test_mmc_with_a_poisson_stream_per_class(discipline, engine):
     """Two classes, each its own Poisson process (not shares of one): FIFO waits are Erlang C's, priority Cobham's."""
     c, mu = 2, 1 / MEAN_MS
     class_rates_per_s = [50.0, 90.0]
@@ -308,7 +315,7 @@ def test_mmc_with_a_poisson_stream_per_class(discipline):
          "arrival": {"process": "poisson", "rate_per_s": rate}}
         for k, rate in enumerate(class_rates_per_s)
     ]
-    result = simulate(data)
+    result = simulate(data, engine=engine)
     rates = [rate / 1000 for rate in class_rates_per_s]
     waits = mmc_fifo_mean_waits_ms(c, rates, mu) if discipline == "fifo" else mmc_priority_mean_waits_ms(c, rates, mu)
     case = Comparison(f"M/M/2 per-class {discipline}")
@@ -318,10 +325,10 @@ def test_mmc_with_a_poisson_stream_per_class(discipline):
     case.verify()
 
 
-def test_priority_mmc_equal_service_rates():
+def test_priority_mmc_equal_service_rates(engine):
     c, rate_per_s, mu = 2, 140.0, 1 / MEAN_MS
     classes = _priority_classes([expon(MEAN_MS)] * 2, [0.5, 0.5])
-    result = simulate(scenario("prio-mmc", rate_per_s, expon(MEAN_MS), workers=c, classes=classes, discipline="priority"))
+    result = simulate(scenario("prio-mmc", rate_per_s, expon(MEAN_MS), workers=c, classes=classes, discipline="priority"), engine=engine)
     waits = mmc_priority_mean_waits_ms(c, [rate_per_s / 2000] * 2, mu)
     case = Comparison("prio M/M/2 2 classes")
     for cls, wait in zip(classes, waits):
@@ -336,10 +343,10 @@ def test_priority_mmc_equal_service_rates():
 @pytest.mark.parametrize(
     "label, service", [("M/M/5/5 a=4", expon(MEAN_MS)), ("M/G/5/5 lognorm a=4", lognormal(MEAN_MS, 1.0))]
 )
-def test_erlang_b_loss_system(label, service):
+def test_erlang_b_loss_system(label, service, engine):
     """Blocking = Erlang B, whatever the service distribution (insensitivity)."""
     c, rate_per_s = 5, 400.0
-    result = simulate(scenario("loss", rate_per_s, service, workers=c, queue_capacity=0, requests=15_000))
+    result = simulate(scenario("loss", rate_per_s, service, workers=c, queue_capacity=0, requests=15_000), engine=engine)
     blocking = erlang_b(c, rate_per_s / 1000 * MEAN_MS)
     assert set(result.summary["classes"]["all"]["dropped"]) <= {"queue_full"}
     case = Comparison(label)
@@ -364,16 +371,16 @@ def _small_priority_scenario(seed: int) -> dict:
                     requests=10_000, replications=3, seed=seed)
 
 
-def test_same_seed_same_summary_whatever_the_jobs():
+def test_same_seed_same_summary_whatever_the_jobs(engine):
     loaded = scenario_from_dict(_small_priority_scenario(seed=11))
-    serial = run(loaded, jobs=1).to_json()
-    assert run(loaded, jobs=1).to_json() == serial
-    assert run(loaded, jobs=2).to_json() == serial
+    serial = run(loaded, jobs=1, engine=engine).to_json()
+    assert run(loaded, jobs=1, engine=engine).to_json() == serial
+    assert run(loaded, jobs=2, engine=engine).to_json() == serial
 
 
-def test_different_seed_different_numbers():
-    first = run(scenario_from_dict(_small_priority_scenario(seed=11)), jobs=JOBS)
-    second = run(scenario_from_dict(_small_priority_scenario(seed=12)), jobs=JOBS)
+def test_different_seed_different_numbers(engine):
+    first = run(scenario_from_dict(_small_priority_scenario(seed=11)), jobs=JOBS, engine=engine)
+    second = run(scenario_from_dict(_small_priority_scenario(seed=12)), jobs=JOBS, engine=engine)
     for metric in ("wait_ms.mean", "latency_ms.p99", "throughput_per_s"):
         assert first.estimate(metric).estimate != second.estimate(metric).estimate, metric
 

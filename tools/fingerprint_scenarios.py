@@ -38,6 +38,7 @@ def fingerprint(scenario: Path, requests: int, replications: int, seed: int) -> 
         if done.returncode != 0:
             return {"error": f"exit {done.returncode}: {done.stderr.strip()[-300:]}"}
         summary = json.loads((out / "summary.json").read_text())
+        summary.pop("engine", None)  # which engine ran is not a number: both give the same ones
         records = pd.read_parquet(out / "requests.parquet")
         timeseries = pd.read_parquet(out / "timeseries.parquet")
         return {

@@ -1,10 +1,12 @@
 """Fit service-time models from profiles: distributions, processes, batch and concurrency scaling, overhead.
 
-Pure numerical functions (numpy/scipy); plots live in :mod:`simulator.fitting.plots`.
+Numerical functions (numpy/scipy), and :func:`fit_bundle` / :func:`fit_samples_file`, which fit a
+whole source into a fitted-model file (``latsim fit``); plots live in :mod:`simulator.fitting.plots`.
 """
 
 from simulator.fitting.batch_curve import BatchCurve, best_batch_size, fit_batch_curve
 from simulator.fitting.candidates import FAMILIES, FitResult, fit_candidates, fit_family
+from simulator.fitting.fitted_models import FitSettings, fit_bundle, fit_samples_file
 from simulator.fitting.overhead import (
     DistributionOverhead,
     FixedOverhead,
@@ -30,6 +32,7 @@ __all__ = [
     "BatchCurve",
     "DistributionOverhead",
     "FitResult",
+    "FitSettings",
     "FixedOverhead",
     "LognormalHMM",
     "ModelSelection",
@@ -40,11 +43,13 @@ __all__ = [
     "autocorrelation",
     "best_batch_size",
     "drift",
+    "fit_bundle",
     "fit_batch_curve",
     "fit_candidates",
     "fit_family",
     "fit_lognormal_hmm",
     "fit_overhead",
+    "fit_samples_file",
     "fit_slowdown",
     "fit_slowdown_by_batch",
     "optimal_block_length",

@@ -12,97 +12,24 @@ of guess a capacity plan must not hide.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from simulator.fitting.curves import (
+from simulator.distributions.curves import (
     AffinePower,
-    Curve,
+    BatchCurve,
     PiecewiseLinear,
-    curve_from_dict,
+    Statistic,
+)
+from simulator.fitting.curves import (
     fit_affine_power,
     fit_piecewise_linear,
     leave_one_out_error,
 )
 
-Statistic = Literal["mean", "p99"]
+__all__ = ["BatchCurve", "best_batch_size", "fit_batch_curve"]
 _MIN_SIZES_FOR_POWER = 4
-
-
-class BatchCurve:
-    """Monotone time (ms) of one call as a function of batch size, defined on the measured size range."""
-
-    def __init__(
-        self,
-        curve: Curve,
-        statistic: Statistic,
-        measured_sizes: ArrayLike,
-        measured_ms: ArrayLike,
-        loo_errors: Mapping[str, float] | None = None,
-    ) -> None:
-        self.curve = curve
-        self.statistic = statistic
-        self.measured_sizes = np.asarray(measured_sizes, dtype=float)
-        self.measured_ms = np.asarray(measured_ms, dtype=float)
-        self.loo_errors = dict(loo_errors or {})
-        if (
-            self.measured_sizes.ndim != 1
-            or self.measured_sizes.size < 2
-            or self.measured_ms.shape != self.measured_sizes.shape
-        ):
-            raise ValueError("measured_sizes and measured_ms need one value per measured size, at least 2 sizes")
-
-    @property
-    def min_batch_size(self) -> int:
-        return int(self.measured_sizes.min())
-
-    @property
-    def max_batch_size(self) -> int:
-        return int(self.measured_sizes.max())
-
-    @property
-    def kind(self) -> str:
-        return self.curve.kind
-
-    def time_ms(self, batch_size: ArrayLike) -> np.ndarray:
-        """The fitted time of one call of ``batch_size``; ValueError outside the measured range."""
-        sizes = np.asarray(batch_size, dtype=float)
-        outside = (sizes < self.min_batch_size) | (sizes > self.max_batch_size) | ~np.isfinite(sizes)
-        if np.any(outside):
-            raise ValueError(
-                f"batch size {sizes[outside].ravel()[0]:g} is outside the measured range "
-                f"[{self.min_batch_size}, {self.max_batch_size}]; measure it rather than extrapolate"
-            )
-        return self.curve(sizes)
-
-    __call__ = time_ms
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "statistic": self.statistic,
-            "curve": self.curve.to_dict(),
-            "measured_sizes": self.measured_sizes.tolist(),
-            "measured_ms": self.measured_ms.tolist(),
-            "loo_errors": dict(self.loo_errors),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> BatchCurve:
-        missing = [key for key in ("statistic", "curve", "measured_sizes", "measured_ms") if key not in data]
-        if missing:
-            raise ValueError(f"batch curve dict is missing {missing}")
-        return cls(
-            curve_from_dict(data["curve"]),
-            data["statistic"],
-            data["measured_sizes"],
-            data["measured_ms"],
-            data.get("loo_errors"),
-        )
-
-    def __repr__(self) -> str:
-        return f"BatchCurve({self.kind}, {self.statistic}, sizes {self.min_batch_size}..{self.max_batch_size})"
 
 
 def _summaries(

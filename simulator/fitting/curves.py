@@ -1,20 +1,38 @@
-"""Monotone non-decreasing curves through a few measured points (batch size → time, occupancy → overhead).
+"""Fit monotone non-decreasing curves through a few measured points (batch size → time, occupancy → overhead).
 
-Two shapes: a piecewise-linear interpolation of the isotonic (pool-adjacent-violators) fit of
-the points, and a + b·x^c with b ≥ 0, c > 0 (c = 1: affine) by weighted least squares. The caller
-chooses the weights (e.g. count / value² for relative errors) and compares shapes by
-leave-one-out error over the interior points (the end points cannot be predicted without
-extrapolating).
+Two shapes (:mod:`simulator.distributions.curves`): a piecewise-linear interpolation of the
+isotonic (pool-adjacent-violators) fit of the points, and a + b·x^c with b ≥ 0, c > 0 (c = 1:
+affine) by weighted least squares. The caller chooses the weights (e.g. count / value² for
+relative errors) and compares shapes by leave-one-out error over the interior points (the end
+points cannot be predicted without extrapolating).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
+
+from simulator.distributions.curves import (
+    AffinePower,
+    Curve,
+    PiecewiseLinear,
+    curve_from_dict,
+    increasing_points,
+)
+
+__all__ = [
+    "AffinePower",
+    "Curve",
+    "PiecewiseLinear",
+    "curve_from_dict",
+    "fit_affine_power",
+    "fit_piecewise_linear",
+    "isotonic",
+    "leave_one_out_error",
+]
 
 # Exponents searched for a + b·x^c: a grid on log c, then a bounded refinement around the best.
 _EXPONENT_RANGE = (0.05, 4.0)
@@ -36,69 +54,9 @@ def isotonic(values: ArrayLike, weights: ArrayLike) -> np.ndarray:
     return np.concatenate([np.full(count, mean) for mean, _, count in blocks])
 
 
-def _increasing_points(x: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if xs.ndim != 1 or xs.shape != ys.shape or xs.size < 1:
-        raise ValueError(f"need matching 1-D x and y, got shapes {xs.shape} and {ys.shape}")
-    if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(ys))):
-        raise ValueError("curve points must be finite")
-    if np.any(np.diff(xs) <= 0):
-        raise ValueError(f"x must be strictly increasing, got {xs.tolist()}")
-    return xs, ys
-
-
-class PiecewiseLinear:
-    """Linear interpolation between knots with non-decreasing values."""
-
-    kind = "piecewise_linear"
-
-    def __init__(self, knots_x: ArrayLike, knots_y: ArrayLike) -> None:
-        self.knots_x, self.knots_y = _increasing_points(knots_x, knots_y)
-        if np.any(np.diff(self.knots_y) < 0):
-            raise ValueError(f"knots_y must be non-decreasing, got {self.knots_y.tolist()}")
-
-    def __call__(self, x: ArrayLike) -> np.ndarray:
-        return np.interp(np.asarray(x, dtype=float), self.knots_x, self.knots_y)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "knots_x": self.knots_x.tolist(), "knots_y": self.knots_y.tolist()}
-
-
-class AffinePower:
-    """a + b·x^c with b ≥ 0 and c > 0, so non-decreasing for x ≥ 0."""
-
-    kind = "affine_power"
-
-    def __init__(self, a: float, b: float, c: float) -> None:
-        self.a, self.b, self.c = float(a), float(b), float(c)
-        if not all(math.isfinite(v) for v in (self.a, self.b, self.c)):
-            raise ValueError(f"a, b, c must be finite, got {a!r}, {b!r}, {c!r}")
-        if self.b < 0 or self.c <= 0:
-            raise ValueError(f"need b ≥ 0 and c > 0 for a non-decreasing curve, got b={b!r}, c={c!r}")
-
-    def __call__(self, x: ArrayLike) -> np.ndarray:
-        return self.a + self.b * np.asarray(x, dtype=float) ** self.c
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "a": self.a, "b": self.b, "c": self.c}
-
-
-Curve = PiecewiseLinear | AffinePower
-
-
-def curve_from_dict(data: Mapping[str, Any]) -> Curve:
-    """Rebuild a curve from its ``to_dict`` form."""
-    kind = data.get("kind") if isinstance(data, Mapping) else None
-    if kind == PiecewiseLinear.kind:
-        return PiecewiseLinear(data["knots_x"], data["knots_y"])
-    if kind == AffinePower.kind:
-        return AffinePower(data["a"], data["b"], data["c"])
-    raise ValueError(f"curve kind must be {PiecewiseLinear.kind!r} or {AffinePower.kind!r}, got {data!r}")
-
-
 def fit_piecewise_linear(x: ArrayLike, y: ArrayLike, weights: ArrayLike) -> PiecewiseLinear:
     """Knots at the measured x, values the weighted isotonic fit of y."""
-    xs, ys = _increasing_points(x, y)
+    xs, ys = increasing_points(x, y)
     return PiecewiseLinear(xs, isotonic(ys, weights))
 
 
@@ -117,7 +75,7 @@ def fit_affine_power(x: ArrayLike, y: ArrayLike, weights: ArrayLike, exponent: f
     """Weighted least-squares a + b·x^c (b ≥ 0); c fixed when ``exponent`` is given, else searched in [0.05, 4]."""
     from scipy.optimize import minimize_scalar
 
-    xs, ys = _increasing_points(x, y)
+    xs, ys = increasing_points(x, y)
     roots = np.sqrt(np.asarray(weights, dtype=float))
     if exponent is not None:
         a, b, _ = _linear_in_power(xs, ys, roots, exponent)
@@ -139,7 +97,7 @@ def leave_one_out_error(
     fit: Callable[[np.ndarray, np.ndarray, np.ndarray], Curve], x: ArrayLike, y: ArrayLike, weights: ArrayLike
 ) -> float:
     """Weighted mean squared error of each interior point predicted by ``fit`` on the others."""
-    xs, ys = _increasing_points(x, y)
+    xs, ys = increasing_points(x, y)
     weight_vector = np.asarray(weights, dtype=float)
     if xs.size < 3:
         raise ValueError("leave-one-out over interior points needs at least 3 points")

@@ -2,13 +2,12 @@
 
 matplotlib is imported inside each function and figures are drawn on a ``Figure`` with the Agg
 canvas (never pyplot), so importing latsim stays light and plotting works headless. Each file is
-written to a temporary name in the target folder, then renamed into place.
+written atomically (:func:`simulator.files.write_atomically`).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import ArrayLike
 
+from simulator.files import write_atomically
 from simulator.fitting._validation import validated_samples
 from simulator.fitting.batch_curve import BatchCurve
 from simulator.fitting.candidates import FitResult
@@ -29,7 +29,7 @@ DPI = 110
 
 
 def _save(path: str | os.PathLike[str], title: str, xlabel: str, ylabel: str, draw: Callable[[Axes], None]) -> Path:
-    """Draw one figure and write it atomically (a temporary file in the same folder, then os.replace)."""
+    """Draw one figure and write it atomically."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -44,14 +44,7 @@ def _save(path: str | os.PathLike[str], title: str, xlabel: str, ylabel: str, dr
     axes.grid(True, alpha=0.3)
     if axes.get_legend_handles_labels()[0]:
         axes.legend(loc="best", fontsize="small")
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            figure.savefig(handle, format="png")
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(target, lambda temporary: figure.savefig(temporary, format="png"))
     return target
 
 
@@ -127,3 +120,26 @@ def plot_autocorrelation(samples_ms: ArrayLike, path: str | os.PathLike[str], ma
         axes.axhspan(-band, band, color="grey", alpha=0.2, label="±2/√n")
 
     return _save(path, "Service-time autocorrelation", "lag (requests)", "correlation", draw)
+
+
+def plot_group(
+    prefix: str | os.PathLike[str],
+    samples_ms: ArrayLike,
+    fits: Sequence[FitResult],
+    chosen: str,
+    curve: BatchCurve | None,
+    sequence_ms: ArrayLike | None,
+    top: int = 4,
+) -> list[Path]:
+    """Every diagnostic of one fitted group, as ``<prefix>-<kind>.png``: histogram with the ``top`` fits'
+    densities (by AIC), QQ of the chosen fit, tail, batch curve and the ordered run's autocorrelation."""
+    best = sorted(_usable(fits), key=lambda fit: fit.aic)[:top]
+    shown = next((fit for fit in best if fit.family == chosen), best[0] if best else None)
+    paths = [plot_fit_histogram(samples_ms, best, f"{prefix}-histogram.png"), plot_tail(samples_ms, best, f"{prefix}-tail.png")]
+    if shown is not None:
+        paths.append(plot_qq(samples_ms, shown, f"{prefix}-qq.png"))
+    if curve is not None:
+        paths.append(plot_batch_curve(curve, f"{prefix}-batch-curve.png"))
+    if sequence_ms is not None:
+        paths.append(plot_autocorrelation(sequence_ms, f"{prefix}-autocorrelation.png"))
+    return paths

@@ -1,25 +1,35 @@
-"""Service time as a process: autocorrelation, drift, block length, and samplers that keep the order.
+"""Service time as a process: how much the order of measured times matters, and how they drift.
 
 Under sustained load a kernel's times come in slow and fast stretches; an i.i.d. model of them
-understates queueing. This module measures that dependence and provides samplers that keep it:
-
-* moving-block and stationary bootstraps of the measured sequence, with the Politis–White
-  automatic block length (Politis & White 2004, corrected by Patton, Politis & White 2009);
-* a Markov-modulated lognormal model (:mod:`simulator.fitting.hmm`, re-exported here);
-* :func:`order_matters`, which asks an M/G/1 queue whether the order changes the p99.
+understates queueing. This module measures that dependence (autocorrelation, drift) and asks an
+M/G/1 queue whether it changes the p99 (:func:`order_matters`). The samplers that keep the order
+(moving-block and stationary bootstraps, the Politis–White block length, the lognormal HMM) live
+in :mod:`simulator.distributions.process`, where service models use them; they are re-exported
+here, beside :func:`simulator.fitting.hmm.fit_lognormal_hmm`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from simulator.fitting._validation import check_count, check_probability, validated_samples
-from simulator.fitting.hmm import LognormalHMM, fit_lognormal_hmm
+from simulator.distributions.process import (
+    BlockLength,
+    LognormalHMM,
+    MovingBlockBootstrap,
+    ServiceProcess,
+    StationaryBootstrap,
+    optimal_block_length,
+)
+from simulator.fitting._validation import (
+    check_count,
+    check_probability,
+    validated_samples,
+)
+from simulator.fitting.hmm import fit_lognormal_hmm
 
 __all__ = [
     "BlockLength",
@@ -27,7 +37,7 @@ __all__ = [
     "LognormalHMM",
     "MovingBlockBootstrap",
     "OrderEffect",
-    "Sampler",
+    "ServiceProcess",
     "StationaryBootstrap",
     "autocorrelation",
     "drift",
@@ -35,12 +45,6 @@ __all__ = [
     "optimal_block_length",
     "order_matters",
 ]
-
-
-class Sampler(Protocol):
-    """Anything that produces a sequence of service times (ms) of any length."""
-
-    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray: ...
 
 
 def autocorrelation(samples_ms: ArrayLike, max_lag: int = 20) -> np.ndarray:
@@ -101,111 +105,6 @@ def _ratio(numerator: float, denominator: float, equal: float = 0.0) -> float:
 
 
 @dataclass(frozen=True)
-class BlockLength:
-    """Politis–White optimal (expected) block lengths, in samples."""
-
-    stationary: float
-    moving: float
-
-
-def optimal_block_length(samples_ms: ArrayLike) -> BlockLength:
-    """Politis & White (2004) automatic block length with the Patton–Politis–White (2009) correction.
-
-    The bandwidth M = 2·m̂, where m̂ is the smallest lag after which K_n = max(5, ⌈√log10 n⌉)
-    consecutive autocorrelations are all below 2·√(log10 n / n); with the flat-top window λ,
-    Ĝ = Σ_{|k|≤M} λ(k/M)|k|R̂(k) and ĝ = Σ_{|k|≤M} λ(k/M)R̂(k), the optimal lengths are
-    b = (2Ĝ²/D)^{1/3} n^{1/3} with D = 2ĝ² for the stationary bootstrap and D = (4/3)ĝ² for the
-    moving-block (and circular) bootstrap — the 4/3 is the 2009 correction. Lengths are kept in
-    [1, min(3√n, n/3)].
-    """
-    values = validated_samples(samples_ms)
-    n = values.size
-    centered = values - values.mean()
-    upper = math.ceil(min(3 * math.sqrt(n), n / 3))
-    window = max(5, math.ceil(math.sqrt(math.log10(n))))
-    max_lag = min(math.ceil(math.sqrt(n)) + window, n - 1)
-    autocovariance = np.array([centered[: n - lag] @ centered[lag:] / n for lag in range(max_lag + 1)])
-    correlation = np.abs(autocovariance / autocovariance[0])
-    threshold = 2 * math.sqrt(math.log10(n) / n)
-    first_quiet = next(
-        (lag for lag in range(1, max_lag - window + 2) if np.all(correlation[lag : lag + window] < threshold)),
-        None,
-    )
-    bandwidth = max_lag if first_quiet is None else min(2 * max(first_quiet - 1, 1), max_lag)
-    lags = np.arange(1, bandwidth + 1)
-    ratio = lags / bandwidth
-    flat_top = np.where(ratio <= 0.5, 1.0, 2 * (1 - ratio))
-    g_hat = 2 * np.sum(flat_top * lags * autocovariance[1 : bandwidth + 1])
-    long_run = autocovariance[0] + 2 * np.sum(flat_top * autocovariance[1 : bandwidth + 1])
-
-    def length(d: float) -> float:
-        if d <= 0:
-            return 1.0
-        return float(min(max((2 * g_hat**2 / d) ** (1 / 3) * n ** (1 / 3), 1.0), upper))
-
-    return BlockLength(stationary=length(2 * long_run**2), moving=length(4 / 3 * long_run**2))
-
-
-class MovingBlockBootstrap:
-    """Künsch's moving-block bootstrap: concatenated blocks of ``block_length`` consecutive samples.
-
-    Every block starts at a fresh uniform position, so a sequence of any length is a new random
-    arrangement (nothing is tiled). ``block_length`` defaults to the Politis–White choice.
-    """
-
-    def __init__(self, samples_ms: ArrayLike, block_length: int | None = None) -> None:
-        self.samples_ms = validated_samples(samples_ms)
-        if block_length is None:
-            block_length = max(1, round(optimal_block_length(self.samples_ms).moving))
-        self.block_length = check_count(block_length, "block_length", 1)
-        if self.block_length > self.samples_ms.size:
-            raise ValueError(f"block_length {block_length} exceeds the {self.samples_ms.size} samples")
-
-    def sample_indices(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        """Indices into the measured samples for a sequence of ``size``."""
-        size = check_count(size, "size", 0)
-        blocks = -(-size // self.block_length)
-        starts = rng.integers(0, self.samples_ms.size - self.block_length + 1, size=blocks)
-        return (starts[:, None] + np.arange(self.block_length)).ravel()[:size]
-
-    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        return self.samples_ms[self.sample_indices(rng, size)]
-
-
-class StationaryBootstrap:
-    """Politis & Romano's stationary bootstrap: blocks of geometric length, wrapping around the record.
-
-    Block lengths have mean ``mean_block_length`` (default: the Politis–White choice); each block
-    starts at a fresh uniform position, so long sequences are never a tiled chunk.
-    """
-
-    def __init__(self, samples_ms: ArrayLike, mean_block_length: float | None = None) -> None:
-        self.samples_ms = validated_samples(samples_ms)
-        if mean_block_length is None:
-            mean_block_length = optimal_block_length(self.samples_ms).stationary
-        mean_block_length = float(mean_block_length)
-        if not 1.0 <= mean_block_length <= self.samples_ms.size:
-            raise ValueError(f"mean_block_length must lie in [1, {self.samples_ms.size}], got {mean_block_length!r}")
-        self.mean_block_length = mean_block_length
-
-    def sample_indices(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        """Indices into the measured samples for a sequence of ``size``."""
-        size = check_count(size, "size", 0)
-        if size == 0:
-            return np.zeros(0, dtype=int)
-        new_block = rng.random(size) < 1.0 / self.mean_block_length
-        new_block[0] = True
-        block_of = np.cumsum(new_block) - 1
-        block_positions = np.flatnonzero(new_block)
-        starts = rng.integers(0, self.samples_ms.size, size=block_positions.size)
-        offsets = np.arange(size) - block_positions[block_of]
-        return (starts[block_of] + offsets) % self.samples_ms.size
-
-    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        return self.samples_ms[self.sample_indices(rng, size)]
-
-
-@dataclass(frozen=True)
 class OrderEffect:
     """p99 sojourn of an M/G/1 queue fed i.i.d. resamples vs the order-keeping sampler, and their difference."""
 
@@ -231,7 +130,7 @@ def _sojourn_times(service_ms: np.ndarray, interarrival_ms: np.ndarray) -> np.nd
 def order_matters(
     samples_ms: ArrayLike,
     rho: float = 0.7,
-    process: Sampler | None = None,
+    process: ServiceProcess | None = None,
     replications: int = 20,
     jobs_per_replication: int = 200_000,
     confidence: float = 0.95,

@@ -1,1 +1,1 @@
-"""File formats latsim reads and writes, with no simulation code: profile bundles, sample columns."""
+"""File formats latsim reads and writes, with no simulation code: profile bundles, sample columns, fitted models."""

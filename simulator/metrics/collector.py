@@ -28,6 +28,8 @@ CHUNK_SIZE = 65536
 FINE_BATCHES = 1280  # fine batches per run zone: the granularity of the warm-up cut and of batch means
 EXACT_LIMIT = 2_000_000  # run zones up to this many requests keep every latency (exact quantiles, retroactive cut)
 
+_SLOTTED = frozenset(Request.__slots__)
+
 # per fine batch sums: (numerator, denominator) pairs of the ratio metrics are built from these
 SUMS = (
     "finished", "completed", "met", "cache_hits", "waited", "dropped",
@@ -36,7 +38,7 @@ SUMS = (
 
 
 class RequestChunk:
-    """Column arrays of one chunk of finished requests (times in simulated ms), read in one pass.
+    """Column arrays of one chunk of finished requests (times in simulated ms).
 
     ``cache_hit`` is None when the scenario has no result cache. Stage columns (``wait_ms``,
     ``service_ms``, ``queued_ms``, ...) describe the node visit the row records; with a pipeline a
@@ -54,15 +56,22 @@ class RequestChunk:
 
     def __init__(self, requests: Sequence[Request], with_cache: bool = False, with_stages: bool = False) -> None:
         count = len(requests)
-        floats = np.fromiter(map(attrgetter(*self._FLOATS), requests), dtype=(np.float64, len(self._FLOATS)), count=count)
-        integers = np.fromiter(map(attrgetter(*self._INTEGERS), requests), dtype=(np.int64, len(self._INTEGERS)), count=count)
-        columns = {name: floats[:, column] for column, name in enumerate(self._FLOATS)}
-        columns |= {name: integers[:, column] for column, name in enumerate(self._INTEGERS)}
+        # a field a request keeps outside its slots is in its instance dict only where the path set it: a field
+        # no request of the chunk set holds the class default throughout (one cheap pass instead of one per field)
+        written = set().union(*[request.__dict__ for request in requests])
+
+        def column(name: str, dtype: type) -> np.ndarray:
+            if name in _SLOTTED or name in written:
+                return np.fromiter(map(attrgetter(name), requests), dtype, count)  # one pass per field: the fastest
+            return np.full(count, getattr(Request, name), dtype)
+
+        columns = {name: column(name, np.float64) for name in self._FLOATS}
+        columns |= {name: column(name, np.int64) for name in self._INTEGERS}
         self._set(
             columns,
-            [r.drop_reason for r in requests],
-            np.fromiter(map(attrgetter("cache_hit"), requests), bool, count) if with_cache else None,
-            ~np.fromiter(map(attrgetter("stage_record"), requests), bool, count) if with_stages else None,
+            list(map(attrgetter("drop_reason"), requests)),
+            column("cache_hit", bool) if with_cache else None,
+            ~column("stage_record", bool) if with_stages else None,
         )
 
     @classmethod
@@ -107,8 +116,12 @@ class ValueStore:
         self._values: list[np.ndarray] = []
         self._batches: list[np.ndarray] = []
         self._stream = StreamingQuantiles()
+        self._kept: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # from_batch → kept(from_batch), until the next add
+        self._summaries: dict[tuple[int, int], dict[str, float]] = {}  # the same for summary()
 
     def add(self, values: np.ndarray, batches: np.ndarray) -> None:
+        self._kept.clear()
+        self._summaries.clear()
         if self.keep:
             self._values.append(values)
             self._batches.append(batches)
@@ -117,14 +130,21 @@ class ValueStore:
 
     def kept(self, from_batch: int) -> tuple[np.ndarray, np.ndarray]:
         """(values, fine batches) from ``from_batch`` on (kept mode)."""
-        if not self._values:
-            return np.zeros(0), np.zeros(0, np.int64)
-        values, batches = np.concatenate(self._values), np.concatenate(self._batches)
-        keep = batches >= from_batch
-        return values[keep], batches[keep]
+        if from_batch not in self._kept:
+            if not self._values:
+                return np.zeros(0), np.zeros(0, np.int64)
+            values, batches = np.concatenate(self._values), np.concatenate(self._batches)
+            keep = batches >= from_batch
+            self._kept[from_batch] = values[keep], batches[keep]
+        return self._kept[from_batch]
 
     def summary(self, from_batch: int, extra_infinite: int = 0) -> dict[str, float]:
         """Quantiles and max of the values from ``from_batch`` on; ``extra_infinite`` more values count as +∞."""
+        if (from_batch, extra_infinite) not in self._summaries:
+            self._summaries[from_batch, extra_infinite] = self._summary(from_batch, extra_infinite)
+        return dict(self._summaries[from_batch, extra_infinite])
+
+    def _summary(self, from_batch: int, extra_infinite: int) -> dict[str, float]:
         if self.keep:
             values, _ = self.kept(from_batch)
             return quantile_summary(values, extra_infinite)
@@ -160,6 +180,21 @@ def quantile_summary(values: np.ndarray, extra_infinite: int = 0) -> dict[str, f
     return result
 
 
+def _counts_per_batch(fine: np.ndarray, masks: list[np.ndarray], batches: int) -> np.ndarray:
+    """``[mask, batch]``: how many rows of each fine batch each mask selects, in one pass over the rows.
+
+    Each row's masks make a bit pattern; one count per (batch, pattern), then per mask the sum over
+    the patterns that have its bit (integer counts: exact in any order).
+    """
+    patterns = 1 << len(masks)
+    pattern = np.zeros(len(fine), np.int64)
+    for bit, mask in enumerate(masks):
+        pattern |= mask.astype(np.int64) << bit
+    table = np.bincount(fine * patterns + pattern, minlength=batches * patterns).reshape(batches, patterns)
+    has_bit = (np.arange(patterns)[:, None] >> np.arange(len(masks))) & 1
+    return (table.astype(np.float64) @ has_bit.astype(np.float64)).T
+
+
 class Series:
     """Sums per fine batch, and latency/wait values, of one class (or of all classes together)."""
 
@@ -175,30 +210,29 @@ class Series:
         served = select & ~chunk.dropped
         computed = served if chunk.cache_hit is None else served & ~chunk.cache_hit
         computed &= chunk.latency_ms > 0
-
-        def add(name: str, mask: np.ndarray, weights: np.ndarray | None = None) -> None:
-            self.sums[name] += np.bincount(fine[mask], None if weights is None else weights[mask], batches)
-
-        add("finished", select)
-        add("completed", served)
-        add("met", select & met)
-        add("dropped", select & chunk.dropped)
+        counted = {
+            "finished": select, "completed": served, "met": select & met, "dropped": select & chunk.dropped,
+            "waited": served & (chunk.total_wait_ms > 0), "ratio_count": computed,
+        }
         if chunk.cache_hit is not None:
-            add("cache_hits", select & chunk.cache_hit)
-        add("waited", served & (chunk.total_wait_ms > 0))
-        add("latency_sum_ms", served, chunk.latency_ms)
-        add("wait_sum_ms", served, chunk.total_wait_ms)
-        add("service_sum_ms", served, chunk.total_service_ms)
+            counted["cache_hits"] = select & chunk.cache_hit
+        for name, counts in zip(counted, _counts_per_batch(fine, list(counted.values()), batches)):
+            self.sums[name] += counts
+        served_fine = fine[served]
+        for name, values in (
+            ("latency_sum_ms", chunk.latency_ms), ("wait_sum_ms", chunk.total_wait_ms), ("service_sum_ms", chunk.total_service_ms)
+        ):
+            self.sums[name] += np.bincount(served_fine, values[served], batches)
         with np.errstate(invalid="ignore", divide="ignore"):
-            add("ratio_sum", computed, chunk.total_service_ms / chunk.latency_ms)
-        add("ratio_count", computed)
+            ratios = chunk.total_service_ms / chunk.latency_ms
+        self.sums["ratio_sum"] += np.bincount(fine[computed], ratios[computed], batches)
         for index in np.flatnonzero(select & chunk.dropped):
             reason = chunk.drop_reason[index]
             if reason not in self.dropped:
                 self.dropped[reason] = np.zeros(batches)
             self.dropped[reason][fine[index]] += 1
-        self.latency.add(chunk.latency_ms[served], fine[served])
-        self.wait.add(chunk.total_wait_ms[served], fine[served])
+        self.latency.add(chunk.latency_ms[served], served_fine)
+        self.wait.add(chunk.total_wait_ms[served], served_fine)
 
     def result(self, cut: int, with_cache: bool) -> dict:
         """What the summary needs of this series, from fine batch ``cut`` on: sums per fine batch, this
@@ -250,10 +284,15 @@ class ReplicationRecorder:
         self.planned_cut = -(-planned_warmup // batch_size)
         self.keep_values = measured <= EXACT_LIMIT
         self.extend_warmup = extend_warmup and self.keep_values
-        self._series = [Series(self.batches, self.keep_values) for _ in range(len(self.class_names) + 1)]
+        self._series = [Series(self.batches, self.keep_values) for _ in self.class_names]
+        # one class: its series is every request's, the same sums in the same order (kept once)
+        self._series.append(self._series[0] if len(self.class_names) == 1 else Series(self.batches, self.keep_values))
         self.finished: list[Request] = []
         self.finished_count = 0  # run-zone requests that finished, warm-up included
-        self.last_end_ms = 0.0  # when the last run-zone request finished
+        # per fine batch: when its first and last served request finished (the span rates are counted over)
+        self._first_served_end_ms = np.full(self.batches, np.inf)
+        self._last_served_end_ms = np.full(self.batches, -np.inf)
+        self._served = np.zeros(self.batches, dtype=np.int64)
         self.node_served = np.zeros(node_count, dtype=np.int64)
         self.node_batch_counts = np.zeros((node_count, 2))  # [node, batch size] → batches served
         self.on_chunk: Callable[[int], None] | None = None
@@ -268,15 +307,18 @@ class ReplicationRecorder:
     def add(self, chunk: RequestChunk) -> None:
         """Reduce one chunk of finished run-zone requests."""
         self.finished_count += int(chunk.final.sum())
-        if len(chunk.end_ms):
-            self.last_end_ms = max(self.last_end_ms, float(chunk.end_ms[chunk.final].max(initial=0.0)))
         for sink in self.chunk_sinks:
             sink(chunk)
         fine = chunk.request_id // self.batch_size
+        served = chunk.final & ~chunk.dropped
+        np.minimum.at(self._first_served_end_ms, fine[served], chunk.end_ms[served])
+        np.maximum.at(self._last_served_end_ms, fine[served], chunk.end_ms[served])
+        self._served += np.bincount(fine[served], minlength=self.batches)
         counted = chunk.final if self.keep_values else chunk.final & (fine >= self.planned_cut)
         met = ~chunk.dropped & (chunk.latency_ms <= self._deadlines_ms[chunk.class_index])
-        for class_index, series in enumerate(self._series[:-1]):
-            series.add(chunk, counted & (chunk.class_index == class_index), fine, met)
+        if len(self.class_names) > 1:
+            for class_index, series in enumerate(self._series[:-1]):
+                series.add(chunk, counted & (chunk.class_index == class_index), fine, met)
         self._series[-1].add(chunk, counted, fine, met)
         self._add_node_counts(chunk, fine >= self.planned_cut)
         if self.on_chunk is not None:
@@ -299,6 +341,13 @@ class ReplicationRecorder:
             width = self.node_batch_counts.shape[1]
             cells = chunk.node_index[served] * width + sizes
             self.node_batch_counts += np.bincount(cells, 1.0 / sizes, minlength=nodes * width).reshape(nodes, width)
+
+    def served_span_ms(self, cut: int) -> float:
+        """The span over which the served requests after the warm-up completed: n completions from the first
+        to the last mark n − 1 gaps, so the span is that time × n / (n − 1) (0 with fewer than two)."""
+        first, last = self._first_served_end_ms[cut:].min(initial=np.inf), self._last_served_end_ms[cut:].max(initial=-np.inf)
+        served = int(self._served[cut:].sum())
+        return float(last - first) * served / (served - 1) if last > first and served > 1 else 0.0
 
     def cut(self) -> tuple[int, int]:
         """(first measured fine batch, where MSER finds the transient ends), in fine batches.

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from pydantic import BaseModel
 
 from simulator.model.cache_tier import CacheTier
 from simulator.model.cluster import Cluster
 from simulator.model.device import StagedExecutor
+from simulator.model.machine import CallTime, Overhead, Speed
 from simulator.model.model_memory import ModelMemory
 from simulator.model.node import Node
 from simulator.model.pipeline import Pipeline
@@ -26,6 +27,7 @@ from simulator.registry import (
 )
 from simulator.scenario.nodes import NodeSpec
 from simulator.scenario.schema import Scenario
+from simulator.scenario.service import ServiceConfig
 from simulator.service.base import ServiceTimeModel, build_service_model
 from simulator.service.slowdown import slowdown_factors
 
@@ -103,6 +105,31 @@ def _executor(
     )
 
 
+def _network_delays(scenario: Scenario, seed: int, replication: int) -> dict[str, Iterator[float] | None]:
+    """Delay draws per network leg (``request``, ``response``): one stream both ways for ``delay``."""
+    network = scenario.network
+    if network is None:
+        return {"request": None, "response": None}
+
+    def delays(config: ServiceConfig, purpose: str) -> Iterator[float]:
+        model, rng = build_service_model(config, scenario.base_dir), stream(seed, replication, purpose)
+        return draws(lambda size: model.draw_block(rng, size))
+
+    if network.delay is not None:
+        both = delays(network.delay, "network")
+        return {"request": both, "response": both}
+    return {leg: None if config is None else delays(config, f"network/{leg}") for leg, config in network.legs().items()}
+
+
+def _call_time(spec: NodeSpec, node_name: str, seed: int, replication: int) -> CallTime | None:
+    """The machine's speed process and overhead on the node's calls (None when the spec sets neither)."""
+    if spec.speed is None and spec.overhead is None:
+        return None
+    speed = None if spec.speed is None else Speed(spec.speed, stream(seed, replication, f"speed/{node_name}"))
+    overhead = None if spec.overhead is None else Overhead(spec.overhead, stream(seed, replication, f"overhead/{node_name}"))
+    return CallTime(speed, overhead)
+
+
 def build_cluster(
     env: Environment,
     scenario: Scenario,
@@ -117,12 +144,7 @@ def build_cluster(
     class_names = [c.name for c in classes]
     firm = [c.kind == "firm" for c in classes]
     partitions = scenario.partitioning.partitions
-    network = scenario.network
-    network_delay_ms = None
-    if network is not None:
-        delay_model = build_service_model(network.delay, scenario.base_dir)
-        network_rng = stream(seed, replication, "network")
-        network_delay_ms = draws(lambda size: delay_model.draw_block(network_rng, size))
+    network_delays = _network_delays(scenario, seed, replication)
     model = model_builder(scenario)
     slowdowns = {spec.name: slowdown_factors(spec.device, scenario.base_dir) for spec in scenario.nodes if spec.device}
     batch_draws = {}  # per spec: one SizedDraws per model group, shared by the spec's replicas
@@ -163,6 +185,7 @@ def build_cluster(
                         executor=_executor(
                             env, scenario, spec, name, seed, replication, model, slowdowns.get(spec.name, (1.0,))
                         ),
+                        call_time=_call_time(spec, name, seed, replication),
                     )
                 )
                 index += 1
@@ -182,7 +205,8 @@ def build_cluster(
         partitions=partition_nodes,
         routers=routers,
         partitioner=PARTITIONERS.build(scenario.partitioning, catalog_size) if partitions > 1 else None,
-        network_delay_ms=network_delay_ms,
+        request_delay_ms=network_delays["request"],
+        response_delay_ms=network_delays["response"],
         finished=finished,
         orphan_policy=FAILURE_HANDLING.build(scenario.failure_handling),
         cache=_cache_tier(env, scenario, index, seed, replication),

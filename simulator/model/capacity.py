@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from simulator.model.machine import mean_speed_factor
 from simulator.registry import ROUTERS
 from simulator.scenario.schema import Scenario
 from simulator.service.base import ServiceTimeModel
@@ -31,8 +32,10 @@ def offered_load(
     pipeline the busiest stage decides. ``copy_ms[spec name](batch size)`` is a device node's mean
     H2D + D2H time per call, which holds its worker too; ``concurrency[spec name]`` is how many
     calls' worth of compute a device node does at once at best, max over k ≤ workers of k / f(k)
-    for its slowdown f (1 under processor sharing; default: its workers). Cold model loads are
-    not counted (they depend on the traffic mix).
+    for its slowdown f (1 under processor sharing; default: its workers). A node's speed process
+    multiplies its mean service by the chain's mean factor, and its overhead adds its least mean
+    (it grows with occupancy: the load is a lower bound). Cold model loads are not counted (they
+    depend on the traffic mix).
     """
     partitions = scenario.partitioning.partitions
     shares = np.full(partitions, 1.0 / partitions) if partition_shares is None else partition_shares
@@ -69,6 +72,10 @@ def _stage_load(
     for spec, models in replicas:
         batch = spec.batching.max_batch_size if spec.batching is not None else 1
         mean_batch_ms = float(sum(weight * model.mean_ms(batch) for weight, model in zip(mix, models)))
+        if spec.speed is not None:
+            mean_batch_ms *= mean_speed_factor(spec.speed)
+        if spec.overhead is not None:
+            mean_batch_ms += min(spec.overhead.mean_ms)  # the least a call's overhead can add
         if spec.name in copy_ms:
             mean_batch_ms += copy_ms[spec.name](batch)
         capacities_per_s.append(concurrency.get(spec.name, spec.workers) * batch * MS_PER_S / mean_batch_ms)

@@ -32,7 +32,8 @@ class Cluster:
         partitions: Sequence[Sequence[Node]],
         routers: Sequence[Router],
         partitioner: Partitioner | None,
-        network_delay_ms: Iterator[float] | None,
+        request_delay_ms: Iterator[float] | None,
+        response_delay_ms: Iterator[float] | None,
         finished: list[Request],
         orphan_policy: OrphanPolicy,
         cache: CacheTier | None = None,
@@ -43,18 +44,21 @@ class Cluster:
         self.nodes = [node for nodes in self.partitions for node in nodes]
         self.routers = list(routers)
         self.partitioner = partitioner
-        self.network_delay_ms = network_delay_ms
+        self.request_delay_ms = request_delay_ms  # network: router → node (None: none)
+        self.response_delay_ms = response_delay_ms  # network: node → client (None: none)
         self.finished = finished
         self.orphan_policy = orphan_policy
         self.cache = cache
         self.stages = 1 if pipeline is None else pipeline.stages
         self.transfer_ms = None if pipeline is None else pipeline.transfer_ms
-        direct = len(self.nodes) == 1 and network_delay_ms is None and cache is None and pipeline is None
+        direct = (
+            len(self.nodes) == 1 and request_delay_ms is None and response_delay_ms is None and cache is None and pipeline is None
+        )
         self.submit: Callable[[Request], None] = self.nodes[0].submit if direct else self._submit
         if direct:  # nothing to route: no router hears of sends or answers
             self.deliver: Callable[[Request], None] = finished.append
         else:
-            self.deliver = self._deliver if network_delay_ms is None else self._send_back
+            self.deliver = self._deliver if response_delay_ms is None else self._send_back
         self._per_node_cache = cache is not None and not cache.shared
         self._to_node: Callable[[Due], None] = self._reach_cached_node if self._per_node_cache else self._reach_node
         for node in self.nodes:
@@ -84,13 +88,13 @@ class Cluster:
         request.router_index = partition * self.stages + request.stage
         request.sent_ms = now_ms
         request.node_index = node.index
-        if (self.network_delay_ms is None or request.stage) and not self._per_node_cache:
+        if (self.request_delay_ms is None or request.stage) and not self._per_node_cache:
             node.submit(request)  # between pipeline stages the transfer delay replaces the network
             return
-        if self.network_delay_ms is None:
+        if self.request_delay_ms is None:
             self._arrive_at_node(node, request)
         else:
-            delay_ms = next(self.network_delay_ms)
+            delay_ms = next(self.request_delay_ms)
             request.network_ms += delay_ms
             Due(self.env, delay_ms, request, self._to_node)
 
@@ -150,7 +154,7 @@ class Cluster:
         if request.drop_reason:
             self._deliver(request)
             return
-        delay_ms = next(self.network_delay_ms)
+        delay_ms = next(self.response_delay_ms)
         request.network_ms += delay_ms
         Due(self.env, delay_ms, request, self._arrived_back)
 

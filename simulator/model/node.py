@@ -27,11 +27,24 @@ from simulator.model.batching import Batcher
 from simulator.model.disciplines import QueueDiscipline
 from simulator.model.executor import Executor, PlainExecutor
 from simulator.model.lifecycle import Lifecycle
+from simulator.model.machine import CallTime
 from simulator.model.request import Request
 from simulator.model.service_draws import NodeServiceDraws
 from simulator.model.simulation import Due, Environment, cancel
 from simulator.scenario.nodes import QueuePolicies
 from simulator.units import MS_PER_S
+
+NodeAreas = tuple[float, float, float]  # (∫ busy workers dt, ∫ waiting requests dt, time out of service), ms
+Marks = dict[int, tuple[float, list[NodeAreas]]]  # fine-batch marks: request id → (its arrival time, every node's areas)
+
+
+def queue_overflow(node_name: str, max_queue_length: int, now_ms: float) -> UnstableSystemError:
+    """The error of a queue that outgrew ``run.max_queue_length`` (both engines raise it)."""
+    return UnstableSystemError(
+        f"node {node_name!r}: queue grew past run.max_queue_length={max_queue_length} at "
+        f"t={now_ms / MS_PER_S:.1f} s; the offered load exceeds what this node serves "
+        "(add workers or nodes, lower the load, or set queue_capacity)"
+    )
 
 
 def _unconnected(_requests: Any) -> None:
@@ -60,6 +73,7 @@ class Node:
         queue_policy: QueuePolicies | None = None,
         batcher: Batcher | None = None,
         executor: Executor | None = None,
+        call_time: CallTime | None = None,
     ) -> None:
         self.env = env
         self.index = index
@@ -71,6 +85,7 @@ class Node:
         self.queue = self.queues[0]
         self.model_group = list(model_group)  # class index → its queue
         self.queue_capacity = queue_capacity
+        self.admission = admission
         self.admits = None if admission.drops_nothing else admission.admits
         self.service = service
         self.ordered_draws = service.single
@@ -84,6 +99,7 @@ class Node:
             and self.preemption is None
         )
         self.single_calls = self.batcher is None and executor is None  # one request per call, one event
+        self.call_time = call_time  # the machine's speed and overhead on each call (None: the service time as drawn)
         self.executor = executor if executor is not None else PlainExecutor(env)
         self.executor.on_done = self._complete_batch
         self.lifecycle = Lifecycle()
@@ -110,7 +126,7 @@ class Node:
         """Up and taking requests (not failed, not draining for an update)."""
         return self.lifecycle.available
 
-    def areas(self, now_ms: float) -> tuple[float, float, float]:
+    def areas(self, now_ms: float) -> NodeAreas:
         """(∫ busy workers dt, ∫ waiting requests dt, time out of service) from time 0 to ``now_ms``, in ms."""
         elapsed_ms = now_ms - self._area_at_ms
         down_ms = self.down_ms + (now_ms - self._down_since_ms if self._down_since_ms is not None else 0.0)
@@ -150,11 +166,7 @@ class Node:
         if policy is not None and policy.timeout_ms is not None:
             Due(self.env, policy.timeout_ms, (request, now_ms), self._on_queue_timeout)
         if self.waiting > self.max_queue_length:
-            raise UnstableSystemError(
-                f"node {self.name!r}: queue grew past run.max_queue_length={self.max_queue_length} at "
-                f"t={now_ms / MS_PER_S:.1f} s; the offered load exceeds what this node serves "
-                "(add workers or nodes, lower the load, or set queue_capacity)"
-            )
+            raise queue_overflow(self.name, self.max_queue_length, now_ms)
         if self.preemption is not None and self.busy == self.workers:
             self._preempt_for(request, now_ms)
         if self.busy < self.workers:
@@ -192,10 +204,11 @@ class Node:
             queue.delay(request)
             return
         queue.discard(request)
-        self._dequeued(request, self.env.now)
+        now_ms = self.env.now
+        self._dequeued(request, now_ms)
         self.outstanding -= 1
         self._drop(request, "queue_timeout")
-        self._after_completion()
+        self._after_completion(now_ms)
 
     # -- service ------------------------------------------------------------------------------
 
@@ -210,6 +223,8 @@ class Node:
         service_ms = request.requirement_ms[self.spec_index]
         if service_ms is None:
             service_ms = next(self.ordered_draws[request.class_index])
+        if self.call_time is not None:
+            service_ms = self.call_time(service_ms, self.outstanding)
         request.service_ms = service_ms
         self.running[Due(self.env, service_ms, request, self._complete_one)] = False
 
@@ -220,6 +235,8 @@ class Node:
             request.start_ms = now_ms
             request.service_ms = 0.0
             request.remaining_ms = self._service_ms(request)
+            if self.call_time is not None:
+                request.remaining_ms = self.call_time(request.remaining_ms, self.outstanding)
         else:
             request.preempted_ms += now_ms - request.due_ms  # ``due_ms`` holds when it was interrupted
         request.segment_start_ms = now_ms
@@ -234,12 +251,13 @@ class Node:
     def _complete_one(self, event: Due) -> None:
         del self.running[event]
         request: Request = event.payload
-        self._advance(self.env.now)
+        now_ms = event.at_ms
+        self._advance(now_ms)
         self.busy -= 1
         self.outstanding -= 1
-        request.end_ms = self.env.now
+        request.end_ms = now_ms
         self.on_done(request)
-        self._after_completion()
+        self._after_completion(now_ms)
 
     def _preempts(self, request: Request) -> bool:
         """Whether ``request`` would interrupt a running call (preemptive nodes only)."""
@@ -276,6 +294,8 @@ class Node:
         size = len(batch)
         first = batch[0]
         service_ms = self._service_ms(first) if size == 1 else self.service.batch(first.class_index, size)
+        if self.call_time is not None:
+            service_ms = self.call_time(service_ms, self.outstanding)
         hold_since_ms = self._hold_since_ms
         for request in batch:
             request.start_ms = now_ms
@@ -295,11 +315,11 @@ class Node:
         for request in batch:
             request.end_ms = now_ms
             self.on_done(request)
-        self._after_completion()
+        self._after_completion(now_ms)
 
-    def _after_completion(self) -> None:
+    def _after_completion(self, now_ms: float) -> None:
         if self.waiting and self.busy < self.workers:
-            self._dispatch(self.env.now)
+            self._dispatch(now_ms)
         if self.outstanding == 0:
             self.lifecycle.emptied()
 
@@ -308,21 +328,23 @@ class Node:
     def _dispatch(self, now_ms: float, close_batch: bool = False) -> None:
         """Start calls on free workers while requests wait; ``close_batch``: a full waiting room, take what waits now."""
         while self.busy < self.workers and self.waiting:
-            batch = self._next_call(now_ms, close_batch)
+            if self.batcher is None:  # one request per call: the discipline's next, unless admission drops it
+                request = self._admitted(self.queue, now_ms)
+                if request is None:
+                    continue
+                if self.single_calls:
+                    self._start_one(request, now_ms)
+                else:
+                    self._start_batch([request], now_ms)
+                continue
+            batch = self._next_batch(now_ms, close_batch)
             if batch is None:
                 return
-            if not batch:
-                continue
-            self._advance(now_ms)
-            if self.single_calls:
-                self._start_one(batch[0], now_ms)
-            else:
+            if batch:
                 self._start_batch(batch, now_ms)
 
-    def _next_call(self, now_ms: float, close_batch: bool) -> list[Request] | None:
-        """The requests of the next call (empty: those taken were all dropped), or None: hold the worker."""
-        if self.batcher is None:
-            return self._take(self.queue, 1, now_ms)
+    def _next_batch(self, now_ms: float, close_batch: bool) -> list[Request] | None:
+        """The requests of the batcher's next call (empty: those taken were all dropped), or None: hold the worker."""
         lines = sorted((line for line in self.queues if len(line)), key=lambda line: line.rank(line.peek()))
         hold_until_ms = None
         for line in lines:
@@ -346,14 +368,20 @@ class Node:
         """Pop up to ``size`` requests of one line, dropping those admission control refuses."""
         batch = []
         while len(batch) < size and len(line):
-            request = line.pop()
-            self._dequeued(request, now_ms)
-            if self.admits is not None and not self.admits(request, now_ms):
-                self.outstanding -= 1
-                self._drop(request, "deadline")
-            else:
+            request = self._admitted(line, now_ms)
+            if request is not None:
                 batch.append(request)
         return batch
+
+    def _admitted(self, line: QueueDiscipline, now_ms: float) -> Request | None:
+        """The line's next request, out of the waiting room; None when admission control dropped it."""
+        request = line.pop()
+        self._dequeued(request, now_ms)
+        if self.admits is not None and not self.admits(request, now_ms):
+            self.outstanding -= 1
+            self._drop(request, "deadline")
+            return None
+        return request
 
     # -- failures and updates -----------------------------------------------------------------
 

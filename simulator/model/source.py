@@ -43,11 +43,11 @@ class ArrivalStream:
         source = self.source
         Due(source.env, source.delay_ms(now_ms, gap_ms) if source.spikes else gap_ms, None, self._arrive)
 
-    def _arrive(self, _event: Due) -> None:
+    def _arrive(self, event: Due) -> None:
         source = self.source
         if source.stopped:
             return
-        now_ms = source.env.now
+        now_ms = event.at_ms
         source.arrive(next(self.class_draw), now_ms)
         if not source.stopped:
             self._schedule(now_ms)
@@ -63,7 +63,7 @@ class ArrivalSource:
         streams: Sequence[tuple[Iterator[float], Iterator[int]]],
         measured: int,
         classes: Sequence[RequestClass],
-        requirements: Callable[[int], list],
+        requirements: Callable[[int], Sequence[float | None]],
         cluster: Cluster,
         finished: list[Request],
         flush: Callable[[], None],
@@ -78,7 +78,7 @@ class ArrivalSource:
         self.streams = [ArrivalStream(self, gaps_ms, class_draw) for gaps_ms, class_draw in streams]
         self.measured = measured
         self.priorities = [c.priority for c in classes]
-        self.deadlines_ms = [c.deadline_ms for c in classes]
+        self.deadlines_ms = [c.relative_deadline_ms for c in classes]
         self.requirements = requirements
         self.route = cluster.submit
         self.finished = finished
@@ -130,8 +130,10 @@ class ArrivalSource:
         """A new request of ``class_index`` arrives now: it is numbered, given its service needs and routed."""
         request_id = self.next_id
         self.next_id = request_id + 1
-        request = Request(request_id, class_index, self.priorities[class_index], now_ms, now_ms + self.deadlines_ms[class_index])
-        request.requirement_ms = self.requirements(class_index)
+        request = Request(
+            request_id, class_index, self.priorities[class_index], now_ms, now_ms + self.deadlines_ms[class_index],
+            self.requirements(class_index),
+        )
         if self.key_draw is not None:
             request.key = next(self.key_draw)
         if request_id == self._next_mark or request_id == self.measured - 1:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from simulator.profiling.errors import ProfilingError
+from simulator.runner.executors import available_cpus
 
 
 def cpu_model() -> str:
@@ -29,9 +30,7 @@ def cpu_model() -> str:
 
 def cpu_cores() -> int:
     """Cores this process may run on (its affinity, not the host's total)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    return available_cpus()
 
 
 def cpu_flags() -> list[str]:

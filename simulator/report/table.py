@@ -69,8 +69,8 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
         )
         realtime.add_row(
             escape(name),
-            entry.get("kind", ""),
-            f"{entry['deadline_ms']:g}" if "deadline_ms" in entry else "",
+            entry.get("kind") or "",
+            f"{entry['deadline_ms']:g}" if entry.get("deadline_ms") is not None else "",
             _value(entry["deadline_met_ratio"], percent=True),
             _value(entry["processing_ratio"], percent=True),
             _value(entry["throughput_per_s"], digits=1),

@@ -11,7 +11,8 @@ from simulator.errors import UnstableSystemError
 from simulator.metrics.records import concatenate_parquet
 from simulator.metrics.summary import summarize
 from simulator.runner.checks import check_stability, run_notes
-from simulator.runner.plan import plan_run
+from simulator.runner.executors import available_cpus
+from simulator.runner.plan import EngineChoice, plan_run
 from simulator.runner.replication import ProgressCallback, simulate_replication
 from simulator.runner.result import RunResult
 from simulator.scenario.schema import Scenario
@@ -28,25 +29,31 @@ def run(
     progress: ProgressCallback | None = None,
     monitor: bool = False,
     on_unstable: Literal["raise", "return"] = "raise",
+    engine: EngineChoice = "auto",
 ) -> RunResult:
     """Simulate every replication of a scenario and summarize with confidence intervals.
 
+    ``jobs`` replications run in parallel processes (at most one per replication and CPU).
     Same scenario + seed → identical results, whatever ``jobs`` is: each replication draws
     from its own random streams. ``records_path`` writes per-request records as parquet.
     ``progress`` is called with the number of newly finished measured requests. ``monitor``
     gathers the time series per window (``RunResult.timeseries``). An unstable system raises
     UnstableSystemError, or with ``on_unstable="return"`` comes back as a result whose
-    ``status`` is ``"unstable"``.
+    ``status`` is ``"unstable"``. ``engine``: ``auto`` simulates with the compiled fast engine wherever it
+    serves the scenario (the same numbers, request by request, much sooner), else with the SimPy model;
+    ``simpy`` or ``fast`` force one (``fast`` raises ScenarioError naming what rules it out). The summary
+    says which ran.
     """
-    plan = plan_run(scenario, seed, replications, requests)
+    plan = plan_run(scenario, seed, replications, requests, engine)
     try:
         load = check_stability(plan)
         parts: list[Path | None] = [None] * plan.replications
         with tempfile.TemporaryDirectory(dir=records_path.parent if records_path else None) as scratch:
             if records_path is not None:
                 parts = [Path(scratch) / f"replication-{r}.parquet" for r in range(plan.replications)]
-            if jobs > 1 and plan.replications > 1:
-                with ProcessPoolExecutor(max_workers=jobs) as pool:
+            processes = min(jobs, plan.replications, available_cpus())
+            if processes > 1:
+                with ProcessPoolExecutor(max_workers=processes) as pool:
                     futures = [pool.submit(simulate_replication, plan, r, parts[r], None, monitor) for r in range(plan.replications)]
                     results = []
                     for future in futures:
@@ -61,7 +68,7 @@ def run(
         if on_unstable == "raise":
             raise
         return RunResult(plan, {}, [], status="unstable", message=str(error))
-    notes, batch_means = run_notes(scenario)
+    notes, batch_means = run_notes(plan)
     longest_transient = max(r["transient_requests"] for r in results)
     if plan.warmup_fixed and longest_transient > min(r["warmup_requests"] for r in results):
         notes.append(
@@ -69,4 +76,5 @@ def run(
             f"{plan.warmup_requests}: raise it (or leave it out to let the run extend the warm-up itself)"
         )
     summary = summarize(scenario, plan.seed, plan.requests, results, load, notes, batch_means)
+    summary = {"scenario": summary.pop("scenario"), "engine": plan.engine, **summary}
     return RunResult(plan, summary, results)

@@ -26,7 +26,8 @@ def service_fields(scenario: Scenario) -> dict[str, object]:
     fields |= {f"workload.classes[{k}].service": c.service for k, c in enumerate(scenario.workload.classes) if c.service}
     fields |= {f"models.{name}.load": model.load for name, model in scenario.models.items()}
     if scenario.network is not None:
-        fields["network.delay"] = scenario.network.delay
+        fields |= {f"network.{name}": getattr(scenario.network, name) for name in ("delay", "request", "response")
+                   if getattr(scenario.network, name) is not None}
     if scenario.cache is not None:
         fields["cache.hit_latency"] = scenario.cache.hit_latency
     if scenario.pipeline is not None:
@@ -105,10 +106,19 @@ def _device_concurrency(factors: list[float] | str, workers: int) -> float:
 STATIONARY_PROCESSES = {"poisson", "deterministic", "mmpp"}
 
 
-def run_notes(scenario: Scenario) -> tuple[list[str], bool]:
+def run_notes(plan: RunPlan) -> tuple[list[str], bool]:
     """What a reader of the results must know about how the scenario's input shapes them, and
     whether a single replication may give batch-means intervals (only a stationary run may)."""
+    scenario = plan.scenario
     notes = []
+    expected_s = horizon_s(plan)
+    for index, event in enumerate(scenario.events):
+        start_field = _start_field(event)
+        if start_field is not None and getattr(event, start_field) > expected_s:
+            notes.append(
+                f"events[{index}] starts at {getattr(event, start_field):g} s, after the run's expected end "
+                f"(about {expected_s:.3g} s): it may not happen at all"
+            )
     processes = [scenario.workload.arrival] if scenario.workload.arrival is not None else []
     processes += [c.arrival for c in scenario.workload.classes if c.arrival is not None]
     kinds = {process.process for process in processes}
@@ -127,7 +137,7 @@ MAX_WINDOWS = 1_000_000  # monitoring windows per replication
 MAX_SWITCHES_PER_ARRIVAL = 1_000  # Markov-modulated state changes per arrival
 MAX_PEAK_TO_MEAN = 10_000  # candidates drawn per arrival when thinning a time-varying rate
 MAX_FAILURES = 100_000  # expected node failures per replication
-HORIZON_MARGIN = 1.5  # events may start up to this many times the expected end of the run
+HORIZON_LIMIT = 100  # an event starting over this many times the run's expected end is refused (a note beyond 1 ×)
 
 
 def check_bounded_work(plan: RunPlan) -> None:
@@ -136,7 +146,6 @@ def check_bounded_work(plan: RunPlan) -> None:
     end, events naming unknown nodes, and traces shorter than the warm-up."""
     scenario = plan.scenario
     source = scenario.source
-    arrivals = plan.warmup_requests + plan.requests
     for field, config in _arrival_configs(scenario):
         process = built_policy(scenario, field, ARRIVAL_PROCESSES, config, stream(plan.seed, 0, "arrivals"))
         limit = process.max_arrivals()
@@ -158,14 +167,23 @@ def check_bounded_work(plan: RunPlan) -> None:
                     f"{source}: {field}.states: the process changes state {switches_per_s:.3g} times per second, over "
                     f"{MAX_SWITCHES_PER_ARRIVAL:,} times per arrival; lengthen mean_duration_s"
                 )
-    horizon_s = arrivals / sum(class_rates_per_s(scenario, plan.seed))
-    windows = horizon_s / scenario.run.monitoring_window_s
+    expected_s = horizon_s(plan)
+    windows = expected_s / scenario.run.monitoring_window_s
     if windows > MAX_WINDOWS:
         raise ScenarioError(
             f"{source}: run.monitoring_window_s: {scenario.run.monitoring_window_s:g} s windows over a run of about "
-            f"{horizon_s:.3g} s make {windows:.3g} windows; at most {MAX_WINDOWS:,} (use longer windows)"
+            f"{expected_s:.3g} s make {windows:.3g} windows; at most {MAX_WINDOWS:,} (use longer windows)"
         )
-    _check_events(scenario, horizon_s)
+    _check_events(scenario, expected_s)
+
+
+def _start_field(event: object) -> str | None:
+    return "start_s" if hasattr(event, "start_s") else "at_s" if hasattr(event, "at_s") else None
+
+
+def horizon_s(plan: RunPlan) -> float:
+    """The run's expected length in simulated seconds: its arrivals over their mean rate."""
+    return (plan.warmup_requests + plan.requests) / sum(class_rates_per_s(plan.scenario, plan.seed))
 
 
 def _arrival_configs(scenario: Scenario) -> list[tuple[str, object]]:
@@ -186,10 +204,10 @@ def _check_events(scenario: Scenario, horizon_s: float) -> None:
             raise ScenarioError(
                 f"{field}.nodes: no node or node spec named {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}"
             )
-        start_field = "start_s" if hasattr(event, "start_s") else "at_s" if hasattr(event, "at_s") else None
-        if start_field is not None and getattr(event, start_field) > HORIZON_MARGIN * horizon_s:
+        start_field = _start_field(event)
+        if start_field is not None and getattr(event, start_field) > HORIZON_LIMIT * horizon_s:
             raise ScenarioError(
-                f"{field}.{start_field}: {getattr(event, start_field):g} s is after the run's expected end (about "
+                f"{field}.{start_field}: {getattr(event, start_field):g} s is far after the run's expected end (about "
                 f"{horizon_s:.3g} s of arrivals): it would never happen; move it or raise run.requests"
             )
         if event.type == "random_failures":

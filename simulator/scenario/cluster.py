@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from simulator.registry import (
     CACHE_POLICIES,
@@ -159,9 +159,27 @@ class CacheSpec(Settings):
 
 
 class NetworkSpec(Settings):
-    """Delay between the router and a node, drawn independently each way."""
+    """Delay between the router and a node: ``delay`` drawn independently each way, or a leg alone —
+    ``request`` (router → node: routers see it) and/or ``response`` (node → client: it only adds to
+    latency; a measured client round trip goes here, e.g. from ``latsim testbed``)."""
 
-    delay: ServiceConfig = Field(description="one-way delay model, in ms (any service-time model)")
+    delay: ServiceConfig | None = Field(None, description="one-way delay model, in ms (any service-time model), drawn each way")
+    request: ServiceConfig | None = Field(None, description="delay from the router to the node only, in ms")
+    response: ServiceConfig | None = Field(None, description="delay from the node back to the client only, in ms")
+
+    @model_validator(mode="after")
+    def _legs(self) -> NetworkSpec:
+        if self.delay is not None and (self.request is not None or self.response is not None):
+            raise ValueError("give `delay` (each way) or `request`/`response` (one leg each), not both")
+        if self.delay is None and self.request is None and self.response is None:
+            raise ValueError("a network needs `delay` (each way), or `request` and/or `response`")
+        return self
+
+    def legs(self) -> dict[str, ServiceConfig | None]:
+        """The delay model of each leg, ``request`` and ``response`` (None: no delay on that leg)."""
+        if self.delay is not None:
+            return {"request": self.delay, "response": self.delay}
+        return {"request": self.request, "response": self.response}
 
 
 class PipelineSpec(Settings):

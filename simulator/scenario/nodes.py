@@ -177,6 +177,52 @@ class QueuePolicies(Settings):
         return self.priorities.get(priority, self.default)
 
 
+# -- what a worker spends beyond the kernel, and how fast the machine runs --------------------------
+
+
+class OverheadSpec(Settings):
+    """Worker time outside the kernel per call (dequeue, locks, sending the reply): a mean that may grow
+    with the node's occupancy (requests at the node when the call starts; linear between the points,
+    flat beyond them), times a mean-1 variation. It adds to the call's service time."""
+
+    occupancy: list[Annotated[float, Field(ge=0, le=1e9)]] = Field(
+        default_factory=lambda: [1.0], min_length=1, max_length=10_000, description="occupancy points, increasing"
+    )
+    mean_ms: list[Annotated[float, Field(ge=0, le=1e9)]] = Field(
+        min_length=1, max_length=10_000, description="mean overhead at each occupancy point, in ms"
+    )
+    variation_sigma: float = Field(
+        0.0, ge=0, le=10, description="σ of a lognormal mean-1 multiplier (0: the mean exactly)"
+    )
+
+    @model_validator(mode="after")
+    def _curve(self) -> OverheadSpec:
+        if len(self.occupancy) != len(self.mean_ms):
+            raise ValueError("overhead: occupancy and mean_ms need one entry each per point")
+        if any(later <= earlier for earlier, later in zip(self.occupancy, self.occupancy[1:])):
+            raise ValueError("overhead.occupancy: points must increase")
+        return self
+
+
+class SpeedSpec(Settings):
+    """The node's speed as a process: a Markov chain, advanced once per call, whose state's factor
+    multiplies every call's service time (slow and fast stretches hit every class alike)."""
+
+    factors: list[Annotated[float, Field(gt=0, le=1e6)]] = Field(min_length=1, max_length=16, description="factor per state")
+    transition: list[list[Annotated[float, Field(ge=0, le=1)]]] = Field(
+        description="probability of moving from state i (row) to state j (column) at each call"
+    )
+
+    @model_validator(mode="after")
+    def _stochastic(self) -> SpeedSpec:
+        states = len(self.factors)
+        if len(self.transition) != states or any(len(row) != states for row in self.transition):
+            raise ValueError(f"speed.transition: a {states} × {states} matrix (one row and column per factor)")
+        if any(abs(sum(row) - 1) > 1e-9 for row in self.transition):
+            raise ValueError("speed.transition: every row must sum to 1")
+        return self
+
+
 # -- the node ------------------------------------------------------------------------------------
 
 
@@ -198,6 +244,8 @@ class NodeSpec(Settings):
     batching: BatcherConfig | None = Field(None, description="dynamic batching (Triton-style); default: one request per call")
     device: DeviceSpec | None = Field(None, description="accelerator stages: copies around compute, concurrency slowdown")
     model_cache: ModelCacheSpec | None = Field(None, description="models held in memory; a miss pays a cold load")
+    overhead: OverheadSpec | None = Field(None, description="worker time per call outside the kernel, may grow with occupancy")
+    speed: SpeedSpec | None = Field(None, description="the machine's speed as a process over calls (a multiplier)")
 
     @model_validator(mode="after")
     def _preemption_fits(self) -> NodeSpec:

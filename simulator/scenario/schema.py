@@ -28,6 +28,7 @@ from simulator.scenario.cluster import (
 from simulator.scenario.bounds import MAX_NODES, MAX_REPLICATIONS, MAX_REQUESTS, Count, CountOrZero
 from simulator.scenario.events import EventConfig
 from simulator.scenario.nodes import ModelSpec, NodeSpec
+from simulator.scenario.plan import PlanSpec
 from simulator.scenario.workload import Workload
 from simulator.settings import Settings
 
@@ -75,6 +76,7 @@ class Scenario(Settings):
     models: dict[str, ModelSpec] = Field(default_factory=dict, description="models classes can name (for model caches)")
     cache: CacheSpec | None = Field(None, description="result cache in front of the model (needs workload.keys)")
     pipeline: PipelineSpec | None = Field(None, description="model-parallel stages: node specs a request visits in order")
+    plan: PlanSpec | None = Field(None, description="a capacity plan for `latsim plan`: target load, SLOs, search space, objective")
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source: str = PrivateAttr("<scenario>")

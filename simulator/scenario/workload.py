@@ -140,11 +140,11 @@ class RequestClass(Settings):
         None, description="this class's own arrival process (then it takes no share of workload.arrival)"
     )
     priority: int = Field(0, ge=0, le=1_000_000, description="0 is served first under the priority disciplines")
-    deadline_ms: TimeMs = Field(description="relative deadline: arrival to completion")
-    kind: Literal["hard", "firm", "soft"] = Field(
-        "soft",
+    deadline_ms: TimeMs | None = Field(None, description="relative deadline: arrival to completion (none: no real-time requirement)")
+    kind: Literal["hard", "firm", "soft"] | None = Field(
+        None,
         description="hard: no request may miss; firm: a late result is worthless (may be dropped); "
-        "soft: at least `target` of requests must meet the deadline",
+        "soft: at least `target` of requests must meet the deadline; none: no requirement (nothing is judged)",
     )
     target: float | None = Field(None, gt=0, le=1, description="fraction that must meet the deadline")
     miss_tolerance: float = Field(
@@ -166,11 +166,20 @@ class RequestClass(Settings):
 
     @model_validator(mode="after")
     def _target_fits_kind(self) -> RequestClass:
+        if self.kind is not None and self.deadline_ms is None:
+            raise ValueError(f"a {self.kind} class needs `deadline_ms`, the deadline it is judged by")
+        if self.kind is None and self.target is not None:
+            raise ValueError("`target` goes with a real-time kind: give `kind: soft` (and `deadline_ms`)")
         if self.kind == "soft" and self.target is None:
             raise ValueError("a soft class needs `target`, the fraction that must meet the deadline (e.g. 0.99)")
         if self.kind == "hard" and self.target not in (None, 1.0):
             raise ValueError("a hard class allows no miss: leave `target` out (it is 1.0)")
         return self
+
+    @property
+    def relative_deadline_ms(self) -> float:
+        """The deadline in ms, or +∞ for a class without one (every served request is in time)."""
+        return float("inf") if self.deadline_ms is None else self.deadline_ms
 
     @property
     def required_met_ratio(self) -> float | None:

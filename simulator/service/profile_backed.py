@@ -1,9 +1,10 @@
 """Service times drawn from a measured profile bundle (see ``latsim profile``).
 
 The model resamples the calls measured for one family / variant / device / thread count /
-concurrency / stage at the batch size in use. With ``block_length`` > 1 it replays runs of that
-many consecutive measured calls (a moving-block bootstrap), so the slow and fast stretches of the
-measured service process survive into the simulation instead of being shuffled away.
+concurrency / stage at the batch size in use. With a ``process`` other than ``iid`` (or
+``block_length`` > 1: a moving-block bootstrap) it replays them in their measured order, so the
+slow and fast stretches of the measured service process survive into the simulation instead of
+being shuffled away.
 
 Batch sizes between two profiled sizes are interpolated: the samples of the profiled size below
 are scaled so their mean lies on the straight line between the two profiled means (the shape of
@@ -27,7 +28,7 @@ from simulator.formats.profile_bundle import (
 )
 from simulator.registry import SERVICE_MODELS
 from simulator.scenario.service import COLD_STAGES, ProfileService
-from simulator.service.base import ServiceTimeModel
+from simulator.service.sample_backed import SampleBacked
 
 
 @functools.lru_cache(maxsize=16)
@@ -35,8 +36,8 @@ def _cached_bundle(directory: Path, stamp: tuple[int, ...]) -> ProfileBundle:
     return load_bundle(directory)
 
 
-def _load(path: Path) -> ProfileBundle:
-    """Load a bundle once per content: many nodes of a scenario may name the same bundle."""
+def cached_bundle(path: Path) -> ProfileBundle:
+    """Load a bundle once per content: many nodes of a scenario (and fitted models) may name the same bundle."""
     directory = path.parent if path.name == METADATA_FILE else path
     files = [directory / METADATA_FILE, directory / SAMPLES_FILE]
     stamp = tuple(v for f in files if f.is_file() for v in (f.stat().st_mtime_ns, f.stat().st_size))
@@ -49,18 +50,18 @@ def _choose(what: str, wanted: object, available: list, context: str) -> None:
 
 
 @SERVICE_MODELS.register
-class ProfileBacked(ServiceTimeModel):
+class ProfileBacked(SampleBacked):
     """Empirical service times of a real kernel, from a profile bundle, at the batch size in use."""
 
     Config = ProfileService
 
     def __init__(self, config: ProfileService, base_dir: Path) -> None:
-        super().__init__(config, base_dir)
+        super().__init__(config, base_dir, config.order())
         path = base_dir / config.bundle
         if not path.exists():
             raise ScenarioError(f"service.profile: bundle {path} does not exist (make one with `latsim profile`)")
         try:
-            bundle = _load(path)
+            bundle = cached_bundle(path)
         except ProfileBundleError as error:
             raise ScenarioError(f"service.profile: {error}") from None
         self.bundle = bundle
@@ -101,10 +102,6 @@ class ProfileBacked(ServiceTimeModel):
         frame = frame[frame["threads"] == threads].sort_values(["batch_size", "worker", "sample_index"])
         return {int(b): group["latency_ms"].to_numpy() for b, group in frame.groupby("batch_size")}
 
-    @property
-    def ordered(self) -> bool:
-        return self.config.block_length > 1
-
     def concurrency_levels(self) -> list[int]:
         """The worker counts above one whose concurrent runs the bundle measured for this model."""
         concurrent = self._model_samples[self._model_samples["mode"] == "concurrent"]
@@ -115,7 +112,7 @@ class ProfileBacked(ServiceTimeModel):
             return int(available[0])
         return bundle.metadata["harness"].get("serving_threads")
 
-    def _base(self, batch_size: int) -> tuple[np.ndarray, float]:
+    def source(self, batch_size: int) -> tuple[np.ndarray, float]:
         """Samples to draw from for ``batch_size`` and the factor that scales them to it."""
         sizes = self.profiled_batch_sizes
         if batch_size in self._samples:
@@ -130,20 +127,3 @@ class ProfileBacked(ServiceTimeModel):
         fraction = (batch_size - below) / (above - below)
         mean = self._means[below] + fraction * (self._means[above] - self._means[below])
         return self._samples[below], mean / self._means[below]
-
-    def draw_block(self, rng: np.random.Generator, size: int, batch_size: int = 1) -> np.ndarray:
-        samples, scale = self._base(batch_size)
-        length = min(self.config.block_length, len(samples))
-        if length == 1:
-            return samples[rng.integers(0, len(samples), size)] * scale
-        starts = rng.integers(0, len(samples) - length + 1, -(-size // length))
-        index = (starts[:, None] + np.arange(length)).reshape(-1)[:size]
-        return samples[index] * scale
-
-    def mean_ms(self, batch_size: int = 1) -> float:
-        samples, scale = self._base(batch_size)
-        return float(samples.mean()) * scale
-
-    def second_moment_ms2(self, batch_size: int = 1) -> float:
-        samples, scale = self._base(batch_size)
-        return float(np.mean(samples**2)) * scale**2

@@ -398,7 +398,7 @@ def measure_capacity(
     per_request_busy_ms = batches["worker_busy_ms"].sum() / batches["batch_size"].sum()
     capacity = Capacity(
         throughput_per_s=round(float(throughput_per_s), 3),
-        worker_limit_per_s=round(config.workers * 1000.0 / per_request_busy_ms, 3),
+        worker_limit_per_s=round(float(config.workers * 1000.0 / per_request_busy_ms), 3),
         concurrency=concurrency,
         requests=requests,
         latency_p50_ms=round(float(steady["latency_ms"].median()), 4),

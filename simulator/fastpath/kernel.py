@@ -1,0 +1,426 @@
+"""The compiled event loop of the fast engine: the SimPy model's node and router rules over arrays.
+
+``advance`` processes events until something needs Python: a chunk of finished requests to hand
+over (exactly where the SimPy path flushes one), input to top up (arrival gaps, router
+uniforms, keys), room to grow (request slots, output rows), the end of the run, or a queue past
+``run.max_queue_length``. All state lives in the arrays the driver (``engine.py``) owns, so a call
+resumes where the last one stopped. It is compiled once with numba and cached on disk.
+
+Exactness: events are ordered by (time, scheduling sequence) like SimPy's heap (time, priority,
+event id); events are scheduled in the order the SimPy path schedules them; every time and
+integral is computed with the same floating-point operations in the same order (``Node._advance``,
+``Node.areas``, the admission rules). The rules mirrored here are those of ``model/node.py``
+(submit, dispatch, completion; drops for a full queue and by admission), ``model/disciplines.py``
+(fifo, strict priority, EDF), ``model/admission.py`` (expired, predictive), ``model/router.py``
+(round robin, random, join-shortest-queue, power of two choices) and ``model/source.py`` (ids,
+fine-batch marks, chunk flushes, the end of the run).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# event kinds
+ARRIVAL = 0
+COMPLETION = 1
+
+# what ``advance`` returns
+FLUSHED = 0  # the SimPy path flushes its finished requests here: the output rows are a chunk
+STOPPED = 1  # every run-zone request finished: the run ends (the output rows are its last chunk)
+EMPTY = 2  # no event left (the arrivals ran out, everything finished): the output rows are the last chunk
+NEED_INPUT = 3  # top up the arrival buffers, router uniforms or keys
+POOL_FULL = 4  # more request slots needed
+OUT_FULL = 5  # more output rows needed
+UNSTABLE = 6  # a queue grew past run.max_queue_length (node in state[S_INFO])
+
+# drop codes of output rows (index into engine.DROP_REASONS)
+SERVED = 0
+QUEUE_FULL = 1
+DEADLINE = 2
+
+# disciplines, admission policies, routers
+FIFO = 0
+PRIORITY = 1
+EDF = 2
+ADMIT_ALL = 0
+DROP_EXPIRED = 1
+DROP_HOPELESS = 2
+DIRECT = 0  # one node and nothing in between: no router at all
+ROUND_ROBIN = 1
+RANDOM = 2
+SHORTEST_QUEUE = 3
+POWER_OF_TWO = 4
+
+# scalar state (int64 array ``state``)
+S_NEXT_ID = 0  # the next request id
+S_SEQUENCE = 1  # events scheduled so far (the tie-break of equal times)
+S_HEAP = 2  # events pending
+S_PENDING = 3  # requests finished since the last flush, any id
+S_OUT = 4  # output rows filled
+S_ZONE_DONE = 5  # run-zone requests finished
+S_NEXT_MARK = 6  # the next request id whose arrival records the node integrals
+S_MARKS = 7  # marks recorded
+S_TURN = 8  # round robin's turn
+S_UNIFORM = 9  # next router uniform
+S_UNIFORMS = 10  # router uniforms available
+S_KEY = 11  # next key
+S_KEYS = 12  # keys available
+S_FREE = 13  # free request slots
+S_STARTED = 14  # the streams' first arrivals are scheduled
+S_INFO = 15  # the node of UNSTABLE
+STATE_SIZE = 16
+
+# settings (int64 array ``settings``)
+C_MEASURED = 0  # run-zone requests (ids 0 .. measured − 1)
+C_CHUNK = 1  # finished requests that trigger a flush
+C_CHECK_EVERY = 2  # unmeasured arrivals between two checks whether the run zone finished
+C_MARK_EVERY = 3  # fine batch size
+C_MAX_QUEUE = 4  # run.max_queue_length
+C_ROUTER = 5
+C_UNIFORMS_PER_ARRIVAL = 6  # the most router uniforms one arrival may take
+C_KEYS = 7  # 1: requests carry keys
+SETTINGS_SIZE = 8
+
+# per node, int64 ``nodes_int[node, ...]`` and float64 ``nodes_float[node, ...]``
+N_WORKERS = 0
+N_CAPACITY = 1  # waiting places, −1: unbounded
+N_ADMISSION = 2
+N_DISCIPLINE = 3
+N_SPEC = 4  # node spec index: which service requirement applies
+N_BUSY = 5
+N_WAITING = 6
+N_PUSHES = 7  # requests queued so far (EDF's tie-break)
+N_IN_FLIGHT = 8  # sent by the router and not answered yet
+NODE_INT_SIZE = 9
+N_BUSY_AREA = 0  # ∫ busy workers dt (ms), up to N_AREA_AT
+N_QUEUE_AREA = 1  # ∫ waiting requests dt (ms)
+N_AREA_AT = 2
+NODE_FLOAT_SIZE = 3
+
+# per request slot, int64 ``slots_int[slot, ...]`` and float64 ``slots_float[slot, ...]``
+R_ID = 0
+R_CLASS = 1
+R_NODE = 2
+R_NEXT = 3  # the next slot in its waiting line, −1: last
+R_PUSH = 4  # its push number at its node (EDF's tie-break)
+R_KEY = 5
+SLOT_INT_SIZE = 6
+R_ARRIVAL = 0
+R_DEADLINE = 1  # absolute
+R_START = 2
+R_SERVICE = 3
+SLOT_FLOAT_SIZE = 4
+
+# output rows: int64 ``out_int[field, row]``, float64 ``out_float[field, row]``
+O_ID = 0
+O_CLASS = 1
+O_NODE = 2
+O_DROP = 3
+O_KEY = 4
+OUT_INT_SIZE = 5
+O_ARRIVAL = 0
+O_START = 1
+O_SERVICE = 2
+O_END = 3
+OUT_FLOAT_SIZE = 4
+
+
+@njit(cache=True)
+def advance(state, settings, now_ms, heap_time, heap_int, nodes_int, nodes_float, line_head, line_tail, line_of,
+            relative_deadline_ms, droppable, mean_service_ms, slots_int, slots_float, free, gaps_ms, gap_classes,
+            requirements_ms, stream_position, stream_length, stream_ended, uniforms, keys, out_int, out_float,
+            mark_id, mark_ms, mark_areas):
+    """Process events until Python is needed (the return codes above); ``now_ms[0]`` is the clock.
+
+    Stream s's pending arrival is its buffer entry ``stream_position[s]`` (gap, class, requirement
+    per node spec); ``stream_ended[s]``: nothing follows its last buffered entry. The helpers are
+    closures over the arrays, which numba inlines: no array crosses a call (no reference counting).
+    """
+
+    def move(source, target):
+        """Copy heap entry ``source`` to ``target``; ``heap_int[i]`` = (sequence, kind, stream or node, slot)."""
+        heap_time[target] = heap_time[source]
+        for field in range(4):
+            heap_int[target, field] = heap_int[source, field]
+
+    def push(time, kind, node, slot):
+        """Schedule an event, after every event already scheduled for the same time."""
+        sequence = state[S_SEQUENCE]
+        state[S_SEQUENCE] = sequence + 1
+        i = state[S_HEAP]
+        state[S_HEAP] = i + 1
+        while i > 0:
+            parent = (i - 1) >> 1
+            if heap_time[parent] < time or (heap_time[parent] == time and heap_int[parent, 0] < sequence):
+                break
+            move(parent, i)
+            i = parent
+        heap_time[i] = time
+        heap_int[i, 0] = sequence
+        heap_int[i, 1] = kind
+        heap_int[i, 2] = node
+        heap_int[i, 3] = slot
+
+    def pop():
+        """Remove the earliest event (the root); the caller read it first."""
+        size = state[S_HEAP] - 1
+        state[S_HEAP] = size
+        if size == 0:
+            return
+        time = heap_time[size]
+        sequence = heap_int[size, 0]
+        i = 0
+        while True:
+            child = 2 * i + 1
+            if child >= size:
+                break
+            right = child + 1
+            if right < size and (
+                heap_time[right] < heap_time[child]
+                or (heap_time[right] == heap_time[child] and heap_int[right, 0] < heap_int[child, 0])
+            ):
+                child = right
+            if time < heap_time[child] or (time == heap_time[child] and sequence < heap_int[child, 0]):
+                break
+            move(child, i)
+            i = child
+        move(size, i)
+
+    def accumulate(node, now):
+        """``Node._advance``: integrate busy workers and waiting requests up to ``now``."""
+        elapsed = now - nodes_float[node, N_AREA_AT]
+        if elapsed != 0.0:
+            nodes_float[node, N_BUSY_AREA] += nodes_int[node, N_BUSY] * elapsed
+            nodes_float[node, N_QUEUE_AREA] += nodes_int[node, N_WAITING] * elapsed
+            nodes_float[node, N_AREA_AT] = now
+
+    def finish(slot, now, drop):
+        """A request is served or dropped: the router hears of it, a run-zone request becomes an output row."""
+        request_id = slots_int[slot, R_ID]
+        node = slots_int[slot, R_NODE]
+        if settings[C_ROUTER] != DIRECT:
+            nodes_int[node, N_IN_FLIGHT] -= 1
+        if request_id < settings[C_MEASURED]:
+            row = state[S_OUT]
+            out_int[O_ID, row] = request_id
+            out_int[O_CLASS, row] = slots_int[slot, R_CLASS]
+            out_int[O_NODE, row] = node
+            out_int[O_DROP, row] = drop
+            out_int[O_KEY, row] = slots_int[slot, R_KEY]
+            out_float[O_ARRIVAL, row] = slots_float[slot, R_ARRIVAL]
+            out_float[O_START, row] = slots_float[slot, R_START] if drop == SERVED else -1.0
+            out_float[O_SERVICE, row] = slots_float[slot, R_SERVICE] if drop == SERVED else 0.0
+            out_float[O_END, row] = now
+            state[S_OUT] = row + 1
+            state[S_ZONE_DONE] += 1
+        state[S_PENDING] += 1
+        free[state[S_FREE]] = slot
+        state[S_FREE] += 1
+
+    def start(node, slot, now):
+        """``Node._start_one``: a worker takes the request; its completion is scheduled."""
+        nodes_int[node, N_BUSY] += 1
+        slots_float[slot, R_START] = now
+        push(now + slots_float[slot, R_SERVICE], COMPLETION, node, slot)
+
+    def take(node):
+        """The discipline's next waiting request, out of its line: FIFO's only line, the most urgent priority
+        level's, or (EDF) the line whose head has the earliest deadline (ties: queued first)."""
+        discipline = nodes_int[node, N_DISCIPLINE]
+        line = 0
+        if discipline == PRIORITY:
+            while line_head[node, line] < 0:
+                line += 1
+        elif discipline == EDF:
+            line = -1
+            for candidate in range(line_head.shape[1]):
+                head = line_head[node, candidate]
+                if head < 0:
+                    continue
+                if line >= 0:
+                    best = line_head[node, line]
+                    if slots_float[head, R_DEADLINE] > slots_float[best, R_DEADLINE] or (
+                        slots_float[head, R_DEADLINE] == slots_float[best, R_DEADLINE]
+                        and slots_int[head, R_PUSH] > slots_int[best, R_PUSH]
+                    ):
+                        continue
+                line = candidate
+        slot = line_head[node, line]
+        line_head[node, line] = slots_int[slot, R_NEXT]
+        if slots_int[slot, R_NEXT] < 0:
+            line_tail[node, line] = -1
+        return slot
+
+    def dispatch(node, now):
+        """``Node._dispatch``: free workers take waiting requests; admission control drops those not worth serving."""
+        while nodes_int[node, N_BUSY] < nodes_int[node, N_WORKERS] and nodes_int[node, N_WAITING] > 0:
+            slot = take(node)
+            accumulate(node, now)
+            nodes_int[node, N_WAITING] -= 1
+            admission = nodes_int[node, N_ADMISSION]
+            if admission != ADMIT_ALL:
+                request_class = slots_int[slot, R_CLASS]
+                deadline = slots_float[slot, R_DEADLINE]
+                if admission == DROP_EXPIRED:
+                    admitted = now < deadline or not droppable[request_class]
+                else:
+                    admitted = now + mean_service_ms[node, request_class] <= deadline or not droppable[request_class]
+                if not admitted:
+                    finish(slot, now, DEADLINE)
+                    continue
+            start(node, slot, now)
+
+    def submit(node, slot, now):
+        """``Node.submit``: start at once, drop (full queue) or wait; False when the queue outgrew its limit."""
+        if nodes_int[node, N_ADMISSION] == ADMIT_ALL and nodes_int[node, N_BUSY] < nodes_int[node, N_WORKERS]:
+            accumulate(node, now)
+            start(node, slot, now)
+            return True
+        capacity = nodes_int[node, N_CAPACITY]
+        if 0 <= capacity <= nodes_int[node, N_WAITING] and nodes_int[node, N_BUSY] == nodes_int[node, N_WORKERS]:
+            finish(slot, now, QUEUE_FULL)
+            return True
+        accumulate(node, now)
+        line = line_of[node, slots_int[slot, R_CLASS]]
+        slots_int[slot, R_NEXT] = -1
+        slots_int[slot, R_PUSH] = nodes_int[node, N_PUSHES]
+        nodes_int[node, N_PUSHES] += 1
+        if line_tail[node, line] < 0:
+            line_head[node, line] = slot
+        else:
+            slots_int[line_tail[node, line], R_NEXT] = slot
+        line_tail[node, line] = slot
+        nodes_int[node, N_WAITING] += 1
+        if nodes_int[node, N_WAITING] > settings[C_MAX_QUEUE]:
+            state[S_INFO] = node
+            return False
+        if nodes_int[node, N_BUSY] < nodes_int[node, N_WORKERS]:
+            dispatch(node, now)
+        return True
+
+    def uniform():
+        value = uniforms[state[S_UNIFORM]]
+        state[S_UNIFORM] += 1
+        return value
+
+    def route():
+        """The router's choice (``model/router.py``), its uniforms taken in the same order."""
+        router = settings[C_ROUTER]
+        count = nodes_int.shape[0]
+        if router == DIRECT:
+            return 0
+        if router == ROUND_ROBIN:
+            state[S_TURN] += 1
+            node = state[S_TURN] % count
+        elif router == RANDOM:
+            node = int(uniform() * count)
+        elif router == SHORTEST_QUEUE:
+            lowest = nodes_int[0, N_IN_FLIGHT]
+            tied = 0
+            for candidate in range(count):
+                if nodes_int[candidate, N_IN_FLIGHT] < lowest:
+                    lowest, tied = nodes_int[candidate, N_IN_FLIGHT], 0
+                tied += nodes_int[candidate, N_IN_FLIGHT] == lowest
+            pick = int(uniform() * tied) if tied > 1 else 0
+            node = 0
+            while nodes_int[node, N_IN_FLIGHT] != lowest or pick > 0:
+                pick -= nodes_int[node, N_IN_FLIGHT] == lowest
+                node += 1
+        else:  # POWER_OF_TWO (a router exists only for two nodes or more)
+            first = int(uniform() * count)
+            second = (first + 1 + int(uniform() * (count - 1))) % count
+            node = first
+            fewer = nodes_int[second, N_IN_FLIGHT] - nodes_int[first, N_IN_FLIGHT]
+            if fewer < 0 or fewer == 0 and int(uniform() * 2) == 1:  # a tie takes a uniform, as ``Router._least``
+                node = second
+        nodes_int[node, N_IN_FLIGHT] += 1
+        return node
+
+    def mark(request_id, now):
+        """Record every node's busy and queue integrals at this arrival (``Node.areas``)."""
+        index = state[S_MARKS]
+        mark_id[index] = request_id
+        mark_ms[index] = now
+        for node in range(nodes_int.shape[0]):
+            elapsed = now - nodes_float[node, N_AREA_AT]
+            mark_areas[index, node, 0] = nodes_float[node, N_BUSY_AREA] + nodes_int[node, N_BUSY] * elapsed
+            mark_areas[index, node, 1] = nodes_float[node, N_QUEUE_AREA] + nodes_int[node, N_WAITING] * elapsed
+        state[S_MARKS] = index + 1
+
+    measured = settings[C_MEASURED]
+    if state[S_STARTED] == 0:
+        state[S_STARTED] = 1
+        for stream in range(gaps_ms.shape[0]):
+            if stream_length[stream] > 0:
+                push(now_ms[0] + gaps_ms[stream, 0], ARRIVAL, stream, 0)
+    out_rows = out_int.shape[1]
+    while True:
+        if state[S_HEAP] == 0:
+            return EMPTY
+        if heap_int[0, 1] == ARRIVAL:
+            stream = heap_int[0, 2]
+            if stream_position[stream] + 1 >= stream_length[stream] and not stream_ended[stream]:
+                return NEED_INPUT
+            if state[S_UNIFORM] + settings[C_UNIFORMS_PER_ARRIVAL] > state[S_UNIFORMS] or state[S_KEY] >= state[S_KEYS]:
+                return NEED_INPUT
+            if state[S_FREE] == 0:
+                return POOL_FULL
+            if state[S_OUT] + 1 > out_rows:
+                return OUT_FULL
+        elif state[S_OUT] + 1 + nodes_int[heap_int[0, 2], N_WAITING] > out_rows:
+            return OUT_FULL
+        now = heap_time[0]
+        kind = heap_int[0, 1]
+        node = heap_int[0, 2]
+        slot = heap_int[0, 3]
+        pop()
+        now_ms[0] = now
+        if kind == COMPLETION:
+            accumulate(node, now)
+            nodes_int[node, N_BUSY] -= 1
+            finish(slot, now, SERVED)
+            if nodes_int[node, N_WAITING] > 0 and nodes_int[node, N_BUSY] < nodes_int[node, N_WORKERS]:
+                dispatch(node, now)
+            continue
+        stream = node
+        entry = stream_position[stream]
+        request_id = state[S_NEXT_ID]
+        state[S_NEXT_ID] = request_id + 1
+        request_class = gap_classes[stream, entry]
+        if request_id < measured and (request_id == state[S_NEXT_MARK] or request_id == measured - 1):
+            mark(request_id, now)
+            if request_id == state[S_NEXT_MARK]:
+                state[S_NEXT_MARK] += settings[C_MARK_EVERY]
+        node = route()
+        state[S_FREE] -= 1
+        slot = free[state[S_FREE]]
+        slots_int[slot, R_ID] = request_id
+        slots_int[slot, R_CLASS] = request_class
+        slots_int[slot, R_NODE] = node
+        slots_int[slot, R_KEY] = -1
+        if settings[C_KEYS]:
+            slots_int[slot, R_KEY] = keys[state[S_KEY]]
+            state[S_KEY] += 1
+        slots_float[slot, R_ARRIVAL] = now
+        slots_float[slot, R_DEADLINE] = now + relative_deadline_ms[request_class]
+        slots_float[slot, R_SERVICE] = requirements_ms[stream, entry, nodes_int[node, N_SPEC]]
+        if not submit(node, slot, now):
+            return UNSTABLE
+        flush = state[S_PENDING] >= settings[C_CHUNK]
+        if request_id >= measured and (request_id - measured) % settings[C_CHECK_EVERY] == 0:
+            flush = True
+            if state[S_ZONE_DONE] == measured:
+                return STOPPED
+        if flush:
+            state[S_PENDING] = 0
+        stream_position[stream] = entry + 1
+        if entry + 1 < stream_length[stream]:
+            push(now + gaps_ms[stream, entry + 1], ARRIVAL, stream, 0)
+        if flush:
+            return FLUSHED
+
+
+def empty_heap(capacity: int) -> tuple[np.ndarray, np.ndarray]:
+    """An event heap for ``capacity`` pending events: times, and (sequence, kind, stream or node, slot)."""
+    return np.zeros(capacity), np.zeros((capacity, 4), np.int64)

@@ -1,0 +1,69 @@
+"""What the machine does to a call's time beyond the service model: its speed as a process (a Markov
+chain advanced once per call, whose state's factor multiplies the call's service time, whatever the
+class) and the worker's overhead outside the kernel (a mean that may grow with the node's occupancy,
+times a mean-1 lognormal variation). See ``scenario.nodes.SpeedSpec`` and ``OverheadSpec``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.random_streams import draws
+from simulator.scenario.nodes import OverheadSpec, SpeedSpec
+
+
+def stationary_distribution(transition: np.ndarray) -> np.ndarray:
+    """A chain's stationary distribution (the left eigenvector for eigenvalue 1)."""
+    values, vectors = np.linalg.eig(np.asarray(transition, dtype=float).T)
+    stationary = np.abs(np.real(vectors[:, np.argmin(np.abs(values - 1))]))
+    return stationary / stationary.sum()
+
+
+def mean_speed_factor(spec: SpeedSpec) -> float:
+    """The long-run mean speed factor, Σ πᵢ factorᵢ: what a node's mean service time is multiplied by."""
+    return float(np.dot(stationary_distribution(np.asarray(spec.transition)), spec.factors))
+
+
+class Speed:
+    """``next_factor()`` is the speed factor of the node's next call; the chain starts in its stationary law."""
+
+    def __init__(self, spec: SpeedSpec, rng: np.random.Generator) -> None:
+        self.factors = list(spec.factors)
+        self.cumulative = np.cumsum(np.asarray(spec.transition, dtype=float), axis=1)
+        self.cumulative[:, -1] = 1.0
+        self.uniforms = draws(rng.random)
+        start = np.cumsum(stationary_distribution(np.asarray(spec.transition)))
+        self.state = min(int(np.searchsorted(start, next(self.uniforms), side="right")), len(self.factors) - 1)
+
+    def next_factor(self) -> float:
+        factor = self.factors[self.state]
+        self.state = int(np.searchsorted(self.cumulative[self.state], next(self.uniforms), side="right"))
+        return factor
+
+
+class Overhead:
+    """A call's overhead in ms given the requests at the node when it starts (linear between the
+    spec's points, flat beyond them)."""
+
+    def __init__(self, spec: OverheadSpec, rng: np.random.Generator) -> None:
+        self.occupancy = np.asarray(spec.occupancy, dtype=float)
+        self.mean_ms = np.asarray(spec.mean_ms, dtype=float)
+        sigma = spec.variation_sigma
+        self.multipliers = draws(lambda size: np.exp(sigma * rng.standard_normal(size) - sigma * sigma / 2)) if sigma else None
+
+    def __call__(self, occupancy: int) -> float:
+        mean_ms = float(np.interp(occupancy, self.occupancy, self.mean_ms))
+        return mean_ms * next(self.multipliers) if self.multipliers is not None else mean_ms
+
+
+class CallTime:
+    """A call's time on this machine: its service time × the speed factor + the overhead."""
+
+    def __init__(self, speed: Speed | None, overhead: Overhead | None) -> None:
+        self.speed, self.overhead = speed, overhead
+
+    def __call__(self, service_ms: float, occupancy: int) -> float:
+        if self.speed is not None:
+            service_ms *= self.speed.next_factor()
+        if self.overhead is not None:
+            service_ms += self.overhead(occupancy)
+        return service_ms

@@ -1,0 +1,272 @@
+"""``plan``: a scenario with a ``plan:`` block → the cheapest configuration that meets its SLOs, as a results folder.
+
+The folder holds ``points.sqlite`` (every simulated point, kept as it finishes: a rerun resumes) and
+``plan.json``, the answer and everything needed to read, check and reproduce it; ``latsim report``
+turns that file into HTML and Markdown.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from simulator.errors import ScenarioError
+from simulator.files import UnusableFile, make_output_folder, read_regular_file, write_text_atomically
+from simulator.planning.load import target_rates_per_s, with_load_curve
+from simulator.planning.points import Evaluator, ProgressCallback, versions
+from simulator.planning.search import MaxLoad, Outcome, PlanContext, Planner
+from simulator.planning.space import Configuration, Space
+from simulator.planning.store import ResultStore
+from simulator.planning.theory import latency_targets
+from simulator.planning.verdict import plan_checks, requests_per_replication, tail_events
+from simulator.runner.executors import Executor, InProcessExecutor
+from simulator.scenario.schema import Scenario
+
+RESULT_FILE = "plan.json"
+FORMAT = "latsim-plan"
+FORMAT_VERSION = 1
+MIN_REPLICATIONS = 10  # fewer make a report INVALID: intervals from fewer rest on too few degrees of freedom
+MIN_TAIL_EVENTS = 1_000  # requests beyond the SLO's tail per replication a VALID verdict rests on
+MAX_RESULT_BYTES = 200_000_000
+
+
+def plan(
+    scenario: Scenario,
+    out: Path,
+    executor: Executor | None = None,
+    progress: ProgressCallback | None = None,
+    exhaustive: bool = False,
+    command: str = "",
+) -> dict[str, Any]:
+    """Search the scenario's plan, write ``out/plan.json`` and return it; points already in ``out`` are reused."""
+    if scenario.plan is None:
+        raise ScenarioError(f"{scenario.source}: no plan section: add `plan:` with load, slos and space (see README, Capacity planning)")
+    spec = scenario.plan
+    base = with_load_curve(scenario.replace("plan", None), spec.load)
+    space = Space(base, spec)
+    checks = plan_checks(base, spec)
+    precision = spec.precision
+    context = PlanContext(
+        scenario=scenario, spec=spec, base=base, space=space, checks=checks, targets=latency_targets(base, checks),
+        rates_per_s=target_rates_per_s(base, spec.load), seed=scenario.run.seed,
+        full_requests=requests_per_replication(checks, precision.tail_events, precision.min_requests, precision.max_requests),
+        screen_requests=requests_per_replication(checks, precision.screen_tail_events, precision.min_requests, precision.max_requests),
+    )
+    make_output_folder(out)
+    store = ResultStore(out)
+    executor = executor or InProcessExecutor()
+    started = time.perf_counter()
+    try:
+        evaluator = Evaluator(base, space, context.seed, store, executor, progress)
+        planner = Planner(context, evaluator)
+        candidates = planner.candidates(exhaustive)
+        planner.screen_max_loads(candidates)
+        finalists = planner.confirm(candidates, exhaustive)
+        views = planner.winner_views(finalists[0]) if finalists else {}
+    finally:
+        store.close()
+    document = _document(planner, finalists, views, time.perf_counter() - started, executor.describe(), exhaustive, command)
+    write_text_atomically(Path(out) / RESULT_FILE, json.dumps(document, indent=1, allow_nan=False) + "\n")
+    return document
+
+
+def load_result(folder: Path) -> dict[str, Any]:
+    """The ``plan.json`` of a results folder, checked to be one (a ScenarioError naming the file otherwise)."""
+    path = Path(folder) / RESULT_FILE
+    try:
+        document = json.loads(read_regular_file(path, MAX_RESULT_BYTES).decode("utf-8"))
+    except UnusableFile as reason:
+        raise ScenarioError(f"{path}: cannot read the plan's results: it {reason} (run latsim plan --out {folder} first)") from None
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ScenarioError(f"{path}: not a plan's results (not JSON: {str(error)[:100]})") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT or document.get("format_version") != FORMAT_VERSION:
+        raise ScenarioError(f"{path}: not a latsim plan's results file (format {FORMAT!r} version {FORMAT_VERSION})")
+    return document
+
+
+# -- the results document --------------------------------------------------------------------------
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _outcome(outcome: Outcome | None, planner: Planner) -> dict[str, Any] | None:
+    """An outcome as plain data: the verdict, every bound's numbers, utilisation and the run's notes."""
+    if outcome is None:
+        return None
+    summary = outcome.result.get("summary") or {}
+    node = planner.ctx.space.scenario.nodes[planner.ctx.space.node_index].name
+    utilizations = [
+        stats["utilization"]["estimate"] for name, stats in summary.get("nodes", {}).items()
+        if name == node or name.startswith(node + "-")
+    ]
+    return {
+        "rate_per_s": outcome.rate_per_s, "requests": outcome.requests, "replications": planner.ctx.replications,
+        "full": outcome.full, **outcome.judgement.as_dict(),
+        "utilization": sum(utilizations) / len(utilizations) if utilizations else None,
+        "offered_load": summary.get("offered_load"), "notes": summary.get("notes", []),
+        "batch_sizes": _batch_sizes(summary),
+    }
+
+
+def _batch_sizes(summary: dict[str, Any]) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for stats in summary.get("nodes", {}).values():
+        for size, count in stats.get("batch_sizes", {}).items():
+            sizes[size] = sizes.get(size, 0) + count
+    return dict(sorted(sizes.items(), key=lambda item: int(item[0])))
+
+
+def _max_load(found: MaxLoad | None) -> dict[str, Any] | None:
+    if found is None:
+        return None
+    return {
+        "low_per_s": found.low_per_s, "high_per_s": _finite(found.high_per_s), "full": found.full,
+        "evaluations": len(found.outcomes), "limit": found.limit,
+    }
+
+
+def _theory(planner: Planner, config: Configuration, rate_per_s: float) -> dict[str, Any] | None:
+    theory = planner.known_theory(config)
+    if theory is None:
+        return None
+    bounds = []
+    for target in planner.ctx.targets:
+        lower, method = theory.lower_bound_ms(target, rate_per_s)
+        bounds.append({"label": target.label, "lower_bound_ms": lower, "method": method, "estimate_ms": theory.estimate_ms(target, rate_per_s)})
+    return {"offered_load": theory.offered_load(rate_per_s), "capacity_per_s": _finite(theory.capacity_per_s), "bounds": bounds}
+
+
+def _configuration(planner: Planner, config: Configuration) -> dict[str, Any]:
+    space = planner.ctx.space
+    outcomes = planner.at_target.get(config, {})
+    loads = planner.max_loads.get(config, {})
+    fate = planner.fate.get(config)
+    return {
+        "id": config.id, "label": config.label(), "params": config.params, "cost_per_hour": space.cost_per_hour(config),
+        "quality": space.quality(config), "fate": {"category": fate[0], "reason": fate[1]} if fate else None,
+        "screen": _outcome(outcomes.get("screen"), planner), "full": _outcome(outcomes.get("full"), planner),
+        "max_load": {"screen": _max_load(loads.get("screen")), "full": _max_load(loads.get("full"))},
+        "theory": _theory(planner, config, planner.ctx.top_rate_per_s),
+    }
+
+
+def _winner(planner: Planner, winner: Configuration, views: dict[Any, Any]) -> dict[str, Any]:
+    """The winner's load curve (every full-length verdict at any load), what-if view, swapped variants and detail."""
+    outcomes = [planner.at_target[winner]["full"], *views["max_load"].outcomes]
+    outcomes += [value for key, value in views.items() if isinstance(key, tuple) and key[0] in ("curve", "what_if")]
+    by_rate: dict[float, Outcome] = {}
+    for outcome in outcomes:
+        if outcome.rate_per_s not in by_rate or outcome.requests > by_rate[outcome.rate_per_s].requests:
+            by_rate[outcome.rate_per_s] = outcome
+    curve = [{**_outcome(by_rate[rate], planner), "theory": _theory(planner, winner, rate)} for rate in sorted(by_rate)]
+    target = planner.ctx.top_rate_per_s
+    what_if = [
+        {"factor": key[1], **_outcome(value, planner)} for key, value in views.items() if isinstance(key, tuple) and key[0] == "what_if"
+    ]
+    variants = []
+    for key, value in views.items():
+        if isinstance(key, tuple) and key[0] == "variant":
+            swapped = key[1]
+            variants.append({
+                "variant": swapped.params["variant"], "id": swapped.id, "quality": planner.ctx.space.quality(swapped),
+                "excluded": planner.ctx.space.exclusion(swapped), "cost_per_hour": planner.ctx.space.cost_per_hour(swapped),
+                **_outcome(value, planner),
+            })
+    detail_result = views["detail"]
+    detail = detail_result.get("detail")
+    if detail is not None:
+        detail = {**detail, "batch_sizes": _batch_sizes(detail_result["summary"]), "replications": detail_result["summary"]["replications"]}
+    return {
+        "id": winner.id, "target_per_s": target, "max_load": _max_load(views["max_load"]), "curve": curve,
+        "knee_per_s": _knee(curve), "what_if": what_if, "variants": variants, "detail": detail,
+    }
+
+
+def _knee(curve: list[dict[str, Any]]) -> float | None:
+    """The lowest load whose first latency bound's estimate is at least twice its value at the lowest load simulated."""
+    values = [(point["rate_per_s"], point["items"][0]["estimate"] if point["items"] else None) for point in curve]
+    values = [(rate, value) for rate, value in values if value is not None]
+    if len(values) < 2:
+        return None
+    baseline = values[0][1]
+    return next((rate for rate, value in values[1:] if value >= 2 * baseline), None)
+
+
+def _validity(planner: Planner, finalists: list[Configuration], views: dict[Any, Any]) -> tuple[bool, list[str]]:
+    """VALID when a winner meets every SLO at full length on enough replications and tail events; else the reasons."""
+    ctx = planner.ctx
+    reasons = []
+    if not finalists:
+        reasons.append("no configuration of the space meets every SLO at the target load")
+    if ctx.replications < MIN_REPLICATIONS:
+        reasons.append(f"{ctx.replications} replications per point (fewer than {MIN_REPLICATIONS})")
+    if finalists:
+        requests = planner.at_target[finalists[0]]["full"].requests
+        events = tail_events(ctx.checks, requests)
+        if events is not None and events < MIN_TAIL_EVENTS:
+            reasons.append(f"{events:,.0f} tail events per replication for the strictest SLO (fewer than {MIN_TAIL_EVENTS:,}): raise precision.tail_events")
+        if views["max_load"].high_per_s is None:
+            reasons.append("the winner's maximum load was not bracketed")
+    return not reasons, reasons
+
+
+def _document(
+    planner: Planner, finalists: list[Configuration], views: dict[Any, Any], seconds: float, executor: str, exhaustive: bool, command: str
+) -> dict[str, Any]:
+    ctx = planner.ctx
+    spec = ctx.spec
+    space = ctx.space
+    evaluator = planner.evaluator
+    valid, reasons = _validity(planner, finalists, views)
+    fates: dict[str, int] = {}
+    for category, _ in planner.fate.values():
+        fates[category] = fates.get(category, 0) + 1
+    scenario_data = ctx.scenario.model_dump(mode="json")
+    source = Path(ctx.scenario.source)
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "scenario": {
+            "name": ctx.scenario.name, "description": ctx.scenario.description, "source": str(source),
+            "text": _source_text(source), "parameters_yaml": yaml.safe_dump(scenario_data, sort_keys=False, allow_unicode=True),
+        },
+        "inputs": {
+            "targets_per_s": ctx.rates_per_s, "curve": [s.model_dump(mode="json") for s in spec.load.curve] if spec.load.curve else None,
+            "objective": spec.objective, "top": spec.top, "seed": ctx.seed, "confidence": ctx.scenario.run.confidence,
+            "slos": [{"label": c.label, "scope": c.scope, "metric": c.metric, "bound": c.bound, "upper": c.upper} for c in ctx.checks],
+            "precision": {
+                **spec.precision.model_dump(mode="json"), "full_requests": ctx.full_requests, "screen_requests": ctx.screen_requests,
+                "full_tail_events": tail_events(ctx.checks, ctx.full_requests), "screen_tail_events_expected": tail_events(ctx.checks, ctx.screen_requests),
+                "max_load_tolerance": spec.max_load_tolerance,
+            },
+            "node": space.scenario.nodes[space.node_index].name, "space": space.dimensions(), "space_size": space.size,
+            "hardware": [{"name": name, "cost_per_hour": option.cost_per_hour, "device": option.device, **space.bundles[name].describe()}
+                         for name, option in space.hardware.items()],
+            "cost_per_hour": spec.cost_per_hour, "versions": versions(), "executor": executor, "command": command, "exhaustive": exhaustive,
+        },
+        "search": {
+            "seconds": seconds, "points_simulated": evaluator.simulated, "points_reused": evaluator.reused,
+            "point_seconds": evaluator.point_seconds,
+            "screened_at_target": sum(1 for o in planner.at_target.values() if "screen" in o),
+            "confirmed_at_target": sum(1 for o in planner.at_target.values() if "full" in o),
+            "not_confirmed": fates,
+        },
+        "configurations": [_configuration(planner, config) for config in space.configurations()],
+        "finalists": [config.id for config in finalists],
+        "winner": _winner(planner, finalists[0], views) if finalists else None,
+        "valid": valid, "invalid_reasons": reasons,
+    }
+
+
+def _source_text(path: Path) -> str | None:
+    """The scenario file as written (for the report's inputs), if it is a readable file."""
+    try:
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+    except (OSError, UnicodeDecodeError):
+        return None

@@ -1,0 +1,349 @@
+"""The search: which configurations to simulate, at which loads and lengths, to answer the plan without brute force.
+
+1. **Definitions and theory** rule configurations out without simulating: a variant below the
+   quality floor or not profiled; utilisation ≥ 1, or a sound latency lower bound above an SLO
+   (``theory``). By monotonicity a configuration ruled out this way rules out fewer replicas too.
+2. **Screening** (short runs, ``precision.screen_tail_events``): in each group (everything but the
+   replica count) the fewest replicas not violating the SLOs, found by bisection on the replica
+   ladder from the analytic guess. More replicas never lower capacity, so a violated count rules
+   out every smaller one, and a count that is not violated makes every larger one unneeded.
+3. **Maximum sustainable load** of each group's candidate: bracket from the analytic estimate, then
+   bisect on the arrival rate with the same verdict rule, to ``max_load_tolerance``.
+4. **Confirmation** with full runs (``precision.tail_events``), cheapest first, until ``top``
+   configurations meet every SLO and no unconfirmed candidate could rank above them; a candidate
+   that fails is replaced by its group's next replica count.
+5. **The winner** gets a full-length maximum load, loads around the target (the load curve and
+   the what-if view), its model variant swapped, and a run that keeps its records for the plots.
+
+``exhaustive`` (a check of the above) replaces 1.–4. by full runs at every point not excluded by
+definition. Every verdict is an ``Outcome`` of :func:`judge`; inconclusive points are rerun at
+twice the length up to ``precision.extensions`` times.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from simulator.planning.load import rounded_rate
+from simulator.planning.points import Evaluator, Point, Search
+from simulator.planning.space import Configuration, Space
+from simulator.planning.theory import LatencyTarget, NodeTheory
+from simulator.planning.verdict import Check, Judgement, judge
+from simulator.scenario.plan import PlanSpec
+from simulator.scenario.schema import Scenario
+
+BRACKET_STEP = 1.25  # factor between the loads that bracket a maximum load from an estimate
+MAX_BRACKET_STEPS = 40
+DETAIL_REPLICATIONS = 3  # replications whose records and time series the report draws (the first of the full run's)
+SCREEN_TOLERANCE_FACTOR = 2  # screened maximum loads are bisected to twice the plan's tolerance (full runs: to it)
+CURVE_FRACTIONS = (0.5, 0.75)  # loads below the target (× target) simulated for the winner's load curve
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """Everything the search needs: the plan, its base scenario, space, bounds, targets and run lengths."""
+
+    scenario: Scenario  # as loaded, with its plan
+    spec: PlanSpec
+    base: Scenario  # the load curve applied, the plan left out: what configurations change
+    space: Space
+    checks: list[Check]
+    targets: list[LatencyTarget]
+    rates_per_s: list[float]  # target loads, ascending
+    seed: int
+    full_requests: int
+    screen_requests: int
+
+    @property
+    def replications(self) -> int:
+        return self.spec.precision.replications
+
+    @property
+    def top_rate_per_s(self) -> float:
+        return self.rates_per_s[-1]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A configuration judged at one load: the verdict of its last (longest) run."""
+
+    config: Configuration
+    rate_per_s: float
+    full: bool
+    requests: int
+    judgement: Judgement
+    result: dict[str, Any]
+
+    @property
+    def verdict(self) -> str:
+        return self.judgement.verdict
+
+
+@dataclass
+class MaxLoad:
+    """The maximum sustainable load: met at ``low_per_s``, not met at ``high_per_s`` (None: no bracket found)."""
+
+    low_per_s: float
+    high_per_s: float | None
+    full: bool
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def limit(self) -> str:
+        """What stops the configuration at ``high_per_s``: the bounds its run there did not meet, or its capacity (theory)."""
+        if self.high_per_s is None:
+            return "no failing load was found"
+        at_high = [outcome for outcome in self.outcomes if outcome.rate_per_s == self.high_per_s]
+        if not at_high:
+            return "capacity: utilisation reaches 1 there (theory)"
+        return at_high[-1].judgement.reason
+
+
+class Planner:
+    """Runs the search over an evaluator (store + executor) and records what happened to every configuration."""
+
+    def __init__(self, context: PlanContext, evaluator: Evaluator) -> None:
+        self.ctx = context
+        self.evaluator = evaluator
+        self.fate: dict[Configuration, tuple[str, str]] = {}  # configuration → (category, reason) when never confirmed at full length
+        self.at_target: dict[Configuration, dict[str, Outcome]] = {}  # "screen" / "full" → the last outcome at the top target
+        self.max_loads: dict[Configuration, dict[str, MaxLoad]] = {}
+        self._theory: dict[Configuration, NodeTheory] = {}
+
+    # -- theory ---------------------------------------------------------------------------------
+
+    def theory(self, config: Configuration) -> NodeTheory:
+        """The configuration's closed-form model at the top target load: built once per group, scaled to its replicas."""
+        if config not in self._theory:
+            first = config.with_replicas(self.ctx.space.replicas[0])
+            router = config.params.get("router") or {"policy": self.ctx.base.router.policy}
+            if config == first or router["policy"] == "priority_lanes":
+                scenario = self.evaluator.scenario(config, self.ctx.top_rate_per_s)
+                self._theory[config] = NodeTheory(scenario, self.ctx.space.node_index, self.ctx.top_rate_per_s)
+            else:
+                self._theory[config] = self.theory(first).at_replicas(config.replicas)
+        return self._theory[config]
+
+    def known_theory(self, config: Configuration) -> NodeTheory | None:
+        """The configuration's closed-form model if the search built one (None: it was never considered)."""
+        return self._theory.get(config)
+
+    def ruled_out(self, config: Configuration) -> str | None:
+        """Why theory alone says the configuration fails at some target load (None: it may meet them)."""
+        theory = self.theory(config)
+        for rate in self.ctx.rates_per_s:
+            reason = theory.rules_out(self.ctx.targets, rate)
+            if reason is not None:
+                return reason
+            for check in self.ctx.checks:
+                if check.metric == "goodput_per_s":
+                    arrivals = rate * float(sum(theory.class_shares[k] for k in theory.indices(check.scope)))
+                    if check.bound > arrivals:
+                        return f"arrivals {arrivals:.4g}/s below {check.label}"
+        return None
+
+    # -- coroutines: one verdict, all targets, a replica ladder, a maximum load -----------------
+
+    def decide(self, config: Configuration, rate_per_s: float, full: bool) -> Search[Outcome]:
+        """The verdict at one load; an inconclusive run is repeated at twice the length, within the budget."""
+        precision = self.ctx.spec.precision
+        requests = self.ctx.full_requests if full else self.ctx.screen_requests
+        for extension in range(precision.extensions + 1):
+            (result,) = yield [Point(config, rate_per_s, self.ctx.replications, requests)]
+            judgement = judge(result, self.ctx.checks)
+            longer = min(2 * requests, precision.max_requests)
+            if judgement.verdict != "inconclusive" or longer == requests or extension == precision.extensions:
+                break
+            requests = longer
+        return Outcome(config, rate_per_s, full, requests, judgement, result)
+
+    def decide_targets(self, config: Configuration, full: bool) -> Search[list[Outcome]]:
+        """Verdicts at the target loads, lowest first, stopping at the first that is not met."""
+        outcomes = []
+        for rate in self.ctx.rates_per_s:
+            outcome = yield from self.decide(config, rate, full)
+            outcomes.append(outcome)
+            if outcome.verdict != "met":
+                break
+        self.at_target.setdefault(config, {})["full" if full else "screen"] = outcomes[-1]
+        return outcomes
+
+    def ladder(self, group: tuple[tuple[str, str], ...]) -> Search[Configuration | None]:
+        """The fewest replicas of a group whose screening verdict is not *violated* (None: none), by bisection."""
+        rungs = [Configuration(group, replicas) for replicas in self.ctx.space.replicas]
+        feasible = []
+        for config in rungs:
+            reason = self.ruled_out(config)
+            if reason is None:
+                feasible.append(config)
+            else:
+                self.fate[config] = ("theory", reason)
+        guess = next((i for i, config in enumerate(feasible) if self._estimates_meet(config)), 0)
+        low, high, probe = 0, len(feasible), guess
+        while low < high:
+            middle = probe if probe is not None and low <= probe < high else (low + high) // 2
+            probe = None
+            outcomes = yield from self.decide_targets(feasible[middle], full=False)
+            if outcomes[-1].verdict == "violated":
+                low = middle + 1
+            else:
+                high = middle
+        for index, config in enumerate(feasible):
+            if config not in self.at_target:
+                side = "fewer replicas than a count that violates" if index < low else "more replicas than needed"
+                self.fate[config] = ("monotonicity", side)
+        return feasible[low] if low < len(feasible) else None
+
+    def _estimates_meet(self, config: Configuration) -> bool:
+        theory = self.theory(config)
+        return all(
+            (estimate := theory.estimate_ms(target, rate)) is not None and estimate <= target.bound_ms
+            for rate in self.ctx.rates_per_s for target in self.ctx.targets
+        )
+
+    def max_load(self, config: Configuration, full: bool, start_per_s: float | None = None, step: float = BRACKET_STEP) -> Search[MaxLoad]:
+        """The highest load the configuration meets the SLOs at: bracket from ``start_per_s``, then bisect."""
+        theory = self.theory(config)
+        capacity = theory.capacity_per_s if theory.unbounded else math.inf
+        rate = rounded_rate(min(start_per_s or theory.start_rate_per_s(self.ctx.targets), 0.999 * capacity))
+        outcomes: list[Outcome] = []
+
+        def met(rate_per_s: float) -> Search[bool]:
+            outcome = yield from self.decide(config, rate_per_s, full)
+            outcomes.append(outcome)
+            return outcome.verdict == "met"
+
+        low, high = 0.0, None
+        for _ in range(MAX_BRACKET_STEPS):
+            if (yield from met(rate)):
+                low = rate
+                if high is not None:
+                    break
+                rate = rounded_rate(rate * step)
+                if rate >= capacity:
+                    high = capacity  # theory: no steady state from here on
+                    break
+            else:
+                high = rate
+                if low > 0:
+                    break
+                rate = rounded_rate(rate / step)
+        tolerance = self.ctx.spec.max_load_tolerance * (1 if full else SCREEN_TOLERANCE_FACTOR)
+        while high is not None and low > 0 and (high - low) / low > tolerance:
+            middle = rounded_rate(math.sqrt(low * high))
+            if middle in (low, high):
+                break
+            if (yield from met(middle)):
+                low = middle
+            else:
+                high = middle
+        result = MaxLoad(low, high, full, outcomes)
+        self.max_loads.setdefault(config, {})["full" if full else "screen"] = result
+        return result
+
+    def detail(self, config: Configuration) -> Search[dict[str, Any]]:
+        """The winner at the top target with its records and time series kept (the first replications of its full run)."""
+        replications = min(DETAIL_REPLICATIONS, self.ctx.replications)
+        (result,) = yield [Point(config, self.ctx.top_rate_per_s, replications, self.ctx.full_requests, detail=True)]
+        return result
+
+    # -- the phases ------------------------------------------------------------------------------
+
+    def candidates(self, exhaustive: bool) -> list[Configuration]:
+        """Each group's fewest replicas that (may) meet the SLOs: by screening, or by full runs everywhere."""
+        space = self.ctx.space
+        groups = []
+        for group in space.groups():
+            reason = space.exclusion(Configuration(group, space.replicas[0]))
+            if reason is None:
+                groups.append(group)
+            else:
+                for replicas in space.replicas:
+                    self.fate[Configuration(group, replicas)] = (reason.split(":", 1)[0], reason)
+        if not exhaustive:
+            found = self.evaluator.drive({group: self.ladder(group) for group in groups})
+            return [config for config in found.values() if config is not None]
+        every = [Configuration(group, replicas) for group in groups for replicas in space.replicas]
+        outcomes = self.evaluator.drive({config: self.decide_targets(config, full=True) for config in every})
+        fewest: dict[tuple[tuple[str, str], ...], Configuration] = {}
+        for config in every:  # each group's replica counts in ascending order
+            if outcomes[config][-1].verdict == "met":
+                fewest.setdefault(config.choices, config)
+        return list(fewest.values())
+
+    def screen_max_loads(self, candidates: list[Configuration]) -> None:
+        self.evaluator.drive({config: self.max_load(config, full=False) for config in candidates if config not in self.max_loads})
+
+    def objective(self, config: Configuration) -> float:
+        """What the plan minimises: cost per hour, or cost per million requests at the (screened) maximum load."""
+        cost = self.ctx.space.cost_per_hour(config)
+        if self.ctx.spec.objective == "cost_per_hour":
+            return cost
+        low = self.max_loads[config]["screen"].low_per_s
+        return cost / (low * 3600) * 1e6 if low > 0 else math.inf
+
+    def rank_key(self, config: Configuration) -> tuple[float, float, str]:
+        """Objective, then the larger latency margin (full runs), then the id (ties are stable)."""
+        margin = self.at_target[config]["full"].judgement.margin
+        return self.objective(config), -(margin if margin is not None else -math.inf), config.id
+
+    def confirm(self, candidates: list[Configuration], exhaustive: bool) -> list[Configuration]:
+        """Full-length verdicts in objective order until ``top`` configurations meet and none unconfirmed could beat them."""
+        top = self.ctx.spec.top
+        if exhaustive:
+            return sorted(candidates, key=self.rank_key)[:top]
+        queue = sorted(candidates, key=lambda c: (self.objective(c), c.id))
+        finalists: list[Configuration] = []
+        while queue:
+            if len(finalists) >= top:
+                bar = self.objective(sorted(finalists, key=self.rank_key)[top - 1])
+                if self.objective(queue[0]) > bar:
+                    break
+            wave = queue[:top]
+            wave += [c for c in queue[top:] if self.objective(c) == self.objective(wave[-1])]
+            queue = queue[len(wave):]
+            outcomes = self.evaluator.drive({config: self.decide_targets(config, full=True) for config in wave})
+            successors = []
+            for config in wave:
+                if outcomes[config][-1].verdict == "met":
+                    finalists.append(config)
+                elif (successor := self._next_rung(config)) is not None:
+                    successors.append(successor)
+            self.screen_max_loads(successors)
+            queue = sorted(queue + successors, key=lambda c: (self.objective(c), c.id))
+        for config in queue:
+            self.fate.setdefault(config, ("cost", f"not confirmed: {self.ctx.spec.top} configurations rank above it"))
+        return sorted(finalists, key=self.rank_key)[:top]
+
+    def _next_rung(self, config: Configuration) -> Configuration | None:
+        larger = [r for r in self.ctx.space.replicas if r > config.replicas]
+        if not larger:
+            return None
+        successor = config.with_replicas(larger[0])
+        self.fate.pop(successor, None)
+        return successor
+
+    def winner_views(self, winner: Configuration) -> dict[str, Any]:
+        """The winner's full maximum load, load curve, what-if loads, swapped variants and detailed run."""
+        target = self.ctx.top_rate_per_s
+        screened = self.max_loads.get(winner, {}).get("screen")
+        start = screened.low_per_s if screened is not None and screened.low_per_s > 0 else None
+        searches: dict[Any, Search[Any]] = {
+            "max_load": self.max_load(winner, True, start, 1 + 2 * self.ctx.spec.max_load_tolerance),
+            "detail": self.detail(winner),
+        }
+        for fraction in CURVE_FRACTIONS:
+            searches[("curve", fraction)] = self.decide(winner, rounded_rate(target * fraction), True)
+        for factor in self.ctx.spec.what_if_loads:
+            searches[("what_if", factor)] = self.decide(winner, rounded_rate(target * factor), True)
+        variants = self.ctx.space.options.get("variant", [])
+        current = dict(winner.choices).get("variant")
+        for text in variants:
+            swapped = winner.with_choice("variant", json.loads(text))
+            reason = self.ctx.space.exclusion(swapped)
+            if text != current and (reason is None or reason.startswith("quality")):
+                searches[("variant", swapped)] = self.decide(swapped, target, True)
+        return self.evaluator.drive(searches)

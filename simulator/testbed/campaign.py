@@ -1,0 +1,111 @@
+"""A measurement campaign: the server a scenario describes, profiled closed-loop first (what a user
+has before deploying), then measured open-loop at each load level, several times.
+
+Load levels are fractions of the workers' own capacity (workers / mean worker time per request,
+from a closed-loop run with every worker busy), so level 0.7 means 70 % utilization of the workers.
+Layout of the campaign folder: ``campaign.json`` (what was run, the capacity, every run's verdict),
+``capacity/``, ``profile/`` (the closed-loop profile: ``profile.parquet``), and one folder per run,
+``level-<level>/repeat-<r>/`` (the files of ``run.run_level``), and ``predictions/``: for every level
+the scenario of prediction (a), ``level-<level>/profile/profile.yaml``, and for every valid run that
+of prediction (b), ``level-<level>/repeat-<r>/measured.yaml`` (``latsim run`` runs either).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from simulator.files import write_text_atomically
+from simulator.scenario.loader import load_scenario
+from simulator.scenario.schema import Scenario
+from simulator.testbed.errors import TestbedError
+from simulator.testbed.run import measure_capacity, run_level
+from simulator.testbed.scenario import measured_scenario, profile_scenario, testbed_config
+
+CAMPAIGN_FILE = "campaign.json"
+PREDICTIONS_DIR = "predictions"
+PROFILE_REQUESTS = 1000
+IDLE_RATE_PER_S = 1.0  # the profile run's open-loop part: a trickle, its records are not used
+
+
+def level_dir(level: float, repeat: int) -> str:
+    return f"level-{level:.2f}/repeat-{repeat}"
+
+
+def run_campaign(
+    scenario_path: Path,
+    levels: Sequence[float],
+    repeats: int,
+    out_dir: Path,
+    *,
+    duration_s: float = 30.0,
+    seed: int = 0,
+    intra_op_threads: int = 1,
+    workers: int | None = None,
+    model_size: str = "standard",
+    capacity_requests: int = 3000,
+    profile_requests: int = PROFILE_REQUESTS,
+    **run_options: Any,
+) -> dict[str, Any]:
+    """Capacity, a closed-loop profile, then ``repeats`` runs of ``duration_s`` at every level; returns the
+    campaign. ``workers`` overrides the scenario's node workers (its file is left as it is); ``run_options`` go to
+    every ``run_level`` (e.g. the sender's lateness limits)."""
+    if not levels or any(not 0 < level < 1 for level in levels) or repeats < 1:
+        raise TestbedError("levels must lie in (0, 1) (fractions of the workers' capacity) and repeats be ≥ 1")
+    scenario = _with_workers(load_scenario(scenario_path), workers)
+    config = testbed_config(scenario, intra_op_threads, model_size)
+    out_dir = Path(out_dir)
+    capacity = measure_capacity(config, out_dir / "capacity", requests=capacity_requests)
+    run_level(config, IDLE_RATE_PER_S, out_dir / "profile", requests=2, seed=seed, profile_requests=profile_requests)
+    campaign: dict[str, Any] = {
+        "scenario": str(Path(scenario_path).resolve()),
+        "name": scenario.name,
+        "workers": workers,
+        "testbed": config.model_dump(),
+        "capacity": capacity.__dict__,
+        "levels": list(levels),
+        "repeats": repeats,
+        "duration_s": duration_s,
+        "runs": [],
+    }
+    predictions = out_dir / PREDICTIONS_DIR
+    for repeat in range(repeats):  # level after level within a repeat: slow drifts of the machine spread over levels
+        for level in levels:
+            rate_per_s = float(level * capacity.worker_limit_per_s)
+            result = run_level(
+                config, rate_per_s, out_dir / level_dir(level, repeat), duration_s=duration_s,
+                seed=seed + 1000 * repeat + round(level * 100), profile_requests=0,
+                capacity_per_s=capacity.worker_limit_per_s, **({"harness": False} | run_options),
+            )
+            if result.valid:
+                measured_scenario(scenario, result.out_dir, predictions / level_dir(level, repeat))
+            if repeat == 0:
+                profile_scenario(scenario, out_dir / "profile", rate_per_s, predictions / f"level-{level:.2f}" / "profile")
+            campaign["runs"].append({
+                "level": level, "repeat": repeat, "rate_per_s": rate_per_s, "dir": level_dir(level, repeat),
+                "valid": result.valid, "reasons": result.summary["invalid_reasons"], "warnings": result.summary["warnings"],
+            })
+            write_text_atomically(out_dir / CAMPAIGN_FILE, json.dumps(campaign, indent=2))  # after every run: usable if stopped
+    return campaign
+
+
+def _with_workers(scenario: Scenario, workers: int | None) -> Scenario:
+    return scenario if workers is None else scenario.replace("nodes[0].workers", workers)
+
+
+def campaign_scenario(campaign: dict[str, Any]) -> Scenario:
+    """The scenario a campaign measured (its file, with the campaign's worker count)."""
+    return _with_workers(load_scenario(campaign["scenario"]), campaign.get("workers"))
+
+
+def read_campaign(directory: Path) -> dict[str, Any]:
+    """A campaign written by ``run_campaign``; a clear error if the folder is not one."""
+    path = Path(directory) / CAMPAIGN_FILE
+    if not path.is_file():
+        raise TestbedError(f"{directory}: no {CAMPAIGN_FILE}; run `latsim testbed run` into this folder first")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise TestbedError(f"{path}: not a campaign file ({error})") from None

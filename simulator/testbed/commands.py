@@ -1,0 +1,149 @@
+"""``latsim testbed``: serve a scenario's model for real, load it, measure campaigns, calibrate, compare.
+
+The commands import the testbed (aiohttp, torch, pandas) only when they run, so that ``latsim``
+starts fast and plans without them.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+testbed_app = typer.Typer(
+    name="testbed",
+    help="Measure a real serving process under real load, and compare latsim's predictions with it.",
+    no_args_is_help=True,
+)
+
+DEFAULT_LEVELS = "0.3,0.5,0.7,0.8"
+
+
+def _say(message: str) -> None:
+    print(f"testbed: {message}", file=sys.stderr, flush=True)
+
+
+def _levels(text: str) -> list[float]:
+    try:
+        levels = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"comma-separated fractions, e.g. {DEFAULT_LEVELS}; got {text!r}", param_hint="--levels") from None
+    if not levels or any(not 0 < level < 1 for level in levels):
+        raise typer.BadParameter(f"every level must lie in (0, 1); got {text!r}", param_hint="--levels")
+    return levels
+
+
+def _config(scenario: Path, threads: int):
+    from simulator.scenario.loader import load_scenario
+    from simulator.testbed.scenario import testbed_config
+
+    return testbed_config(load_scenario(scenario), threads)
+
+
+ScenarioArgument = Annotated[Path, typer.Argument(help="scenario YAML file describing one node (see docs/testbed.md)")]
+ThreadsOption = Annotated[int, typer.Option(min=1, max=256, help="intra-op threads of the server's torch")]
+
+
+@testbed_app.command()
+def serve(
+    scenario: ScenarioArgument,
+    out: Annotated[Path, typer.Option(help="folder for the server's records (server.parquet), summary and log")],
+    threads: ThreadsOption = 1,
+) -> None:
+    """Serve the scenario's model over HTTP until Ctrl-C, then write every request's record."""
+    from simulator.testbed.run import ServerProcess
+
+    config = _config(scenario, threads)
+    with ServerProcess(config, out) as server:
+        typer.echo(json.dumps({"url": server.url, "classes": [c.name for c in config.classes]}))
+        _say(f"serving {config.model_label} at {server.url}; Ctrl-C stops it and writes {out / 'server.parquet'}")
+        signal.pause()
+
+
+@testbed_app.command()
+def load(
+    scenario: ScenarioArgument,
+    url: Annotated[str, typer.Option(help="the server's base URL, as `latsim testbed serve` printed it")],
+    rate: Annotated[float, typer.Option(min=1e-3, max=1e6, help="Poisson arrivals per second")],
+    out: Annotated[Path, typer.Option(help="folder for the client records (load-client.parquet) and summary")],
+    duration_s: Annotated[float, typer.Option(min=0.1, max=86_400, help="seconds of load")] = 30.0,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+    id_start: Annotated[int, typer.Option(min=0, help="first request id (ids must not repeat on one server)")] = 0,
+) -> None:
+    """Send open-loop Poisson load to a running server, classes mixed by the scenario's shares."""
+    from simulator.files import make_output_folder, write_atomically, write_text_atomically
+    from simulator.scenario.loader import load_scenario
+    from simulator.testbed.load import LoadSpec, run_load
+
+    classes = load_scenario(scenario).workload.classes
+    spec = LoadSpec.parse({
+        "url": url, "classes": [c.name for c in classes], "shares": [c.share for c in classes],
+        "arrival": {"process": "poisson", "rate_per_s": rate}, "duration_s": duration_s, "seed": seed, "id_start": id_start,
+    })
+    folder = make_output_folder(out)
+    records, summary = run_load(spec)
+    write_atomically(folder / "load-client.parquet", lambda path: records.to_parquet(path, index=False))
+    write_text_atomically(folder / "load-client.json", json.dumps(summary, indent=2))
+    verdict = "valid" if summary["valid"] else "INVALID: " + "; ".join(summary["invalid_reasons"])
+    typer.echo(f"{summary['ok']} of {summary['requests']} requests answered; sender lateness p99 "
+               f"{summary['lateness_ms']['p99']:.3f} ms; {verdict}")
+
+
+@testbed_app.command("run")
+def run_command(
+    scenario: ScenarioArgument,
+    out: Annotated[Path, typer.Option(help="campaign folder: measurements, a scenario per level, campaign.json")],
+    levels: Annotated[str, typer.Option(help="load levels: fractions of the workers' capacity")] = DEFAULT_LEVELS,
+    repeats: Annotated[int, typer.Option(min=1, max=100, help="runs per level")] = 3,
+    duration_s: Annotated[float, typer.Option(min=1, max=3600, help="seconds of load per run")] = 30.0,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+    threads: ThreadsOption = 1,
+    workers: Annotated[Optional[int], typer.Option(min=1, max=64, help="worker threads (default: the scenario's node workers)")] = None,
+    model_size: Annotated[str, typer.Option(help="standard, or tiny: the zoo's small test model (a quick trial)")] = "standard",
+) -> None:
+    """Capacity, a closed-loop profile (what a user has), then every level REPEATS times, open loop."""
+    from simulator.testbed.campaign import run_campaign
+
+    campaign = run_campaign(
+        scenario, _levels(levels), repeats, out, duration_s=duration_s, seed=seed, intra_op_threads=threads,
+        workers=workers, model_size=model_size,
+    )
+    invalid = [entry for entry in campaign["runs"] if not entry["valid"]]
+    typer.echo(f"{len(campaign['runs']) - len(invalid)} of {len(campaign['runs'])} runs valid; campaign in {out}")
+    for entry in invalid:
+        typer.echo(f"  INVALID {entry['dir']}: {'; '.join(entry['reasons'])}")
+
+
+@testbed_app.command()
+def calibrate(
+    campaign: Annotated[Path, typer.Argument(help="campaign folder (latsim testbed run --out)")],
+    out: Annotated[Path, typer.Option(help="calibration YAML to write (with its transport CSV beside it)")],
+) -> None:
+    """Fit the overhead by occupancy, the machine's speed process and the transport under load from a campaign."""
+    from simulator.testbed.calibrate import write_calibration
+
+    written = write_calibration(campaign, out)
+    typer.echo(f"wrote {written}")
+
+
+@testbed_app.command()
+def compare(
+    campaign: Annotated[Path, typer.Argument(help="campaign folder (latsim testbed run --out)")],
+    calibration: Annotated[
+        Optional[Path], typer.Option(help="calibration from an earlier campaign: adds prediction (a) calibrated")
+    ] = None,
+    out: Annotated[Optional[Path], typer.Option(help="report folder (default: CAMPAIGN/report)")] = None,
+) -> None:
+    """Predict every run two ways and write the comparison (CSV, Markdown, HTML, plots)."""
+    from simulator.report.testbed import write_testbed_report
+    from simulator.testbed.calibrate import read_calibration
+    from simulator.testbed.compare import compare_campaign
+
+    calibrating = None if calibration is None else read_calibration(calibration)
+    table = compare_campaign(campaign, calibrating, progress=_say)
+    written = write_testbed_report(campaign, table, out or Path(campaign) / "report", calibration)
+    typer.echo(f"wrote {', '.join(str(path) for path in written[:3])} and {len(written) - 3} plots")

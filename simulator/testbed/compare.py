@@ -1,0 +1,173 @@
+"""How close latsim's predictions come to a real server: every run of a campaign, predicted two ways.
+
+(a) **from the profile** taken before the runs (what a user has), optionally calibrated on an
+earlier campaign (``calibrate``), with a *prediction band* from the uncertainty of its inputs: the
+prediction is repeated on bootstrap resamples of the profile, and the band is the range of their
+estimates together with the simulation's confidence interval;
+(b) **from the run itself** (its arrivals, its calls' worker times in order, its transport delays):
+the error left is the queueing model's own.
+
+Statistics are per class and for all classes together. Measured statistics leave out the first
+10 % of a run's requests, as the predictions leave out their warm-up. Per level, the measured
+*run-to-run band* is the range over the repeats.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simulator.metrics.summary import ALL
+from simulator.runner.api import run
+from simulator.scenario.loader import load_scenario
+from simulator.scenario.schema import Scenario
+from simulator.testbed.campaign import PREDICTIONS_DIR, campaign_scenario, read_campaign
+from simulator.testbed.scenario import WARMUP_FRACTION, measured_scenario, profile_scenario
+
+QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
+LATENCY_STATISTICS = ("mean", *QUANTILES)
+BAND_RESAMPLES = 5
+PREDICTION_REQUESTS = 20_000
+PREDICTION_REPLICATIONS = 10
+PROFILE, CALIBRATED, MEASURED = "profile", "calibrated", "measured"
+RECORDS_FILE = "records.parquet"
+
+Statistics = dict[str, dict[str, float]]  # class → statistic → value
+
+
+def measured_statistics(run_dir: Path, class_names: list[str]) -> Statistics:
+    """Client latency (scheduled send → reply) of the served requests after the first 10 %, and the
+    deadline-met ratio, per class and for all classes."""
+    table = pd.read_parquet(Path(run_dir) / "requests.parquet").sort_values("scheduled_ms")
+    table = table.iloc[int(len(table) * WARMUP_FRACTION) :]
+    groups = {ALL: table} | ({name: table[table["class"] == name] for name in class_names} if len(class_names) > 1 else {})
+    statistics: Statistics = {}
+    for name, group in groups.items():
+        latency = group.loc[group["status"] == 200, "latency_ms"].to_numpy()
+        values = {"mean": float(latency.mean())} | {key: float(np.quantile(latency, q)) for key, q in QUANTILES.items()}
+        statistics[name] = values | {"deadline_met_ratio": float(group["met_deadline"].mean())}
+    return statistics
+
+
+def predicted_statistics(
+    path: Path, class_names: list[str], keep_records: bool = False
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """The same statistics from a latsim run of a scenario file, each with its estimate and interval;
+    ``keep_records`` writes the simulated requests beside the file (``RECORDS_FILE``, for the CDF plots)."""
+    records_path = Path(path).parent / RECORDS_FILE if keep_records else None
+    summary = run(load_scenario(path), records_path=records_path).summary["classes"]
+    chosen = [ALL, *class_names] if len(class_names) > 1 else [ALL]
+    return {
+        name: {key: summary[name]["latency_ms"][key] for key in LATENCY_STATISTICS}
+        | {"deadline_met_ratio": summary[name]["deadline_met_ratio"]}
+        for name in chosen
+    }
+
+
+def _resampled_profile(profile_dir: Path, out_dir: Path, seed: int) -> Path:
+    """A bootstrap resample of a closed-loop profile (its rows drawn with replacement), for prediction bands."""
+    profile = pd.read_parquet(Path(profile_dir) / "profile.parquet")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    profile.sample(len(profile), replace=True, random_state=seed).to_parquet(out_dir / "profile.parquet", index=False)
+    return out_dir
+
+
+def _with_band(
+    scenario: Scenario, profile_dir: Path, rate_per_s: float, out_dir: Path, calibration: dict | None,
+    class_names: list[str], size: dict[str, int], band_resamples: int,
+) -> tuple[dict, dict]:
+    """A prediction from the profile, and per statistic the range of its estimates over bootstrap resamples."""
+    path = profile_scenario(scenario, profile_dir, rate_per_s, out_dir, calibration, **size)
+    stats = predicted_statistics(path, class_names, True)
+    resampled = []
+    for resample in range(band_resamples):
+        copy_dir = _resampled_profile(profile_dir, out_dir / f"resample-{resample}", seed=resample)
+        path = profile_scenario(scenario, copy_dir, rate_per_s, copy_dir, calibration, **size)
+        resampled.append(predicted_statistics(path, class_names))
+    band = {
+        name: {key: (min(estimates), max(estimates)) if (estimates := [r[name][key]["estimate"] for r in resampled]) else (None, None)
+               for key in values}
+        for name, values in stats.items()
+    }
+    return stats, band
+
+
+def compare_campaign(
+    directory: Path,
+    calibration: dict[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
+    *,
+    requests: int = PREDICTION_REQUESTS,
+    replications: int = PREDICTION_REPLICATIONS,
+    band_resamples: int = BAND_RESAMPLES,
+) -> pd.DataFrame:
+    """One row per (run, prediction, class, statistic): measured, predicted with interval and band, relative error,
+    the level's run-to-run band and whether the prediction overlaps it. ``requests`` and ``replications`` size
+    the predictions from the profile (a run's own prediction replays the run: its length); ``band_resamples``
+    bootstrap resamples of the profile make the band."""
+    directory = Path(directory)
+    campaign = read_campaign(directory)
+    scenario = campaign_scenario(campaign)
+    class_names = [c.name for c in scenario.workload.classes]
+    predictions = directory / PREDICTIONS_DIR
+    from_profile: dict[tuple[float, str], tuple[dict, dict]] = {}
+    rows = []
+    for entry in (e for e in campaign["runs"] if e["valid"]):
+        level, run_dir = entry["level"], directory / entry["dir"]
+        if progress:
+            progress(f"predicting {entry['dir']}")
+        measured_file = measured_scenario(scenario, run_dir, predictions / entry["dir"], replications)
+        predicted = {MEASURED: (predicted_statistics(measured_file, class_names, entry["repeat"] == 0), None)}
+        kinds = {PROFILE: None} | ({CALIBRATED: calibration} if calibration else {})
+        for kind, calibrating in kinds.items():
+            if (level, kind) not in from_profile:
+                out_dir = predictions / f"level-{level:.2f}" / kind
+                from_profile[level, kind] = _with_band(
+                    scenario, directory / "profile", entry["rate_per_s"], out_dir, calibrating, class_names,
+                    {"requests": requests, "replications": replications}, band_resamples,
+                )
+            predicted[kind] = from_profile[level, kind]
+        for class_name, measured in measured_statistics(run_dir, class_names).items():
+            for kind, (stats, band) in predicted.items():
+                for key, value in measured.items():
+                    estimate = stats[class_name][key]
+                    low, high = band[class_name][key] if band else (None, None)
+                    rows.append({
+                        "level": level, "repeat": entry["repeat"], "prediction": kind, "class": class_name,
+                        "statistic": key, "measured": value, "predicted": estimate["estimate"],
+                        "ci_low": estimate["ci_low"], "ci_high": estimate["ci_high"], "band_low": low, "band_high": high,
+                        "error": _relative(estimate["estimate"], value),
+                    })
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    runs = table.groupby(["level", "class", "statistic"])["measured"]
+    table["run_low"], table["run_high"] = runs.transform("min"), runs.transform("max")
+    low = table[["predicted", "ci_low", "band_low"]].min(axis=1)
+    high = table[["predicted", "ci_high", "band_high"]].max(axis=1)
+    table["overlaps_runs"] = (low <= table["run_high"]) & (high >= table["run_low"])
+    return table
+
+
+def _relative(predicted: float | None, measured: float) -> float:
+    if predicted is None or not math.isfinite(predicted) or measured == 0:
+        return float("nan")
+    return predicted / measured - 1
+
+
+def error_summary(table: pd.DataFrame, max_level: float = 1.0) -> pd.DataFrame:
+    """Per prediction, class and statistic over the runs up to ``max_level``: the median |relative error|,
+    and the share of levels whose prediction (estimate, interval and band) overlaps the run-to-run band."""
+    chosen = table[table["level"] <= max_level + 1e-9]
+    per_level = chosen.groupby(["prediction", "class", "statistic", "level"])["overlaps_runs"].first().reset_index()
+    grouped = chosen.groupby(["prediction", "class", "statistic"])
+    return pd.DataFrame({
+        "median_abs_error": grouped["error"].apply(lambda errors: float(np.nanmedian(np.abs(errors)))),
+        "levels_overlapping": per_level.groupby(["prediction", "class", "statistic"])["overlaps_runs"].mean(),
+        "runs": grouped.size(),
+    }).reset_index()

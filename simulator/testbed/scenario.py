@@ -1,0 +1,175 @@
+"""Between latsim scenarios and the testbed: a scenario describes the server to measure, and every
+measured run becomes scenarios latsim can run.
+
+The scenario of a testbed is a plain one: a single node spec (one replica, no partitions, cache,
+network, pipeline or events) whose service is a zoo model from a profile bundle (``distribution:
+profile``, family and variant), with its workers, discipline, dynamic batching and classes.
+
+Two predictions are written for every measured run (prediction (a) and (b) of ``compare``):
+
+- **from the profile** — what a user has before deploying: Poisson arrivals at the run's rate, the
+  closed-loop profile's worker time per request drawn i.i.d., and its transport delay (optionally
+  with a calibration: overhead by occupancy, the machine's speed process, transport measured under
+  load);
+- **from the run itself** — the server's own arrival times (one trace per class), the worker time
+  of every call replayed in the order it happened, and the measured transport delays: it isolates
+  the queueing model from the machine's drift and the inputs' errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from simulator.files import write_atomically, write_text_atomically
+from simulator.scenario.schema import Scenario
+from simulator.testbed.config import TestbedConfig
+from simulator.testbed.errors import TestbedError
+
+SUPPORTED_DISCIPLINES = ("fifo", "priority", "edf")
+WARMUP_FRACTION = 0.1  # of a run's requests, left out of measured and predicted statistics alike
+MIN_TIME_MS = 1e-6  # measured times are clipped to this: a service or delay model takes positive times
+
+
+def testbed_config(scenario: Scenario, intra_op_threads: int = 1, model_size: str = "standard") -> TestbedConfig:
+    """The testbed server a scenario describes (``model_size`` tiny: the zoo's small test model); a clear
+    error for anything a testbed cannot serve."""
+    problems = []
+    if len(scenario.nodes) != 1 or scenario.nodes[0].replicas != 1:
+        problems.append("exactly one node spec with one replica")
+    if scenario.partitioning.partitions != 1 or scenario.cache or scenario.network or scenario.pipeline or scenario.events:
+        problems.append("no partitions, cache, network, pipeline or events")
+    spec = scenario.nodes[0]
+    service = spec.service
+    if getattr(service, "distribution", None) != "profile" or service.device != "cpu":
+        problems.append("a node service `distribution: profile` on device cpu (it names the zoo model to serve)")
+    if spec.discipline.policy not in SUPPORTED_DISCIPLINES:
+        problems.append(f"discipline one of {', '.join(SUPPORTED_DISCIPLINES)}")
+    if any(c.service is not None or c.arrival is not None for c in scenario.workload.classes):
+        problems.append("classes without their own service or arrival process")
+    if problems:
+        raise TestbedError(f"{scenario.source}: a testbed serves scenarios with " + "; ".join(problems))
+    batching = spec.batching
+    return TestbedConfig.parse(
+        {
+            "model": {"family": service.family, "variant": service.variant, "size": model_size},
+            "workers": spec.workers,
+            "intra_op_threads": intra_op_threads,
+            "discipline": spec.discipline.policy,
+            "batching": {} if batching is None else {
+                "max_batch_size": batching.max_batch_size,
+                "max_queue_delay_ms": batching.max_queue_delay_ms,
+                "preferred_batch_sizes": list(batching.preferred_batch_sizes),
+            },
+            "classes": [
+                {"name": c.name, "share": c.share, "priority": c.priority, "deadline_ms": c.deadline_ms}
+                for c in scenario.workload.classes
+            ],
+        },
+        origin=scenario.source,
+    )
+
+
+def _served(table: pd.DataFrame) -> pd.DataFrame:
+    return table[(table["status"] == 200) & table["worker_busy_ms"].notna()]
+
+
+def _write_column(path: Path, name: str, values: pd.Series) -> str:
+    write_atomically(path, lambda temporary: pd.DataFrame({name: values.to_numpy()}).to_csv(temporary, index=False))
+    return path.name
+
+
+def _node(scenario: Scenario, service: dict[str, Any]) -> dict[str, Any]:
+    spec = scenario.nodes[0]
+    node = {"name": spec.name, "workers": spec.workers, "discipline": spec.discipline.model_dump(), "service": service}
+    if spec.batching is not None:
+        node["batching"] = spec.batching.model_dump()
+    return node
+
+
+def _classes(scenario: Scenario, arrivals: dict[str, dict] | None = None) -> list[dict[str, Any]]:
+    classes = []
+    for c in scenario.workload.classes:
+        entry = {"name": c.name, "priority": c.priority}
+        if arrivals is None:
+            entry["share"] = c.share
+        else:
+            entry["arrival"] = arrivals[c.name]
+        entry.update({key: value for key, value in
+                      (("deadline_ms", c.deadline_ms), ("kind", c.kind), ("target", c.target)) if value is not None})
+        classes.append(entry)
+    return classes
+
+
+def _write_scenario(path: Path, data: dict[str, Any]) -> Path:
+    write_text_atomically(path, yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def measured_scenario(scenario: Scenario, run_dir: Path, out_dir: Path, replications: int = 10) -> Path:
+    """Prediction (b): the run's own arrivals (per class), its calls' worker times replayed in order, and its
+    transport delays; every class gets a trace of its server-side arrival times."""
+    table = pd.read_parquet(Path(run_dir) / "requests.parquet")
+    served = _served(table).sort_values("dequeue_ms")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    arrivals = {}
+    for name, group in served.groupby("class"):
+        file = _write_column(out_dir / f"arrivals-{name}.csv", "arrival_ms", group["arrival_ms"].sort_values())
+        arrivals[name] = {"process": "trace", "file": file}
+    calls = served.drop_duplicates("batch_id").sort_values("dequeue_ms")
+    service_file = _write_column(out_dir / "worker-ms.csv", "worker_busy_ms", calls["worker_busy_ms"].clip(lower=MIN_TIME_MS))
+    transport_file = _write_column(out_dir / "transport-ms.csv", "transport_ms", served["transport_ms"].clip(lower=MIN_TIME_MS))
+    data = {
+        "name": f"{scenario.name}-measured",
+        "description": f"prediction (b) of the testbed run {Path(run_dir).name}: its arrivals, its calls' worker "
+        "times in the order they happened, its transport delays",
+        "run": {
+            "requests": len(served) - int(len(served) * WARMUP_FRACTION),
+            "warmup_requests": int(len(served) * WARMUP_FRACTION),
+            "replications": replications,
+        },
+        "workload": {"classes": _classes(scenario, arrivals)},
+        "nodes": [_node(scenario, {"distribution": "empirical", "file": service_file, "process": "replay"})],
+        "network": {"response": {"distribution": "empirical", "file": transport_file}},  # the round trip outside the server
+    }
+    return _write_scenario(out_dir / "measured.yaml", data)
+
+
+def profile_scenario(
+    scenario: Scenario,
+    profile_dir: Path,
+    rate_per_s: float,
+    out_dir: Path,
+    calibration: dict[str, Any] | None = None,
+    requests: int = 20_000,
+    replications: int = 10,
+) -> Path:
+    """Prediction (a): Poisson arrivals at ``rate_per_s`` split by the scenario's shares, the closed-loop
+    profile's worker time per request drawn i.i.d. (or its kernel time with a ``calibration``'s
+    overhead and speed process), and its transport delay (or the calibration's)."""
+    profile = _served(pd.read_parquet(Path(profile_dir) / "profile.parquet"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if calibration is None:
+        service = {"distribution": "empirical", "file": _write_column(out_dir / "profile-worker-ms.csv", "worker_busy_ms",
+                                                                      profile["worker_busy_ms"].clip(lower=MIN_TIME_MS))}
+        transport = {"distribution": "empirical", "file": _write_column(out_dir / "profile-transport-ms.csv", "transport_ms",
+                                                                        profile["transport_ms"].clip(lower=MIN_TIME_MS))}
+        node_extra: dict[str, Any] = {}
+    else:
+        service = {"distribution": "empirical", "file": _write_column(out_dir / "profile-kernel-ms.csv", "kernel_ms",
+                                                                      profile["kernel_ms"].clip(lower=MIN_TIME_MS))}
+        transport = calibration["transport"]
+        node_extra = {key: calibration[key] for key in ("overhead", "speed") if calibration.get(key)}
+    data = {
+        "name": f"{scenario.name}-profile" + ("-calibrated" if calibration else ""),
+        "description": "prediction (a): the closed-loop profile taken before the run, as a user has it"
+        + (", calibrated on an earlier campaign" if calibration else ""),
+        "run": {"requests": requests, "replications": replications},
+        "workload": {"arrival": {"process": "poisson", "rate_per_s": rate_per_s}, "classes": _classes(scenario)},
+        "nodes": [{**_node(scenario, service), **node_extra}],
+        "network": {"response": transport},
+    }
+    return _write_scenario(out_dir / ("calibrated.yaml" if calibration else "profile.yaml"), data)

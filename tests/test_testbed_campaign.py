@@ -1,0 +1,89 @@
+"""A testbed campaign end to end, small: a tiny model served for real to two priority classes,
+profiled, loaded open-loop twice, calibrated, predicted both ways and reported (tens of seconds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+pytest.importorskip("aiohttp")
+pytest.importorskip("torch")
+
+from simulator.report.testbed import write_testbed_report  # noqa: E402
+from simulator.scenario.loader import load_scenario  # noqa: E402
+from simulator.testbed.calibrate import read_calibration, write_calibration  # noqa: E402
+from simulator.testbed.campaign import read_campaign, run_campaign  # noqa: E402
+from simulator.testbed.compare import CALIBRATED, MEASURED, PROFILE, compare_campaign, error_summary  # noqa: E402
+
+BUNDLE = Path(__file__).resolve().parent.parent / "profiles" / "cpu-amd-epyc-2c-avx512" / "zoo"
+SCENARIO = {
+    "name": "smoke <testbed>",
+    "workload": {
+        "arrival": {"process": "poisson", "rate_per_s": 100},
+        "classes": [
+            {"name": "urgent", "share": 1, "priority": 0, "deadline_ms": 20, "kind": "soft", "target": 0.9},
+            {"name": "bulk", "share": 2, "priority": 1},
+        ],
+    },
+    "nodes": [{
+        "name": "server", "workers": 1, "discipline": {"policy": "priority"},
+        "service": {"distribution": "profile", "bundle": str(BUNDLE), "family": "mlp", "variant": "fp32", "threads": 1},
+    }],
+}
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("campaign")
+    scenario = folder / "scenario.yaml"
+    scenario.write_text(yaml.safe_dump(SCENARIO))
+    run_campaign(
+        scenario, [0.4], 2, folder / "out", duration_s=2.0, model_size="tiny", capacity_requests=300,
+        profile_requests=200, max_p99_lateness_ms=100.0, max_lateness_ms=1000.0,  # a busy CI machine: still valid
+    )
+    return folder / "out"
+
+
+def test_a_campaign_writes_its_runs_and_a_scenario_latsim_runs_for_each(campaign):
+    document = read_campaign(campaign)
+    assert [(run["level"], run["repeat"]) for run in document["runs"]] == [(0.4, 0), (0.4, 1)]
+    assert all(run["valid"] for run in document["runs"]), document["runs"]
+    assert document["capacity"]["worker_limit_per_s"] > 0
+    table = pd.read_parquet(campaign / "level-0.40" / "repeat-0" / "requests.parquet")
+    assert set(table["class"]) == {"urgent", "bulk"} and (table["status"] == 200).all()
+    for path in (campaign / "predictions" / "level-0.40" / "profile" / "profile.yaml",
+                 campaign / "predictions" / "level-0.40" / "repeat-1" / "measured.yaml"):
+        scenario = load_scenario(path)
+        assert [c.name for c in scenario.workload.classes] == ["urgent", "bulk"]
+        assert scenario.nodes[0].discipline.policy == "priority"
+
+
+def test_calibration_holds_overhead_speed_and_transport(campaign, tmp_path):
+    calibration = read_calibration(write_calibration(campaign, tmp_path / "calibration.yaml"))
+    assert len(calibration["overhead"]["occupancy"]) == len(calibration["overhead"]["mean_ms"]) >= 1
+    assert len(calibration["speed"]["factors"]) == 2 and all(f > 0 for f in calibration["speed"]["factors"])
+    assert Path(calibration["transport"]["file"]).is_file()
+
+
+def test_compare_predicts_every_run_two_ways_and_reports(campaign, tmp_path):
+    calibration = read_calibration(write_calibration(campaign, tmp_path / "calibration.yaml"))
+    table = compare_campaign(campaign, calibration, requests=3000, replications=2, band_resamples=2)
+    assert set(table["prediction"]) == {PROFILE, CALIBRATED, MEASURED}
+    assert set(table["class"]) == {"all", "urgent", "bulk"}
+    assert set(table["statistic"]) == {"mean", "p50", "p95", "p99", "deadline_met_ratio"}
+    assert len(table) == 2 * 3 * 3 * 5  # runs × predictions × classes × statistics
+    assert table["measured"].notna().all() and table["predicted"].notna().all()
+    replayed = table[(table["prediction"] == MEASURED) & (table["class"] == "all") & (table["statistic"] == "mean")]
+    assert replayed["error"].abs().max() < 0.5  # the run's own service process and arrivals: the model is close
+    assert (table["band_low"].notna() == (table["prediction"] != MEASURED)).all()
+    summary = error_summary(table)
+    assert set(summary["prediction"]) == {PROFILE, CALIBRATED, MEASURED}
+    written = write_testbed_report(campaign, table, tmp_path / "report", tmp_path / "calibration.yaml")
+    names = {path.name for path in written}
+    assert {"comparison.csv", "report.md", "report.html", "p99-against-load.png", "distribution-0.40.png"} <= names
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "smoke &lt;testbed&gt;" in html and "smoke <testbed>" not in html  # user text escaped
+    assert "http://" not in html and "https://" not in html  # self-contained: nothing loaded from a network
