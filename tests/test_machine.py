@@ -144,3 +144,22 @@ def test_a_constant_network_leg_shifts_every_latency_by_itself(tmp_path, network
 def test_network_legs_are_one_or_the_other(network, message):
     with pytest.raises(ScenarioError, match=message):
         scenario_from_dict(base_scenario(network=network))
+
+
+@pytest.mark.parametrize("discipline", ["fifo", "priority"])
+def test_classes_served_by_one_replayed_model_take_its_times_in_service_order(tmp_path, discipline):
+    """A replayed service process is the machine's: whatever the class, the k-th call takes the k-th time."""
+    times_ms = 1.0 + 0.01 * np.arange(500)
+    pd.DataFrame({"service_ms": times_ms}).to_csv(tmp_path / "times.csv", index=False)
+    data = _with_node(service={"distribution": "empirical", "file": "times.csv", "process": "replay"},
+                      discipline={"policy": discipline})
+    data["workload"]["classes"] = [{"name": "a", "share": 1, "priority": 0}, {"name": "b", "share": 2, "priority": 1}]
+    data["workload"]["arrival"]["rate_per_s"] = 250  # ρ ≈ 0.9: queues form, so priority reorders service
+    data["run"] = {"requests": 1200, "warmup_requests": 0, "replications": 1, "seed": 3}
+    path = tmp_path / "records.parquet"
+    run(scenario_from_dict(data, base_dir=tmp_path), records_path=path, engine="simpy")
+    records = pd.read_parquet(path).sort_values("start_ms", kind="stable")
+    assert set(records["class"]) == {"a", "b"}
+    expected = np.resize(times_ms, len(records))  # the sequence from its first time, over and over
+    served = len(records) - 10  # the run stops at its last request: calls still in service then are not recorded
+    assert records["service_ms"].to_numpy()[:served] == pytest.approx(expected[:served])

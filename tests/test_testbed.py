@@ -18,6 +18,7 @@ from simulator.testbed.batcher import NS_PER_MS, Batcher  # noqa: E402
 from simulator.testbed.config import BatchingConfig, TestbedConfig  # noqa: E402
 from simulator.testbed.errors import TestbedError  # noqa: E402
 from simulator.testbed.load import LoadSpec, make_schedule  # noqa: E402
+from simulator.testbed.results import join_records  # noqa: E402
 from simulator.testbed.queues import EdfLine, FifoLine, PriorityLine, make_line  # noqa: E402
 from simulator.testbed.run import measure_capacity, run_level  # noqa: E402
 from simulator.testbed.schedule import MmppState, mmpp_times_s, poisson_times_s  # noqa: E402
@@ -222,6 +223,45 @@ def test_schedules_are_seeded_and_have_the_asked_rate_and_class_shares():
     assert make_schedule(trace).offsets_ns.tolist() == [0, 2_000_000, 4_000_000]
 
 
+# -- the records of a run -------------------------------------------------------------------------
+
+
+def records(rows: list[tuple[int, float, float, float]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Server and client records of calls (worker, enqueue, dequeue, worker done; ms), one request each."""
+    ns = [[round(value * NS_PER_MS) for value in row[1:]] for row in rows]
+    server = pd.DataFrame({
+        "request_id": range(len(rows)), "phase": "load", "class": "a", "priority": 0, "deadline_ns": 2**62,
+        "arrival_ns": [enqueue for enqueue, _, _ in ns], "enqueue_ns": [enqueue for enqueue, _, _ in ns],
+        "dequeue_ns": [dequeue for _, dequeue, _ in ns], "kernel_start_ns": [dequeue for _, dequeue, _ in ns],
+        "kernel_end_ns": [done for _, _, done in ns], "worker_done_ns": [done for _, _, done in ns],
+        "reply_sent_ns": [done for _, _, done in ns], "worker": [row[0] for row in rows], "batch_id": range(len(rows)),
+        "batch_size": 1, "in_system_at_arrival": 1, "in_system_at_dequeue": 1, "kernel_error": "",
+    })
+    client = pd.DataFrame({
+        "request_id": range(len(rows)), "phase": "load", "class": "a", "scheduled_ns": server["enqueue_ns"],
+        "send_ns": server["enqueue_ns"], "reply_received_ns": server["reply_sent_ns"] + NS_PER_MS // 10,
+        "status": 200, "error": "",
+    })
+    return server, client
+
+
+def test_service_time_counts_the_workers_hand_off_from_when_it_could_have_taken_the_call():
+    calls = [  # worker, enqueue, dequeue, done (ms)
+        (0, 0.0, 0.1, 1.1),  # worker 0 idle: woken in 0.1 ms
+        (0, 0.5, 1.12, 2.0),  # queued behind the first: taken 0.02 ms after worker 0 was free
+        (1, 0.6, 0.65, 1.6),  # worker 1's first call
+        (1, 3.0, 3.2, 4.0),  # worker 1 idle again: woken in 0.2 ms
+    ]
+    table = join_records(*records(calls), origin_ns=0, batching=False).sort_values("request_id")
+    assert table["handoff_ms"].to_numpy() == pytest.approx([0.1, 0.02, 0.05, 0.2])
+    assert table["service_ms"].to_numpy() == pytest.approx([1.1, 0.9, 1.0, 1.0])
+    for worker, group in table.groupby("worker"):  # the queue's view: free again = ready + service time
+        ready = np.maximum(group["enqueue_ms"].to_numpy(), np.r_[-np.inf, group["worker_done_ms"].to_numpy()[:-1]])
+        assert group["worker_done_ms"].to_numpy() == pytest.approx(ready + group["service_ms"].to_numpy())
+    batched = join_records(*records(calls), origin_ns=0, batching=True)
+    assert batched["handoff_ms"].isna().all() and (batched["service_ms"] == batched["worker_busy_ms"]).all()
+
+
 # -- a real server under real load -------------------------------------------------------------
 
 REQUESTS, PROFILE_REQUESTS = 300, 20
@@ -276,6 +316,7 @@ def test_timestamps_are_ordered_on_one_clock_across_processes(run):
     parts = table["server_ms"] - table["wait_ms"] - table["kernel_ms"] - table["worker_overhead_ms"]
     assert (parts >= -1e-6).all()  # what remains is the event loop's part: request read → enqueue
     assert np.allclose(table["latency_ms"], table["server_ms"] + table["transport_ms"])
+    assert (table["handoff_ms"] >= 0).all() and (table["handoff_ms"] <= table["wait_ms"] + 1e-9).all()
     assert table["scheduled_ms"].min() == 0.0
 
 

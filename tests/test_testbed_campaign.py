@@ -14,9 +14,16 @@ pytest.importorskip("torch")
 
 from simulator.report.testbed import write_testbed_report  # noqa: E402
 from simulator.scenario.loader import load_scenario  # noqa: E402
-from simulator.testbed.calibrate import read_calibration, write_calibration  # noqa: E402
+from simulator.testbed.calibrate import machine_at, read_calibration, write_calibration  # noqa: E402
 from simulator.testbed.campaign import read_campaign, run_campaign  # noqa: E402
-from simulator.testbed.compare import CALIBRATED, MEASURED, PROFILE, compare_campaign, error_summary  # noqa: E402
+from simulator.testbed.compare import (  # noqa: E402
+    CALIBRATED,
+    MEASURED,
+    PROFILE,
+    compare_campaign,
+    error_summary,
+    predicted_statistics,
+)
 
 BUNDLE = Path(__file__).resolve().parent.parent / "profiles" / "cpu-amd-epyc-2c-avx512" / "zoo"
 SCENARIO = {
@@ -61,11 +68,17 @@ def test_a_campaign_writes_its_runs_and_a_scenario_latsim_runs_for_each(campaign
         assert scenario.nodes[0].discipline.policy == "priority"
 
 
-def test_calibration_holds_overhead_speed_and_transport(campaign, tmp_path):
+def test_calibration_holds_overhead_and_per_level_speed_and_outside_time(campaign, tmp_path):
     calibration = read_calibration(write_calibration(campaign, tmp_path / "calibration.yaml"))
     assert len(calibration["overhead"]["occupancy"]) == len(calibration["overhead"]["mean_ms"]) >= 1
-    assert len(calibration["speed"]["factors"]) == 2 and all(f > 0 for f in calibration["speed"]["factors"])
-    assert Path(calibration["transport"]["file"]).is_file()
+    [level] = calibration["levels"]
+    assert level["level"] == 0.4 and len(level["runs"]) == 2  # one variant per valid run: the band's drift
+    for machine in (level, *level["runs"]):
+        assert len(machine["speed"]["factors"]) == 2 and all(f > 0 for f in machine["speed"]["factors"])
+        assert Path(machine["outside"]["file"]).is_file()
+    assert level["rate_per_s"] == pytest.approx(read_campaign(campaign)["runs"][0]["rate_per_s"])
+    at = machine_at(calibration, 1e6)  # the measured level of the nearest rate
+    assert at.level == 0.4 and len(at.variants) == 2 and at.main["overhead"] == calibration["overhead"]
 
 
 def test_compare_predicts_every_run_two_ways_and_reports(campaign, tmp_path):
@@ -87,3 +100,14 @@ def test_compare_predicts_every_run_two_ways_and_reports(campaign, tmp_path):
     html = (tmp_path / "report" / "report.html").read_text()
     assert "smoke &lt;testbed&gt;" in html and "smoke <testbed>" not in html  # user text escaped
     assert "http://" not in html and "https://" not in html  # self-contained: nothing loaded from a network
+
+
+def test_a_prediction_the_inputs_say_cannot_keep_up_is_unknown_not_a_crash(tmp_path):
+    overloaded = {
+        "name": "overloaded", "workload": {"arrival": {"process": "poisson", "rate_per_s": 200}, "classes": [{"name": "a"}]},
+        "nodes": [{"name": "n", "service": {"distribution": "deterministic", "value_ms": 10.0}}],
+    }
+    path = tmp_path / "overloaded.yaml"
+    path.write_text(yaml.safe_dump(overloaded))
+    statistics = predicted_statistics(path, ["a"])
+    assert statistics["all"]["p99"] == {"estimate": None, "ci_low": None, "ci_high": None}

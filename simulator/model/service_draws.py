@@ -116,7 +116,8 @@ class RequirementDraws:
 
 
 class NodeServiceDraws:
-    """What a node draws itself: ordered models' times in service order, and batch times (shared by the spec)."""
+    """What a node draws itself: ordered models' times in service order, and batch times (shared by the spec).
+    Classes served by one model share its ordered sequence, as they share the machine whose process it is."""
 
     def __init__(
         self,
@@ -127,10 +128,11 @@ class NodeServiceDraws:
         seed: int,
         replication: int,
     ) -> None:
-        self.single: list[Iterator[float] | None] = [
-            SizedDraws(model, f"service/{node_name}/{name}", seed, replication)._stream(1) if model.ordered else None
-            for model, name in zip(models, class_names)
-        ]
+        sequences: dict[int, Iterator[float]] = {}  # id(model) → its sequence, named after its first class
+        for model, name in zip(models, class_names):
+            if model.ordered and id(model) not in sequences:
+                sequences[id(model)] = SizedDraws(model, f"service/{node_name}/{name}", seed, replication)._stream(1)
+        self.single: list[Iterator[float] | None] = [sequences.get(id(model)) for model in models]
         self.batch_draws = list(batch_draws)
 
     def batch(self, class_index: int, batch_size: int) -> float:

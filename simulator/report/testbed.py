@@ -16,8 +16,14 @@ from matplotlib.axes import Axes
 
 from simulator.files import make_output_folder, write_atomically, write_text_atomically
 from simulator.report.render import environment, png
+from simulator.testbed.compare import (
+    CALIBRATED,
+    MEASURED,
+    PROFILE,
+    RECORDS_FILE,
+    error_summary,
+)
 from simulator.testbed.errors import TestbedError
-from simulator.testbed.compare import CALIBRATED, MEASURED, PROFILE, RECORDS_FILE, error_summary
 from simulator.testbed.scenario import WARMUP_FRACTION
 
 LABELS = {
@@ -52,7 +58,7 @@ def _load_figure(table: pd.DataFrame, statistic: str) -> bytes:
             high = per_level[["high", "band_high"]].max(axis=1)
             axes.fill_between(per_level["level"], low, high, color=COLORS[kind], alpha=0.15)
 
-    return png(f"{statistic} latency against load (shaded: interval and band)", "load (fraction of the workers' capacity)",
+    return png(f"{statistic} latency against load (shaded: interval and band)", "load (fraction of the saturated throughput)",
                "latency (ms)", draw)
 
 
@@ -89,7 +95,7 @@ def _cdf_figure(campaign_dir: Path, level: float) -> bytes | None:
     return png(f"latency distribution at load {level:.2f}: P(latency > x)", "latency (ms)", "P(latency > x)", draw)
 
 
-def _context(campaign: dict[str, Any], table: pd.DataFrame, calibration: Path | None) -> dict[str, Any]:
+def _context(campaign_dir: Path, campaign: dict[str, Any], table: pd.DataFrame, calibration: Path | None) -> dict[str, Any]:
     everything = table[table["class"] == "all"]
     summaries = []
     for max_level, label in ((BAND_LEVEL, f"levels ≤ {BAND_LEVEL}"), (1.0, "all levels")):
@@ -106,11 +112,17 @@ def _context(campaign: dict[str, Any], table: pd.DataFrame, calibration: Path | 
             entry["predictions"].append({
                 "kind": LABELS[kind], "predicted": group["predicted"].mean(), "ci_low": group["ci_low"].min(),
                 "ci_high": group["ci_high"].max(), "band_low": group["band_low"].min(), "band_high": group["band_high"].max(),
-                "median_error": float(np.nanmedian(np.abs(group["error"]))), "overlaps": bool(group["overlaps_runs"].iloc[0]),
+                "median_error": float(np.nanmedian(np.abs(group["error"]))), "overlaps": bool(group["overlaps_runs"].all()),
             })
         per_level.append(entry)
     capacity = campaign["capacity"]
+    utilization: dict[float, list[float]] = {}
+    for run in campaign["runs"]:
+        if run["valid"]:
+            summary = json.loads((campaign_dir / run["dir"] / "run.json").read_text(encoding="utf-8"))
+            utilization.setdefault(run["level"], []).append(summary["load"]["worker_utilization"])
     return {
+        "utilization": {level: float(np.mean(values)) for level, values in sorted(utilization.items())},
         "title": f"How close latsim comes to a real server: {campaign['name']}, {campaign['testbed']['model']['family']}/"
                  f"{campaign['testbed']['model']['variant']}, {campaign['testbed']['workers']} worker(s), "
                  f"{campaign['testbed']['discipline']}",
@@ -134,7 +146,7 @@ def write_testbed_report(campaign_dir: Path, table: pd.DataFrame, out: Path, cal
         figure = _cdf_figure(campaign_dir, level)
         if figure is not None:
             figures[f"distribution-{level:.2f}"] = figure
-    context = _context(campaign, table, calibration)
+    context = _context(campaign_dir, campaign, table, calibration)
     html_images = {name: Markup("data:image/png;base64," + base64.b64encode(data).decode()) for name, data in figures.items()}
     markdown_images = {name: f"{PLOTS_FOLDER}/{name}.png" for name in figures}
     html = environment(html=True).get_template("testbed.html.j2").render(**context, images=html_images)

@@ -25,7 +25,7 @@ def run(
     replications: int | None = None,
     requests: int | None = None,
     jobs: int = 1,
-    records_path: Path | None = None,
+    records_path: Path | str | None = None,
     progress: ProgressCallback | None = None,
     monitor: bool = False,
     on_unstable: Literal["raise", "return"] = "raise",
@@ -45,6 +45,7 @@ def run(
     says which ran.
     """
     plan = plan_run(scenario, seed, replications, requests, engine)
+    records_path = None if records_path is None else Path(records_path)
     try:
         load = check_stability(plan)
         parts: list[Path | None] = [None] * plan.replications

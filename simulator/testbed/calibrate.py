@@ -1,20 +1,35 @@
 """Calibration: what a campaign measured about the machine, written as scenario settings, so that the
 next prediction from a profile starts from calibrated inputs.
 
-From every valid run of a campaign (the requests after each run's first 10 %):
+From the valid runs of a campaign (the requests after each run's first 10 %):
 
-- **overhead** — the worker's time outside the kernel per call, as a mean that grows with the
-  number of requests at the server when the call started (``fitting.overhead.fit_overhead``,
-  sampled at the occupancies seen, lognormal variation);
-- **speed** — the machine's slow and fast stretches under load: a two-state hidden Markov model of
-  the kernel times in call order (``fitting.hmm``), its states' means divided by the mean kernel
-  time of the campaign's closed-loop profile as speed factors (so they carry the slowdown under
-  load onto the next profile's kernel times);
-- **transport** — the client–server round trip under load, as measured (an empirical file).
+- **overhead** (all runs together) — the worker's time outside the kernel per call (its hand-off
+  included), as a monotone curve of the requests at the server when the call started
+  (``fitting.overhead.fit_overhead``), sampled at the occupancies seen, with a lognormal spread;
+  with more than one worker, of the calls with their concurrency slowdown divided out (the node
+  slows the whole call, overhead included);
+- per load level, from that level's runs together and from each run alone:
+  **concurrency slowdown** (more than one worker) — how much slower a kernel runs while k kernels
+  run at once (they share the cores with each other, the event loop and the load generator): a
+  non-negative least-squares fit of each kernel's time to the shares of it spent with 1, 2, ...
+  kernels running, written as a ``device.concurrency_slowdown`` (the node then slows its calls by
+  the kernels running, as they come and go);
+  **speed** — the machine's slow and fast stretches under that load: a two-state lognormal hidden
+  Markov model of the kernel times in call order (``fitting.hmm``) with the concurrency slowdown
+  divided out, its states' means divided by the mean kernel time of the campaign's closed-loop
+  profile (so they carry the slowdown under load onto the next profile's kernel times); and
+  **outside** — each request's time outside the queue and the worker (the sender's lateness, the
+  network both ways, the event loop reading the request and writing the reply), as measured.
+
+A prediction at a rate takes the calibration of the measured level whose rate is nearest: the
+slowdown comes from the work the machine does (the event loop and the load generator share the
+CPU with the kernels), not from a fraction of a capacity that itself drifts between campaigns. The
+level's runs one by one give the prediction band its share of the machine's drift from run to run.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,80 +41,202 @@ from simulator.files import write_atomically, write_text_atomically
 from simulator.fitting.hmm import fit_lognormal_hmm
 from simulator.fitting.overhead import fit_overhead
 from simulator.testbed.campaign import read_campaign
+from scipy.optimize import nnls
+
 from simulator.testbed.errors import TestbedError
 from simulator.testbed.scenario import MIN_TIME_MS, WARMUP_FRACTION
 
 OVERHEAD_POINTS = 16
 SPEED_STATES = 2
-HMM_SAMPLES = 20_000  # the kernel sequence the speed model is fitted on (the latest calls)
+HMM_SAMPLES = 20_000  # the kernel sequence a speed model is fitted on (the latest calls)
+MACHINE_SETTINGS = ("speed", "device")  # the node settings a level's calibration gives (besides the overhead)
+MIN_CONCURRENCY_SHARE = 0.01  # a concurrency k seen for less than this share of the kernel time keeps k − 1's factor
 
 
-def _runs(directory: Path) -> list[pd.DataFrame]:
-    campaign = read_campaign(directory)
-    tables = []
-    for entry in campaign["runs"]:
+@dataclass(frozen=True)
+class MachineAt:
+    """The calibrated machine at one load level (its mean offered rate): ``main`` from its runs together,
+    ``variants`` one per run. Each is scenario settings: ``overhead``, ``speed``, ``outside`` (a
+    response-leg delay model) and, with more than one worker, ``device`` (the concurrency slowdown)."""
+
+    level: float
+    rate_per_s: float
+    main: dict[str, Any]
+    variants: list[dict[str, Any]]
+
+
+def _calls_and_requests(directory: Path) -> tuple[dict[float, list[pd.DataFrame]], dict[float, float]]:
+    """The served requests of every valid run after its first 10 %, by level, in dequeue order; and each
+    level's mean offered rate."""
+    by_level: dict[float, list[pd.DataFrame]] = {}
+    rates: dict[float, list[float]] = {}
+    for entry in read_campaign(directory)["runs"]:
         if entry["valid"]:
+            rates.setdefault(float(entry["level"]), []).append(float(entry["rate_per_s"]))
             table = pd.read_parquet(Path(directory) / entry["dir"] / "requests.parquet").sort_values("dequeue_ms")
             table = table.iloc[int(len(table) * WARMUP_FRACTION) :]
-            tables.append(table[(table["status"] == 200) & table["worker_busy_ms"].notna()])
-    if not tables:
+            by_level.setdefault(float(entry["level"]), []).append(table[(table["status"] == 200) & table["worker_busy_ms"].notna()])
+    if not by_level:
         raise TestbedError(f"{directory}: no valid run to calibrate on")
-    return tables
+    return by_level, {level: float(np.mean(values)) for level, values in rates.items()}
 
 
-def calibrate(directory: Path) -> dict[str, Any]:
-    """Overhead, speed and transport settings from a campaign (see the module doc)."""
-    tables = _runs(directory)
+def _overhead(tables: list[pd.DataFrame]) -> dict[str, Any]:
     calls = pd.concat([table.drop_duplicates("batch_id") for table in tables], ignore_index=True)
     fitted = fit_overhead(
-        calls["worker_busy_ms"].to_numpy(), calls["kernel_ms"].to_numpy(), calls["in_system_at_dequeue"].to_numpy(),
+        calls["service_ms"].to_numpy(), calls["kernel_ms"].to_numpy(), calls["in_system_at_dequeue"].to_numpy(),
         residual="empirical", occupancy_at="start",
     )
-    ratios = np.asarray(fitted.residual["quantiles"])
     low, high = fitted.occupancy_range
     points = np.unique(np.round(np.linspace(low, high, OVERHEAD_POINTS)))
-    overhead = {
+    ratios = np.asarray(fitted.residual["quantiles"])
+    return {
         "occupancy": [float(p) for p in points],
         "mean_ms": [float(m) for m in fitted.mean_ms(points)],
         "variation_sigma": float(np.log(ratios[ratios > 0]).std()),  # the spread around the curve, as a lognormal
     }
-    kernels = np.concatenate([table.drop_duplicates("batch_id")["kernel_ms"].to_numpy() for table in tables])[-HMM_SAMPLES:]
-    speed_fit = fit_lognormal_hmm(kernels, states=SPEED_STATES)
-    model = speed_fit.model
-    means = model.state_moments_ms(1)
-    profile = pd.read_parquet(Path(directory) / "profile" / "profile.parquet")
-    profile_kernel_ms = float(profile.loc[profile["status"] == 200, "kernel_ms"].mean())
-    speed = {
-        "factors": [float(mean / profile_kernel_ms) for mean in means],
+
+
+def concurrency_shares(calls: pd.DataFrame, workers: int) -> np.ndarray:
+    """``[call, k − 1]``: the share of a call's kernel time spent with k = 1 … ``workers`` kernels running (its own
+    included), from the kernel intervals of one run's calls."""
+    starts, ends = calls["kernel_start_ms"].to_numpy(float), calls["kernel_end_ms"].to_numpy(float)
+    times = np.concatenate([starts, ends])
+    order = np.argsort(times, kind="stable")
+    times = times[order]
+    running = np.minimum(np.cumsum(np.concatenate([np.ones(starts.size), -np.ones(ends.size)])[order]), workers)
+    spans = np.diff(times)  # span i: from times[i] to times[i + 1], with running[i] kernels
+    shares = np.empty((starts.size, workers))
+    for k in range(1, workers + 1):
+        time_at_k = np.concatenate([[0.0], np.cumsum(np.where(running[:-1] == k, spans, 0.0))])
+        shares[:, k - 1] = np.interp(ends, times, time_at_k) - np.interp(starts, times, time_at_k)
+    return shares / np.maximum(ends - starts, MIN_TIME_MS)[:, None]
+
+
+def concurrency_slowdown(shares: np.ndarray, kernel_ms: np.ndarray) -> list[float]:
+    """Factors f(1) = 1, f(2), …: kernel time ≈ solo time × Σₖ share(k) f(k), fitted by non-negative least squares;
+    non-decreasing, and a concurrency seen too rarely keeps the factor below it."""
+    coefficients, _ = nnls(shares, kernel_ms)
+    seen = shares.sum(axis=0) >= MIN_CONCURRENCY_SHARE * len(kernel_ms)
+    if not seen[0] or coefficients[0] <= 0:
+        return [1.0] * shares.shape[1]
+    factors = [1.0]
+    for k in range(1, shares.shape[1]):
+        factors.append(max(factors[-1], float(coefficients[k] / coefficients[0])) if seen[k] else factors[-1])
+    return factors
+
+
+def _calls(tables: list[pd.DataFrame], workers: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every call's kernel time (in call order, run after run) and its concurrency shares."""
+    calls = [table.drop_duplicates("batch_id") for table in tables]
+    return (np.concatenate([c["kernel_ms"].to_numpy(float) for c in calls]),
+            np.concatenate([concurrency_shares(c, workers) for c in calls]))
+
+
+def _machine(tables: list[pd.DataFrame], profile_kernel_ms: float, workers: int) -> dict[str, Any]:
+    """The speed process (and with more than one worker the concurrency slowdown) of some runs."""
+    kernel_ms, shares = _calls(tables, workers)
+    factors = concurrency_slowdown(shares, kernel_ms)
+    machine = {"speed": _speed(kernel_ms / (shares @ np.asarray(factors)), profile_kernel_ms)}
+    if workers > 1:
+        machine["device"] = {"concurrency_slowdown": factors}
+    return machine
+
+
+def _speed(solo_kernel_ms: np.ndarray, profile_kernel_ms: float) -> dict[str, Any]:
+    model = fit_lognormal_hmm(solo_kernel_ms[-HMM_SAMPLES:], states=SPEED_STATES).model
+    return {
+        "factors": [float(mean / profile_kernel_ms) for mean in model.state_moments_ms(1)],
         "transition": [[float(p) for p in row] for row in np.asarray(model.transition)],
     }
-    transport = pd.concat([table["transport_ms"] for table in tables]).clip(lower=MIN_TIME_MS)
-    return {"overhead": overhead, "speed": speed, "transport_ms": transport.to_numpy()}
+
+
+def _outside(tables: list[pd.DataFrame]) -> np.ndarray:
+    return pd.concat([table["outside_ms"] for table in tables]).clip(lower=MIN_TIME_MS).to_numpy()
+
+
+def calibrate(directory: Path) -> dict[str, Any]:
+    """The overhead, and per level the speed and outside times of its runs together and of each run
+    (outside times as arrays; ``write_calibration`` writes them to files)."""
+    by_level, rates = _calls_and_requests(directory)
+    profile = pd.read_parquet(Path(directory) / "profile" / "profile.parquet")
+    profile_kernel_ms = float(profile.loc[profile["status"] == 200, "kernel_ms"].mean())
+    workers = int(read_campaign(directory)["testbed"]["workers"])
+    levels, solo_calls = [], []
+    for level, tables in sorted(by_level.items()):
+        machine = _machine(tables, profile_kernel_ms, workers)
+        factors = np.asarray(machine.get("device", {}).get("concurrency_slowdown", [1.0]))
+        solo_calls += [_solo(table, factors, workers) for table in tables]
+        levels.append({
+            "level": level,
+            "rate_per_s": rates[level],
+            **machine,
+            "outside_ms": _outside(tables),
+            "runs": [_machine([table], profile_kernel_ms, workers) | {"outside_ms": _outside([table])} for table in tables],
+        })
+    return {"overhead": _overhead(solo_calls), "levels": levels}
+
+
+def _solo(table: pd.DataFrame, factors: np.ndarray, workers: int) -> pd.DataFrame:
+    """A run's calls with their service and kernel times divided by their concurrency slowdown: the node
+    applies it to the whole call (overhead included), so the overhead is fitted as it would be alone."""
+    calls = table.drop_duplicates("batch_id").copy()
+    slowdown = concurrency_shares(calls, workers) @ factors if workers > 1 else 1.0
+    calls["service_ms"] /= slowdown
+    calls["kernel_ms"] /= slowdown
+    return calls
 
 
 def write_calibration(directory: Path, out: Path) -> Path:
-    """``calibrate`` written as a YAML file of scenario settings (the transport delays in a CSV beside it)."""
+    """``calibrate`` written as a YAML file of scenario settings; the outside times go to CSV files beside it."""
     calibration = calibrate(directory)
     out = Path(out)
-    transport_file = out.with_name(out.stem + "-transport-ms.csv")
-    write_atomically(
-        transport_file, lambda path: pd.DataFrame({"transport_ms": calibration["transport_ms"]}).to_csv(path, index=False)
-    )
-    document = {
-        "overhead": calibration["overhead"],
-        "speed": calibration["speed"],
-        "transport": {"distribution": "empirical", "file": str(transport_file.resolve())},
-    }
-    write_text_atomically(out, yaml.safe_dump(document, sort_keys=False))
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def outside_file(values: np.ndarray, suffix: str) -> dict[str, str]:
+        path = out.with_name(f"{out.stem}-outside-{suffix}.csv")
+        write_atomically(path, lambda temporary: pd.DataFrame({"outside_ms": values}).to_csv(temporary, index=False))
+        return {"distribution": "empirical", "file": str(path.resolve())}
+
+    levels = []
+    for entry in calibration["levels"]:
+        name = f"{entry['level']:.2f}"
+        levels.append({
+            "level": entry["level"],
+            "rate_per_s": entry["rate_per_s"],
+            **_settings(entry),
+            "outside": outside_file(entry["outside_ms"], name),
+            "runs": [
+                _settings(run) | {"outside": outside_file(run["outside_ms"], f"{name}-run{index}")}
+                for index, run in enumerate(entry["runs"])
+            ],
+        })
+    write_text_atomically(out, yaml.safe_dump({"overhead": calibration["overhead"], "levels": levels}, sort_keys=False))
     return out
+
+
+def _settings(machine: dict[str, Any]) -> dict[str, Any]:
+    return {key: machine[key] for key in MACHINE_SETTINGS if key in machine}
 
 
 def read_calibration(path: Path) -> dict[str, Any]:
     """A calibration file written by ``write_calibration``."""
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise TestbedError(f"{path}: cannot read the calibration: {error}") from None
-    if not isinstance(data, dict) or not {"overhead", "speed", "transport"} <= data.keys():
-        raise TestbedError(f"{path}: a calibration holds overhead, speed and transport (write it with latsim testbed calibrate)")
+    if not isinstance(data, dict) or not {"overhead", "levels"} <= data.keys() or not data["levels"]:
+        raise TestbedError(f"{path}: a calibration holds overhead and levels (write it with latsim testbed calibrate)")
     return data
+
+
+def machine_at(calibration: dict[str, Any], rate_per_s: float) -> MachineAt:
+    """The calibration of the measured level whose offered rate is nearest ``rate_per_s``."""
+    nearest = min(calibration["levels"], key=lambda entry: abs(entry["rate_per_s"] - rate_per_s))
+    overhead = calibration["overhead"]
+    return MachineAt(
+        level=nearest["level"],
+        rate_per_s=nearest["rate_per_s"],
+        main={"overhead": overhead, **_settings(nearest), "outside": nearest["outside"]},
+        variants=[{"overhead": overhead, **_settings(run), "outside": run["outside"]} for run in nearest["runs"]],
+    )

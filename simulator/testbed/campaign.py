@@ -1,8 +1,10 @@
 """A measurement campaign: the server a scenario describes, profiled closed-loop first (what a user
 has before deploying), then measured open-loop at each load level, several times.
 
-Load levels are fractions of the workers' own capacity (workers / mean worker time per request,
-from a closed-loop run with every worker busy), so level 0.7 means 70 % utilization of the workers.
+Load levels are fractions of the server's saturated throughput: a closed-loop run that keeps
+``SATURATION_DEPTH`` requests per worker outstanding, so that the workers never wait and the event
+loop, the load generator and the kernels share the machine as they do under load (the throughput
+with one request per worker outstanding overstates capacity: its kernels run on a quieter machine).
 Layout of the campaign folder: ``campaign.json`` (what was run, the capacity, every run's verdict),
 ``capacity/``, ``profile/`` (the closed-loop profile: ``profile.parquet``), and one folder per run,
 ``level-<level>/repeat-<r>/`` (the files of ``run.run_level``), and ``predictions/``: for every level
@@ -22,9 +24,14 @@ from simulator.scenario.loader import load_scenario
 from simulator.scenario.schema import Scenario
 from simulator.testbed.errors import TestbedError
 from simulator.testbed.run import measure_capacity, run_level
-from simulator.testbed.scenario import measured_scenario, profile_scenario, testbed_config
+from simulator.testbed.scenario import (
+    measured_scenario,
+    profile_scenario,
+    testbed_config,
+)
 
 CAMPAIGN_FILE = "campaign.json"
+SATURATION_DEPTH = 4  # outstanding requests per worker (and batch place) while capacity is measured
 PREDICTIONS_DIR = "predictions"
 PROFILE_REQUESTS = 1000
 IDLE_RATE_PER_S = 1.0  # the profile run's open-loop part: a trickle, its records are not used
@@ -53,12 +60,16 @@ def run_campaign(
     campaign. ``workers`` overrides the scenario's node workers (its file is left as it is); ``run_options`` go to
     every ``run_level`` (e.g. the sender's lateness limits)."""
     if not levels or any(not 0 < level < 1 for level in levels) or repeats < 1:
-        raise TestbedError("levels must lie in (0, 1) (fractions of the workers' capacity) and repeats be ≥ 1")
+        raise TestbedError("levels must lie in (0, 1) (fractions of the saturated throughput) and repeats be ≥ 1")
     scenario = _with_workers(load_scenario(scenario_path), workers)
     config = testbed_config(scenario, intra_op_threads, model_size)
     out_dir = Path(out_dir)
-    capacity = measure_capacity(config, out_dir / "capacity", requests=capacity_requests)
-    run_level(config, IDLE_RATE_PER_S, out_dir / "profile", requests=2, seed=seed, profile_requests=profile_requests)
+    depth = SATURATION_DEPTH * config.workers * config.batching.max_batch_size
+    capacity = measure_capacity(config, out_dir / "capacity", requests=capacity_requests, concurrency=depth)
+    run_level(  # its open-loop part is a trickle whose records are not used: no sender limits
+        config, IDLE_RATE_PER_S, out_dir / "profile", requests=2, seed=seed, profile_requests=profile_requests,
+        max_p99_lateness_ms=1e6, max_lateness_ms=1e6,
+    )
     campaign: dict[str, Any] = {
         "scenario": str(Path(scenario_path).resolve()),
         "name": scenario.name,
@@ -73,11 +84,11 @@ def run_campaign(
     predictions = out_dir / PREDICTIONS_DIR
     for repeat in range(repeats):  # level after level within a repeat: slow drifts of the machine spread over levels
         for level in levels:
-            rate_per_s = float(level * capacity.worker_limit_per_s)
+            rate_per_s = float(level * capacity.throughput_per_s)
             result = run_level(
                 config, rate_per_s, out_dir / level_dir(level, repeat), duration_s=duration_s,
                 seed=seed + 1000 * repeat + round(level * 100), profile_requests=0,
-                capacity_per_s=capacity.worker_limit_per_s, **({"harness": False} | run_options),
+                capacity_per_s=capacity.throughput_per_s, **({"harness": False} | run_options),
             )
             if result.valid:
                 measured_scenario(scenario, result.out_dir, predictions / level_dir(level, repeat))

@@ -75,7 +75,11 @@ def load(
     id_start: Annotated[int, typer.Option(min=0, help="first request id (ids must not repeat on one server)")] = 0,
 ) -> None:
     """Send open-loop Poisson load to a running server, classes mixed by the scenario's shares."""
-    from simulator.files import make_output_folder, write_atomically, write_text_atomically
+    from simulator.files import (
+        make_output_folder,
+        write_atomically,
+        write_text_atomically,
+    )
     from simulator.scenario.loader import load_scenario
     from simulator.testbed.load import LoadSpec, run_load
 
@@ -97,20 +101,26 @@ def load(
 def run_command(
     scenario: ScenarioArgument,
     out: Annotated[Path, typer.Option(help="campaign folder: measurements, a scenario per level, campaign.json")],
-    levels: Annotated[str, typer.Option(help="load levels: fractions of the workers' capacity")] = DEFAULT_LEVELS,
+    levels: Annotated[str, typer.Option(help="load levels: fractions of the server's saturated throughput")] = DEFAULT_LEVELS,
     repeats: Annotated[int, typer.Option(min=1, max=100, help="runs per level")] = 3,
     duration_s: Annotated[float, typer.Option(min=1, max=3600, help="seconds of load per run")] = 30.0,
     seed: Annotated[int, typer.Option(min=0)] = 0,
     threads: ThreadsOption = 1,
     workers: Annotated[Optional[int], typer.Option(min=1, max=64, help="worker threads (default: the scenario's node workers)")] = None,
     model_size: Annotated[str, typer.Option(help="standard, or tiny: the zoo's small test model (a quick trial)")] = "standard",
+    max_p99_lateness_ms: Annotated[
+        float, typer.Option(min=0.001, max=1e6, help="a run whose sender's p99 lateness exceeds this is invalid")
+    ] = 1.0,
+    max_lateness_ms: Annotated[
+        float, typer.Option(min=0.001, max=1e6, help="a run whose sender was ever later than this is invalid")
+    ] = 10.0,
 ) -> None:
     """Capacity, a closed-loop profile (what a user has), then every level REPEATS times, open loop."""
     from simulator.testbed.campaign import run_campaign
 
     campaign = run_campaign(
         scenario, _levels(levels), repeats, out, duration_s=duration_s, seed=seed, intra_op_threads=threads,
-        workers=workers, model_size=model_size,
+        workers=workers, model_size=model_size, max_p99_lateness_ms=max_p99_lateness_ms, max_lateness_ms=max_lateness_ms,
     )
     invalid = [entry for entry in campaign["runs"] if not entry["valid"]]
     typer.echo(f"{len(campaign['runs']) - len(invalid)} of {len(campaign['runs'])} runs valid; campaign in {out}")
@@ -121,9 +131,9 @@ def run_command(
 @testbed_app.command()
 def calibrate(
     campaign: Annotated[Path, typer.Argument(help="campaign folder (latsim testbed run --out)")],
-    out: Annotated[Path, typer.Option(help="calibration YAML to write (with its transport CSV beside it)")],
+    out: Annotated[Path, typer.Option(help="calibration YAML to write (with its outside-time CSV beside it)")],
 ) -> None:
-    """Fit the overhead by occupancy, the machine's speed process and the transport under load from a campaign."""
+    """Fit the overhead by occupancy, the machine's speed process and the time outside the server's queue and workers under load, from a campaign."""
     from simulator.testbed.calibrate import write_calibration
 
     written = write_calibration(campaign, out)

@@ -1,10 +1,12 @@
 """How close latsim's predictions come to a real server: every run of a campaign, predicted two ways.
 
 (a) **from the profile** taken before the runs (what a user has), optionally calibrated on an
-earlier campaign (``calibrate``), with a *prediction band* from the uncertainty of its inputs: the
-prediction is repeated on bootstrap resamples of the profile, and the band is the range of their
-estimates together with the simulation's confidence interval;
-(b) **from the run itself** (its arrivals, its calls' worker times in order, its transport delays):
+earlier campaign (``calibrate``: the machine at the measured rate nearest the run's), with a
+*prediction band* from the uncertainty of its inputs: the prediction is repeated on bootstrap
+resamples of the profile (and, calibrated, with each calibration run's machine alone: its drift
+from run to run), and the band is the range of their estimates together with the simulation's
+confidence interval;
+(b) **from the run itself** (its arrivals, its calls' service times in order, its transport delays):
 the error left is the queueing model's own.
 
 Statistics are per class and for all classes together. Measured statistics leave out the first
@@ -26,8 +28,13 @@ from simulator.metrics.summary import ALL
 from simulator.runner.api import run
 from simulator.scenario.loader import load_scenario
 from simulator.scenario.schema import Scenario
+from simulator.testbed.calibrate import MachineAt, machine_at
 from simulator.testbed.campaign import PREDICTIONS_DIR, campaign_scenario, read_campaign
-from simulator.testbed.scenario import WARMUP_FRACTION, measured_scenario, profile_scenario
+from simulator.testbed.scenario import (
+    WARMUP_FRACTION,
+    measured_scenario,
+    profile_scenario,
+)
 
 QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 LATENCY_STATISTICS = ("mean", *QUANTILES)
@@ -60,8 +67,12 @@ def predicted_statistics(
     """The same statistics from a latsim run of a scenario file, each with its estimate and interval;
     ``keep_records`` writes the simulated requests beside the file (``RECORDS_FILE``, for the CDF plots)."""
     records_path = Path(path).parent / RECORDS_FILE if keep_records else None
-    summary = run(load_scenario(path), records_path=records_path).summary["classes"]
+    result = run(load_scenario(path), records_path=records_path, on_unstable="return")
     chosen = [ALL, *class_names] if len(class_names) > 1 else [ALL]
+    if result.status == "unstable":  # the inputs say the server cannot keep up: no finite prediction
+        unknown = {"estimate": None, "ci_low": None, "ci_high": None}
+        return {name: dict.fromkeys((*LATENCY_STATISTICS, "deadline_met_ratio"), unknown) for name in chosen}
+    summary = result.summary["classes"]
     return {
         name: {key: summary[name]["latency_ms"][key] for key in LATENCY_STATISTICS}
         | {"deadline_met_ratio": summary[name]["deadline_met_ratio"]}
@@ -78,22 +89,26 @@ def _resampled_profile(profile_dir: Path, out_dir: Path, seed: int) -> Path:
 
 
 def _with_band(
-    scenario: Scenario, profile_dir: Path, rate_per_s: float, out_dir: Path, calibration: dict | None,
+    scenario: Scenario, profile_dir: Path, rate_per_s: float, out_dir: Path, machine: MachineAt | None,
     class_names: list[str], size: dict[str, int], band_resamples: int,
 ) -> tuple[dict, dict]:
-    """A prediction from the profile, and per statistic the range of its estimates over bootstrap resamples."""
-    path = profile_scenario(scenario, profile_dir, rate_per_s, out_dir, calibration, **size)
-    stats = predicted_statistics(path, class_names, True)
-    resampled = []
+    """A prediction from the profile, and per statistic the range of its estimates over bootstrap resamples
+    of the profile and over the calibration's runs one by one."""
+    main = None if machine is None else machine.main
+    stats = predicted_statistics(profile_scenario(scenario, profile_dir, rate_per_s, out_dir, main, **size), class_names, True)
+    others = []
     for resample in range(band_resamples):
         copy_dir = _resampled_profile(profile_dir, out_dir / f"resample-{resample}", seed=resample)
-        path = profile_scenario(scenario, copy_dir, rate_per_s, copy_dir, calibration, **size)
-        resampled.append(predicted_statistics(path, class_names))
-    band = {
-        name: {key: (min(estimates), max(estimates)) if (estimates := [r[name][key]["estimate"] for r in resampled]) else (None, None)
-               for key in values}
-        for name, values in stats.items()
-    }
+        others.append(predicted_statistics(profile_scenario(scenario, copy_dir, rate_per_s, copy_dir, main, **size), class_names))
+    for index, variant in enumerate([] if machine is None else machine.variants):
+        variant_dir = out_dir / f"calibration-run-{index}"
+        others.append(predicted_statistics(profile_scenario(scenario, profile_dir, rate_per_s, variant_dir, variant, **size), class_names))
+
+    def extent(estimates: list[float | None]) -> tuple[float | None, float | None]:
+        known = [estimate for estimate in estimates if estimate is not None]
+        return (min(known), max(known)) if known else (None, None)
+
+    band = {name: {key: extent([r[name][key]["estimate"] for r in others]) for key in values} for name, values in stats.items()}
     return stats, band
 
 
@@ -123,7 +138,7 @@ def compare_campaign(
             progress(f"predicting {entry['dir']}")
         measured_file = measured_scenario(scenario, run_dir, predictions / entry["dir"], replications)
         predicted = {MEASURED: (predicted_statistics(measured_file, class_names, entry["repeat"] == 0), None)}
-        kinds = {PROFILE: None} | ({CALIBRATED: calibration} if calibration else {})
+        kinds = {PROFILE: None} | ({CALIBRATED: machine_at(calibration, entry["rate_per_s"])} if calibration else {})
         for kind, calibrating in kinds.items():
             if (level, kind) not in from_profile:
                 out_dir = predictions / f"level-{level:.2f}" / kind
@@ -148,9 +163,9 @@ def compare_campaign(
         return table
     runs = table.groupby(["level", "class", "statistic"])["measured"]
     table["run_low"], table["run_high"] = runs.transform("min"), runs.transform("max")
-    low = table[["predicted", "ci_low", "band_low"]].min(axis=1)
-    high = table[["predicted", "ci_high", "band_high"]].max(axis=1)
-    table["overlaps_runs"] = (low <= table["run_high"]) & (high >= table["run_low"])
+    low = table[["predicted", "ci_low", "band_low"]].astype(float).min(axis=1)
+    high = table[["predicted", "ci_high", "band_high"]].astype(float).max(axis=1)
+    table["overlaps_runs"] = (low <= table["run_high"]) & (high >= table["run_low"])  # NaN (unstable): no
     return table
 
 
@@ -164,7 +179,7 @@ def error_summary(table: pd.DataFrame, max_level: float = 1.0) -> pd.DataFrame:
     """Per prediction, class and statistic over the runs up to ``max_level``: the median |relative error|,
     and the share of levels whose prediction (estimate, interval and band) overlaps the run-to-run band."""
     chosen = table[table["level"] <= max_level + 1e-9]
-    per_level = chosen.groupby(["prediction", "class", "statistic", "level"])["overlaps_runs"].first().reset_index()
+    per_level = chosen.groupby(["prediction", "class", "statistic", "level"])["overlaps_runs"].all().reset_index()
     grouped = chosen.groupby(["prediction", "class", "statistic"])
     return pd.DataFrame({
         "median_abs_error": grouped["error"].apply(lambda errors: float(np.nanmedian(np.abs(errors)))),

@@ -34,8 +34,14 @@ DERIVED_COLUMNS = {
     "wait_ms": "enqueue → a worker took it (batching delay included)",
     "kernel_ms": "the model call (shared by the whole batch)",
     "worker_overhead_ms": "worker time outside the kernel: dequeue → kernel start + kernel end → reply written",
-    "worker_busy_ms": "dequeue → the worker was free again: the service time the queue sees",
+    "worker_busy_ms": "dequeue → the worker was free again",
+    "handoff_ms": "the call's dequeue − the moment its worker could have taken it (the request's enqueue, or the end "
+    "of the worker's previous call): the worker's wake-up or hand-off (NaN with dynamic batching, where the "
+    "batcher's deliberate delay cannot be told apart from it)",
+    "service_ms": "handoff_ms + worker_busy_ms: the service time the queue sees (worker_busy_ms with batching)",
     "transport_ms": "latency_ms − server_ms: client, network stack and the sender's lateness",
+    "outside_ms": "latency_ms − (worker_done_ms − enqueue_ms): all but the queue and the worker (the sender's "
+    "lateness, the network both ways, the event loop reading the request and writing the reply)",
     "request_transport_ms": "client send → server read the request",
     "reply_transport_ms": "server wrote the response → client read it",
     "deadline_ms": "the class's relative deadline (NaN: none)",
@@ -43,8 +49,9 @@ DERIVED_COLUMNS = {
 }
 
 
-def join_records(server: pd.DataFrame, client: pd.DataFrame, origin_ns: int) -> pd.DataFrame:
-    """One row per client request (left join: a failed request keeps NaN server columns)."""
+def join_records(server: pd.DataFrame, client: pd.DataFrame, origin_ns: int, batching: bool) -> pd.DataFrame:
+    """One row per client request (left join: a failed request keeps NaN server columns); ``batching``: the
+    server batched dynamically (no hand-off is measured then)."""
     server_only = server.drop(columns=["phase", "class"])
     joined = client.merge(server_only, on="request_id", how="left", validate="one_to_one")
     ns = {name: joined[name].where(joined[name] >= 0).astype("float64") for name in TIMESTAMPS_NS}
@@ -62,7 +69,10 @@ def join_records(server: pd.DataFrame, client: pd.DataFrame, origin_ns: int) -> 
     table["kernel_ms"] = span("kernel_start_ns", "kernel_end_ns")
     table["worker_overhead_ms"] = span("dequeue_ns", "kernel_start_ns") + span("kernel_end_ns", "reply_sent_ns")
     table["worker_busy_ms"] = span("dequeue_ns", "worker_done_ns")
+    table["handoff_ms"] = np.nan if batching else _handoff_ms(table)
+    table["service_ms"] = table["worker_busy_ms"] + table["handoff_ms"].fillna(0.0)
     table["transport_ms"] = table["latency_ms"] - table["server_ms"]
+    table["outside_ms"] = table["latency_ms"] - span("enqueue_ns", "worker_done_ns")
     table["request_transport_ms"] = span("send_ns", "arrival_ns")
     table["reply_transport_ms"] = span("reply_sent_ns", "reply_received_ns")
     deadline_ns = joined["deadline_ns"].astype("float64")
@@ -70,6 +80,16 @@ def join_records(server: pd.DataFrame, client: pd.DataFrame, origin_ns: int) -> 
     table["met_deadline"] = (table["status"] == 200) & ~(table["latency_ms"] > table["deadline_ms"])
     integers = ["worker", "batch_id", "batch_size", "priority", "in_system_at_arrival", "in_system_at_dequeue"]
     return table.astype({column: "Int64" for column in integers}).sort_values("scheduled_ms", ignore_index=True)
+
+
+def _handoff_ms(table: pd.DataFrame) -> pd.Series:
+    """Per request, its call's wait that no queue explains: from the moment the call's worker could have taken
+    it (the call's last request enqueued, or the worker's previous call ended) to its dequeue."""
+    calls = table.dropna(subset=["dequeue_ms", "worker_done_ms"]).drop_duplicates("batch_id").sort_values("dequeue_ms")
+    previous_done = calls.groupby("worker")["worker_done_ms"].shift()
+    last_enqueue = calls["batch_id"].map(table.groupby("batch_id")["enqueue_ms"].max())
+    handoff = (calls["dequeue_ms"] - np.fmax(last_enqueue, previous_done)).clip(lower=0.0)
+    return table["batch_id"].map(pd.Series(handoff.to_numpy(), index=calls["batch_id"].to_numpy())).astype("float64")
 
 
 def _percentiles(values: pd.Series) -> dict[str, float] | None:

@@ -8,12 +8,18 @@ profile``, family and variant), with its workers, discipline, dynamic batching a
 Two predictions are written for every measured run (prediction (a) and (b) of ``compare``):
 
 - **from the profile** — what a user has before deploying: Poisson arrivals at the run's rate, the
-  closed-loop profile's worker time per request drawn i.i.d., and its transport delay (optionally
-  with a calibration: overhead by occupancy, the machine's speed process, transport measured under
-  load);
-- **from the run itself** — the server's own arrival times (one trace per class), the worker time
-  of every call replayed in the order it happened, and the measured transport delays: it isolates
-  the queueing model from the machine's drift and the inputs' errors.
+  closed-loop profile's service time per request (the worker's hand-off and busy time, see
+  ``results.DERIVED_COLUMNS``) drawn i.i.d., and its time outside the queue and the worker
+  (optionally with a calibration: overhead by occupancy, the machine's speed process and
+  concurrency slowdown, the outside time measured under load);
+- **from the run itself** — the times requests entered the server's queue (one trace per class),
+  the service time of every call replayed in the order it happened, and the measured time outside
+  the queue and the worker: it isolates the queueing model from the machine's drift and the
+  inputs' errors.
+
+The time outside the queue and the worker (``outside_ms``: the sender's lateness, the network both
+ways, the server's event loop reading the request and writing the reply) goes on the network's
+``response`` leg: it adds to latency without changing when requests reach the queue.
 """
 
 from __future__ import annotations
@@ -110,22 +116,22 @@ def _write_scenario(path: Path, data: dict[str, Any]) -> Path:
 
 
 def measured_scenario(scenario: Scenario, run_dir: Path, out_dir: Path, replications: int = 10) -> Path:
-    """Prediction (b): the run's own arrivals (per class), its calls' worker times replayed in order, and its
-    transport delays; every class gets a trace of its server-side arrival times."""
+    """Prediction (b): the run's own arrivals at the queue (a trace per class), its calls' service times replayed
+    in order, and its requests' time outside the queue and the worker."""
     table = pd.read_parquet(Path(run_dir) / "requests.parquet")
     served = _served(table).sort_values("dequeue_ms")
     out_dir.mkdir(parents=True, exist_ok=True)
     arrivals = {}
     for name, group in served.groupby("class"):
-        file = _write_column(out_dir / f"arrivals-{name}.csv", "arrival_ms", group["arrival_ms"].sort_values())
+        file = _write_column(out_dir / f"arrivals-{name}.csv", "enqueue_ms", group["enqueue_ms"].sort_values())
         arrivals[name] = {"process": "trace", "file": file}
     calls = served.drop_duplicates("batch_id").sort_values("dequeue_ms")
-    service_file = _write_column(out_dir / "worker-ms.csv", "worker_busy_ms", calls["worker_busy_ms"].clip(lower=MIN_TIME_MS))
-    transport_file = _write_column(out_dir / "transport-ms.csv", "transport_ms", served["transport_ms"].clip(lower=MIN_TIME_MS))
+    service_file = _write_column(out_dir / "service-ms.csv", "service_ms", calls["service_ms"].clip(lower=MIN_TIME_MS))
+    outside_file = _write_column(out_dir / "outside-ms.csv", "outside_ms", served["outside_ms"].clip(lower=MIN_TIME_MS))
     data = {
         "name": f"{scenario.name}-measured",
-        "description": f"prediction (b) of the testbed run {Path(run_dir).name}: its arrivals, its calls' worker "
-        "times in the order they happened, its transport delays",
+        "description": f"prediction (b) of the testbed run {Path(run_dir).name}: its arrivals at the queue, its "
+        "calls' service times in the order they happened, its time outside the queue and the worker",
         "run": {
             "requests": len(served) - int(len(served) * WARMUP_FRACTION),
             "warmup_requests": int(len(served) * WARMUP_FRACTION),
@@ -133,7 +139,7 @@ def measured_scenario(scenario: Scenario, run_dir: Path, out_dir: Path, replicat
         },
         "workload": {"classes": _classes(scenario, arrivals)},
         "nodes": [_node(scenario, {"distribution": "empirical", "file": service_file, "process": "replay"})],
-        "network": {"response": {"distribution": "empirical", "file": transport_file}},  # the round trip outside the server
+        "network": {"response": {"distribution": "empirical", "file": outside_file}},
     }
     return _write_scenario(out_dir / "measured.yaml", data)
 
@@ -148,21 +154,21 @@ def profile_scenario(
     replications: int = 10,
 ) -> Path:
     """Prediction (a): Poisson arrivals at ``rate_per_s`` split by the scenario's shares, the closed-loop
-    profile's worker time per request drawn i.i.d. (or its kernel time with a ``calibration``'s
-    overhead and speed process), and its transport delay (or the calibration's)."""
+    profile's service time per request drawn i.i.d. (or its kernel time with a ``calibration``'s
+    overhead and speed process), and its time outside the queue and the worker (or the calibration's)."""
     profile = _served(pd.read_parquet(Path(profile_dir) / "profile.parquet"))
     out_dir.mkdir(parents=True, exist_ok=True)
     if calibration is None:
-        service = {"distribution": "empirical", "file": _write_column(out_dir / "profile-worker-ms.csv", "worker_busy_ms",
-                                                                      profile["worker_busy_ms"].clip(lower=MIN_TIME_MS))}
-        transport = {"distribution": "empirical", "file": _write_column(out_dir / "profile-transport-ms.csv", "transport_ms",
-                                                                        profile["transport_ms"].clip(lower=MIN_TIME_MS))}
+        service = {"distribution": "empirical", "file": _write_column(out_dir / "profile-service-ms.csv", "service_ms",
+                                                                      profile["service_ms"].clip(lower=MIN_TIME_MS))}
+        outside = {"distribution": "empirical", "file": _write_column(out_dir / "profile-outside-ms.csv", "outside_ms",
+                                                                      profile["outside_ms"].clip(lower=MIN_TIME_MS))}
         node_extra: dict[str, Any] = {}
     else:
         service = {"distribution": "empirical", "file": _write_column(out_dir / "profile-kernel-ms.csv", "kernel_ms",
                                                                       profile["kernel_ms"].clip(lower=MIN_TIME_MS))}
-        transport = calibration["transport"]
-        node_extra = {key: calibration[key] for key in ("overhead", "speed") if calibration.get(key)}
+        outside = calibration["outside"]
+        node_extra = {key: calibration[key] for key in ("overhead", "speed", "device") if calibration.get(key)}
     data = {
         "name": f"{scenario.name}-profile" + ("-calibrated" if calibration else ""),
         "description": "prediction (a): the closed-loop profile taken before the run, as a user has it"
@@ -170,6 +176,6 @@ def profile_scenario(
         "run": {"requests": requests, "replications": replications},
         "workload": {"arrival": {"process": "poisson", "rate_per_s": rate_per_s}, "classes": _classes(scenario)},
         "nodes": [{**_node(scenario, service), **node_extra}],
-        "network": {"response": transport},
+        "network": {"response": outside},
     }
     return _write_scenario(out_dir / ("calibrated.yaml" if calibration else "profile.yaml"), data)

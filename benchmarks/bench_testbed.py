@@ -1,0 +1,124 @@
+"""How accurate latsim is against a real server: the full testbed validation of README's "How accurate
+is latsim" (tens of minutes; run it on a quiet machine — it measures real time).
+
+For each configuration (the CNN of the CPU bundle; FIFO and a 2-class priority queue; 1 and 2
+workers) two campaigns are measured: A, whose calibration is used to predict B, and B, a fresh one
+(another seed, measured after A). A is compared without calibration (predictions (a) and (b)),
+B with A's calibration. Printed per configuration: the median |relative error| of p50 and p99 for
+each prediction over the levels, and at how many levels ≤ 0.7 the calibrated prediction's band
+overlaps the measured run-to-run band. Campaigns already in ``--out`` are reused (measure once,
+compare again after a change to the predictions).
+
+    python benchmarks/bench_testbed.py --out out/testbed --json benchmarks/results/DATE-testbed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from common import ROOT, report_header, write_report  # this folder is on sys.path when run as a script
+
+sys.path.insert(0, str(ROOT))
+
+from simulator.report.testbed import write_testbed_report  # noqa: E402
+from simulator.testbed.calibrate import read_calibration, write_calibration  # noqa: E402
+from simulator.testbed.compare import CALIBRATED, MEASURED, PROFILE, compare_campaign  # noqa: E402
+
+CONFIGURATIONS = {  # name → (scenario, workers)
+    "fifo-1": ("testbed-cnn-fifo.yaml", 1),
+    "fifo-2": ("testbed-cnn-fifo.yaml", 2),
+    "priority-1": ("testbed-cnn-priority.yaml", 1),
+    "priority-2": ("testbed-cnn-priority.yaml", 2),
+}
+SEEDS = {"A": 0, "B": 100}
+BAND_LEVEL = 0.7
+
+
+def measure(out: Path, scenario: str, workers: int, seed: int, options: argparse.Namespace) -> None:
+    """One campaign with ``latsim testbed run`` (skipped when ``out`` holds a finished one)."""
+    if (out / "done").is_file():
+        return
+    command = [
+        sys.executable, "-m", "simulator", "testbed", "run", str(ROOT / "scenarios" / scenario), "--out", str(out),
+        "--workers", str(workers), "--levels", options.levels, "--repeats", str(options.repeats),
+        "--duration-s", str(options.duration_s), "--seed", str(seed),
+        "--max-p99-lateness-ms", str(options.max_p99_lateness_ms), "--max-lateness-ms", str(options.max_lateness_ms),
+    ]
+    print(" ".join(command[1:]), flush=True)
+    subprocess.run(command, cwd=ROOT, check=True)
+    (out / "done").touch()
+
+
+def median_error(table, prediction: str, statistic: str) -> float | None:
+    rows = table[(table["prediction"] == prediction) & (table["class"] == "all") & (table["statistic"] == statistic)]
+    return None if rows.empty else float(np.nanmedian(np.abs(rows["error"])))
+
+
+def overlapping_levels(table, prediction: str, statistic: str) -> tuple[int, int]:
+    rows = table[(table["prediction"] == prediction) & (table["class"] == "all") & (table["statistic"] == statistic)
+                 & (table["level"] <= BAND_LEVEL + 1e-9)]
+    per_level = rows.groupby("level")["overlaps_runs"].all()
+    return int(per_level.sum()), len(per_level)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="campaigns folder (reused when it holds finished ones)")
+    parser.add_argument("--configurations", default=",".join(CONFIGURATIONS))
+    parser.add_argument("--levels", default="0.3,0.5,0.7,0.8")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--duration-s", type=float, default=15.0)
+    parser.add_argument("--max-p99-lateness-ms", type=float, default=2.0, help="sender limit of a valid run (2: this 2-core VM)")
+    parser.add_argument("--max-lateness-ms", type=float, default=20.0)
+    parser.add_argument("--json", type=Path)
+    options = parser.parse_args()
+    load_before = os.getloadavg()
+    results = {}
+    for name in options.configurations.split(","):
+        scenario, workers = CONFIGURATIONS[name]
+        folders = {campaign: options.out / f"{name}-{campaign}" for campaign in SEEDS}
+        for campaign, seed in SEEDS.items():
+            measure(folders[campaign], scenario, workers, seed, options)
+        calibration_file = write_calibration(folders["A"], options.out / f"{name}-A-calibration.yaml")
+        first = compare_campaign(folders["A"])
+        write_testbed_report(folders["A"], first, folders["A"] / "report")
+        fresh = compare_campaign(folders["B"], read_calibration(calibration_file))
+        write_testbed_report(folders["B"], fresh, folders["B"] / "report", calibration_file)
+        both = pd.concat([first, fresh], ignore_index=True)  # (a) and (b) from both campaigns; calibrated: B only
+        sources = {MEASURED: both, PROFILE: both, CALIBRATED: fresh}
+        results[name] = {
+            "median_abs_error": {
+                f"{prediction}/{statistic}": median_error(table, prediction, statistic)
+                for prediction, table in sources.items() for statistic in ("p50", "p99", "mean")
+            },
+            "calibrated_band_overlaps_levels_le_0.7": {
+                statistic: overlapping_levels(fresh, CALIBRATED, statistic) for statistic in ("p50", "p95", "p99", "mean")
+            },
+            "runs": {campaign: int(table.drop_duplicates(["level", "repeat"]).shape[0]) for campaign, table in zip(SEEDS, (first, fresh))},
+        }
+        row = results[name]
+        errors = row["median_abs_error"]
+        print(
+            f"{name}: (b) p50 {errors['measured/p50']:.1%} p99 {errors['measured/p99']:.1%} | (a) p50 {errors['profile/p50']:.1%} "
+            f"p99 {errors['profile/p99']:.1%} | (a) calibrated p50 {errors['calibrated/p50']:.1%} p99 {errors['calibrated/p99']:.1%} | "
+            f"band overlaps (≤ {BAND_LEVEL}): " + ", ".join(
+                f"{statistic} {hit}/{of}" for statistic, (hit, of) in row["calibrated_band_overlaps_levels_le_0.7"].items()
+            ) + f" | valid runs A {row['runs']['A']}, B {row['runs']['B']}",
+            flush=True,
+        )
+    write_report(options.json, report_header("bench_testbed", load_before, os.getloadavg()) | {
+        "levels": options.levels, "repeats": options.repeats, "duration_s": options.duration_s,
+        "max_p99_lateness_ms": options.max_p99_lateness_ms, "max_lateness_ms": options.max_lateness_ms, "results": results,
+    })
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
