@@ -77,8 +77,12 @@ def test_calibration_holds_overhead_and_per_level_speed_and_outside_time(campaig
         assert len(machine["speed"]["factors"]) == 2 and all(f > 0 for f in machine["speed"]["factors"])
         assert Path(machine["outside"]["file"]).is_file()
     assert level["rate_per_s"] == pytest.approx(read_campaign(campaign)["runs"][0]["rate_per_s"])
+    low, high = calibration["profile_drift"]
+    assert 0 < low <= high
     at = machine_at(calibration, 1e6)  # the measured level of the nearest rate
-    assert at.level == 0.4 and len(at.variants) == 2 and at.main["overhead"] == calibration["overhead"]
+    assert at.level == 0.4 and at.main["overhead"] == calibration["overhead"]
+    assert len(at.variants) == 2 + 2  # one per run, one per end of the profile's drift
+    assert at.variants[-1]["speed"]["factors"] == pytest.approx([f / high for f in at.main["speed"]["factors"]])
 
 
 def test_compare_predicts_every_run_two_ways_and_reports(campaign, tmp_path):

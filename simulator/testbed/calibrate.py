@@ -21,6 +21,12 @@ From the valid runs of a campaign (the requests after each run's first 10 %):
   **outside** — each request's time outside the queue and the worker (the sender's lateness, the
   network both ways, the event loop reading the request and writing the reply), as measured.
 
+And the **profile's drift**: a profile is a few seconds of the machine, and the machine's speed
+drifts. The kernel times of the campaign's runs, cut into windows as long as its profile, give the
+5th and 95th percentiles of a window's mean over its run's mean: how far a profile's mean may sit
+from the machine's usual speed. A prediction's band includes the calibrated machine with its
+speed divided by each (a profile taken in a fast or a slow stretch).
+
 A prediction at a rate takes the calibration of the measured level whose rate is nearest: the
 slowdown comes from the work the machine does (the event loop and the load generator share the
 CPU with the kernels), not from a fraction of a capacity that itself drifts between campaigns. The
@@ -50,13 +56,15 @@ OVERHEAD_POINTS = 16
 SPEED_STATES = 2
 HMM_SAMPLES = 20_000  # the kernel sequence a speed model is fitted on (the latest calls)
 MACHINE_SETTINGS = ("speed", "device")  # the node settings a level's calibration gives (besides the overhead)
+DRIFT_QUANTILES = (0.05, 0.95)
+MIN_WINDOW_CALLS = 20  # a window with fewer calls says nothing of the machine's speed
 MIN_CONCURRENCY_SHARE = 0.01  # a concurrency k seen for less than this share of the kernel time keeps k − 1's factor
 
 
 @dataclass(frozen=True)
 class MachineAt:
     """The calibrated machine at one load level (its mean offered rate): ``main`` from its runs together,
-    ``variants`` one per run. Each is scenario settings: ``overhead``, ``speed``, ``outside`` (a
+    ``variants`` one per run and one per end of the profile's drift. Each is scenario settings: ``overhead``, ``speed``, ``outside`` (a
     response-leg delay model) and, with more than one worker, ``device`` (the concurrency slowdown)."""
 
     level: float
@@ -174,7 +182,20 @@ def calibrate(directory: Path) -> dict[str, Any]:
             "outside_ms": _outside(tables),
             "runs": [_machine([table], profile_kernel_ms, workers) | {"outside_ms": _outside([table])} for table in tables],
         })
-    return {"overhead": _overhead(solo_calls), "levels": levels}
+    span_ms = profile["reply_received_ms"].max() - profile["scheduled_ms"].min()
+    drift = _drift([table for tables in by_level.values() for table in tables], span_ms)
+    return {"overhead": _overhead(solo_calls), "profile_drift": drift, "levels": levels}
+
+
+def _drift(tables: list[pd.DataFrame], window_ms: float) -> list[float]:
+    """The 5th and 95th percentiles of a ``window_ms`` window's mean kernel time over its run's mean."""
+    ratios = []
+    for table in tables:
+        calls = table.drop_duplicates("batch_id")
+        windows = calls.groupby((calls["kernel_start_ms"] // window_ms).astype(int))["kernel_ms"].agg(["mean", "size"])
+        ratios.append(windows.loc[windows["size"] >= MIN_WINDOW_CALLS, "mean"] / calls["kernel_ms"].mean())
+    ratios = pd.concat(ratios)
+    return [float(q) for q in np.quantile(ratios, DRIFT_QUANTILES)] if len(ratios) else [1.0, 1.0]
 
 
 def _solo(table: pd.DataFrame, factors: np.ndarray, workers: int) -> pd.DataFrame:
@@ -211,7 +232,8 @@ def write_calibration(directory: Path, out: Path) -> Path:
                 for index, run in enumerate(entry["runs"])
             ],
         })
-    write_text_atomically(out, yaml.safe_dump({"overhead": calibration["overhead"], "levels": levels}, sort_keys=False))
+    document = {"overhead": calibration["overhead"], "profile_drift": calibration["profile_drift"], "levels": levels}
+    write_text_atomically(out, yaml.safe_dump(document, sort_keys=False))
     return out
 
 
@@ -234,9 +256,14 @@ def machine_at(calibration: dict[str, Any], rate_per_s: float) -> MachineAt:
     """The calibration of the measured level whose offered rate is nearest ``rate_per_s``."""
     nearest = min(calibration["levels"], key=lambda entry: abs(entry["rate_per_s"] - rate_per_s))
     overhead = calibration["overhead"]
+    main = {"overhead": overhead, **_settings(nearest), "outside": nearest["outside"]}
+    drifted = [
+        main | {"speed": main["speed"] | {"factors": [factor / ratio for factor in main["speed"]["factors"]]}}
+        for ratio in calibration.get("profile_drift", [])
+    ]
     return MachineAt(
         level=nearest["level"],
         rate_per_s=nearest["rate_per_s"],
-        main={"overhead": overhead, **_settings(nearest), "outside": nearest["outside"]},
-        variants=[{"overhead": overhead, **_settings(run), "outside": run["outside"]} for run in nearest["runs"]],
+        main=main,
+        variants=[{"overhead": overhead, **_settings(run), "outside": run["outside"]} for run in nearest["runs"]] + drifted,
     )

@@ -3,9 +3,10 @@
 (a) **from the profile** taken before the runs (what a user has), optionally calibrated on an
 earlier campaign (``calibrate``: the machine at the measured rate nearest the run's), with a
 *prediction band* from the uncertainty of its inputs: the prediction is repeated on bootstrap
-resamples of the profile (and, calibrated, with each calibration run's machine alone: its drift
-from run to run), and the band is the range of their estimates together with the simulation's
-confidence interval;
+resamples of the profile (and, calibrated, with each calibration run's machine alone — its drift
+from run to run — and with the profile taken in a slow or a fast stretch of the machine: the
+calibration's ``profile_drift``), and the band is the range of their estimates together with the
+simulation's confidence interval;
 (b) **from the run itself** (its arrivals, its calls' service times in order, its transport delays):
 the error left is the queueing model's own.
 
@@ -93,7 +94,7 @@ def _with_band(
     class_names: list[str], size: dict[str, int], band_resamples: int,
 ) -> tuple[dict, dict]:
     """A prediction from the profile, and per statistic the range of its estimates over bootstrap resamples
-    of the profile and over the calibration's runs one by one."""
+    of the profile and over the calibration's variants (its runs one by one, the profile's drift)."""
     main = None if machine is None else machine.main
     stats = predicted_statistics(profile_scenario(scenario, profile_dir, rate_per_s, out_dir, main, **size), class_names, True)
     others = []
@@ -101,7 +102,7 @@ def _with_band(
         copy_dir = _resampled_profile(profile_dir, out_dir / f"resample-{resample}", seed=resample)
         others.append(predicted_statistics(profile_scenario(scenario, copy_dir, rate_per_s, copy_dir, main, **size), class_names))
     for index, variant in enumerate([] if machine is None else machine.variants):
-        variant_dir = out_dir / f"calibration-run-{index}"
+        variant_dir = out_dir / f"calibration-variant-{index}"
         others.append(predicted_statistics(profile_scenario(scenario, profile_dir, rate_per_s, variant_dir, variant, **size), class_names))
 
     def extent(estimates: list[float | None]) -> tuple[float | None, float | None]:
