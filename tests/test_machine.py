@@ -163,3 +163,22 @@ def test_classes_served_by_one_replayed_model_take_its_times_in_service_order(tm
     expected = np.resize(times_ms, len(records))  # the sequence from its first time, over and over
     served = len(records) - 10  # the run stops at its last request: calls still in service then are not recorded
     assert records["service_ms"].to_numpy()[:served] == pytest.approx(expected[:served])
+
+
+def test_a_states_spread_widens_the_service_times_and_keeps_their_mean(tmp_path):
+    """Deterministic 1 ms calls at a constant factor 2 with a state spread σ = 0.4: service = 2 × lognormal(σ), mean 2."""
+    data = _with_node(service={"distribution": "deterministic", "value_ms": 1.0},
+                      speed={"factors": [2.0], "transition": [[1.0]], "variation_sigma": [0.4]})
+    data["workload"]["arrival"]["rate_per_s"] = 100
+    service_ms = _records(data, tmp_path, "spread")["service_ms"].to_numpy()
+    half_width = 3.29 * service_ms.std() / np.sqrt(service_ms.size)  # 99.9 %: the draws are independent
+    assert abs(service_ms.mean() - 2.0) < half_width
+    logs = np.log(service_ms / 2.0)
+    assert abs(logs.std() - 0.4) < 3.29 * 0.4 / np.sqrt(2 * logs.size)  # σ's standard error, normal logs
+    assert abs(logs.mean() + 0.08) < 3.29 * 0.4 / np.sqrt(logs.size)  # E[log] = −σ²/2: mean 1
+
+
+def test_a_spread_needs_one_sigma_per_state():
+    data = _with_node(speed={"factors": [1.0, 2.0], "transition": [[0.9, 0.1], [0.1, 0.9]], "variation_sigma": [0.1]})
+    with pytest.raises(ScenarioError, match="one σ per state"):
+        scenario_from_dict(data)

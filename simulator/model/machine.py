@@ -1,6 +1,6 @@
 """What the machine does to a call's time beyond the service model: its speed as a process (a Markov
-chain advanced once per call, whose state's factor multiplies the call's service time, whatever the
-class) and the worker's overhead outside the kernel (a mean that may grow with the node's occupancy,
+chain advanced once per call, whose state's factor — times a mean-1 lognormal spread of that state,
+if given — multiplies the call's service time, whatever the class) and the worker's overhead outside the kernel (a mean that may grow with the node's occupancy,
 times a mean-1 lognormal variation). See ``scenario.nodes.SpeedSpec`` and ``OverheadSpec``."""
 
 from __future__ import annotations
@@ -33,9 +33,14 @@ class Speed:
         self.uniforms = draws(rng.random)
         start = np.cumsum(stationary_distribution(np.asarray(spec.transition)))
         self.state = min(int(np.searchsorted(start, next(self.uniforms), side="right")), len(self.factors) - 1)
+        sigmas = spec.variation_sigma
+        self.spreads = None if sigmas is None or not any(sigmas) else (np.asarray(sigmas, dtype=float), draws(rng.standard_normal))
 
     def next_factor(self) -> float:
         factor = self.factors[self.state]
+        if self.spreads is not None:
+            sigma = float(self.spreads[0][self.state])
+            factor *= float(np.exp(sigma * next(self.spreads[1]) - sigma * sigma / 2))
         self.state = int(np.searchsorted(self.cumulative[self.state], next(self.uniforms), side="right"))
         return factor
 

@@ -212,12 +212,18 @@ class SpeedSpec(Settings):
     transition: list[list[Annotated[float, Field(ge=0, le=1)]]] = Field(
         description="probability of moving from state i (row) to state j (column) at each call"
     )
+    variation_sigma: list[Annotated[float, Field(ge=0, le=10)]] | None = Field(
+        None, description="per state, σ of a mean-1 lognormal multiplier on each call's factor: the spread a "
+        "state adds to the service times (none: the factor exactly)"
+    )
 
     @model_validator(mode="after")
     def _stochastic(self) -> SpeedSpec:
         states = len(self.factors)
         if len(self.transition) != states or any(len(row) != states for row in self.transition):
             raise ValueError(f"speed.transition: a {states} × {states} matrix (one row and column per factor)")
+        if self.variation_sigma is not None and len(self.variation_sigma) != states:
+            raise ValueError(f"speed.variation_sigma: one σ per state ({states})")
         if any(abs(sum(row) - 1) > 1e-9 for row in self.transition):
             raise ValueError("speed.transition: every row must sum to 1")
         return self

@@ -17,7 +17,8 @@ From the valid runs of a campaign (the requests after each run's first 10 %):
   **speed** — the machine's slow and fast stretches under that load: a two-state lognormal hidden
   Markov model of the kernel times in call order (``fitting.hmm``) with the concurrency slowdown
   divided out, its states' means divided by the mean kernel time of the campaign's closed-loop
-  profile (so they carry the slowdown under load onto the next profile's kernel times); and
+  profile (so they carry the slowdown under load onto the next profile's kernel times), and each
+  state's log-spread beyond the profile's own as the state's ``variation_sigma``; and
   **outside** — each request's time outside the queue and the worker (the sender's lateness, the
   network both ways, the event loop reading the request and writing the reply), as measured.
 
@@ -141,7 +142,7 @@ def _calls(tables: list[pd.DataFrame], workers: int) -> tuple[np.ndarray, np.nda
             np.concatenate([concurrency_shares(c, workers) for c in calls]))
 
 
-def _machine(tables: list[pd.DataFrame], profile_kernel_ms: float, workers: int) -> dict[str, Any]:
+def _machine(tables: list[pd.DataFrame], profile_kernel_ms: np.ndarray, workers: int) -> dict[str, Any]:
     """The speed process (and with more than one worker the concurrency slowdown) of some runs."""
     kernel_ms, shares = _calls(tables, workers)
     factors = concurrency_slowdown(shares, kernel_ms)
@@ -151,11 +152,15 @@ def _machine(tables: list[pd.DataFrame], profile_kernel_ms: float, workers: int)
     return machine
 
 
-def _speed(solo_kernel_ms: np.ndarray, profile_kernel_ms: float) -> dict[str, Any]:
+def _speed(solo_kernel_ms: np.ndarray, profile_kernel_ms: np.ndarray) -> dict[str, Any]:
+    """The chain's factors are its states' means over the profile's mean; a state's spread is what its
+    log-σ has beyond the profile's own (the profile's times keep theirs when the node draws them)."""
     model = fit_lognormal_hmm(solo_kernel_ms[-HMM_SAMPLES:], states=SPEED_STATES).model
+    profile_sigma = float(np.log(profile_kernel_ms).std())
     return {
-        "factors": [float(mean / profile_kernel_ms) for mean in model.state_moments_ms(1)],
+        "factors": [float(mean / profile_kernel_ms.mean()) for mean in model.state_moments_ms(1)],
         "transition": [[float(p) for p in row] for row in np.asarray(model.transition)],
+        "variation_sigma": [float(np.sqrt(max(sigma**2 - profile_sigma**2, 0.0))) for sigma in model.sigma_log],
     }
 
 
@@ -168,7 +173,7 @@ def calibrate(directory: Path) -> dict[str, Any]:
     (outside times as arrays; ``write_calibration`` writes them to files)."""
     by_level, rates = _calls_and_requests(directory)
     profile = pd.read_parquet(Path(directory) / "profile" / "profile.parquet")
-    profile_kernel_ms = float(profile.loc[profile["status"] == 200, "kernel_ms"].mean())
+    profile_kernel_ms = profile.loc[profile["status"] == 200, "kernel_ms"].clip(lower=MIN_TIME_MS).to_numpy(float)
     workers = int(read_campaign(directory)["testbed"]["workers"])
     levels, solo_calls = [], []
     for level, tables in sorted(by_level.items()):
