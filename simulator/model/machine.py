@@ -34,12 +34,12 @@ class Speed:
         start = np.cumsum(stationary_distribution(np.asarray(spec.transition)))
         self.state = min(int(np.searchsorted(start, next(self.uniforms), side="right")), len(self.factors) - 1)
         sigmas = spec.variation_sigma
-        self.spreads = None if sigmas is None or not any(sigmas) else (np.asarray(sigmas, dtype=float), draws(rng.standard_normal))
+        self.spreads = None if sigmas is None or not any(sigmas) else (list(sigmas), draws(rng.standard_normal))
 
     def next_factor(self) -> float:
         factor = self.factors[self.state]
         if self.spreads is not None:
-            sigma = float(self.spreads[0][self.state])
+            sigma = self.spreads[0][self.state]
             factor *= float(np.exp(sigma * next(self.spreads[1]) - sigma * sigma / 2))
         self.state = int(np.searchsorted(self.cumulative[self.state], next(self.uniforms), side="right"))
         return factor

@@ -65,8 +65,9 @@ MIN_CONCURRENCY_SHARE = 0.01  # a concurrency k seen for less than this share of
 @dataclass(frozen=True)
 class MachineAt:
     """The calibrated machine at one load level (its mean offered rate): ``main`` from its runs together,
-    ``variants`` one per run and one per end of the profile's drift. Each is scenario settings: ``overhead``, ``speed``, ``outside`` (a
-    response-leg delay model) and, with more than one worker, ``device`` (the concurrency slowdown)."""
+    ``variants`` one per run and one per end of the profile's drift. Each is scenario settings:
+    ``overhead``, ``speed``, ``outside`` (a response-leg delay model) and, with more than one worker,
+    ``device`` (the concurrency slowdown)."""
 
     level: float
     rate_per_s: float
@@ -74,24 +75,34 @@ class MachineAt:
     variants: list[dict[str, Any]]
 
 
-def _calls_and_requests(directory: Path) -> tuple[dict[float, list[pd.DataFrame]], dict[float, float]]:
-    """The served requests of every valid run after its first 10 %, by level, in dequeue order; and each
-    level's mean offered rate."""
-    by_level: dict[float, list[pd.DataFrame]] = {}
+@dataclass(frozen=True)
+class _Run:
+    """One valid run's served requests after its first 10 % (in dequeue order), its calls (one row per
+    batch) and each call's concurrency shares."""
+
+    requests: pd.DataFrame
+    calls: pd.DataFrame
+    shares: np.ndarray
+
+
+def _runs_by_level(directory: Path, campaign: dict[str, Any], workers: int) -> tuple[dict[float, list[_Run]], dict[float, float]]:
+    """The valid runs by level, and each level's mean offered rate."""
+    by_level: dict[float, list[_Run]] = {}
     rates: dict[float, list[float]] = {}
-    for entry in read_campaign(directory)["runs"]:
+    for entry in campaign["runs"]:
         if entry["valid"]:
             rates.setdefault(float(entry["level"]), []).append(float(entry["rate_per_s"]))
             table = pd.read_parquet(Path(directory) / entry["dir"] / "requests.parquet").sort_values("dequeue_ms")
             table = table.iloc[int(len(table) * WARMUP_FRACTION) :]
-            by_level.setdefault(float(entry["level"]), []).append(table[(table["status"] == 200) & table["worker_busy_ms"].notna()])
+            requests = table[(table["status"] == 200) & table["worker_busy_ms"].notna()]
+            calls = requests.drop_duplicates("batch_id")
+            by_level.setdefault(float(entry["level"]), []).append(_Run(requests, calls, concurrency_shares(calls, workers)))
     if not by_level:
         raise TestbedError(f"{directory}: no valid run to calibrate on")
     return by_level, {level: float(np.mean(values)) for level, values in rates.items()}
 
 
-def _overhead(tables: list[pd.DataFrame]) -> dict[str, Any]:
-    calls = pd.concat([table.drop_duplicates("batch_id") for table in tables], ignore_index=True)
+def _overhead(calls: pd.DataFrame) -> dict[str, Any]:
     fitted = fit_overhead(
         calls["service_ms"].to_numpy(), calls["kernel_ms"].to_numpy(), calls["in_system_at_dequeue"].to_numpy(),
         residual="empirical", occupancy_at="start",
@@ -135,16 +146,10 @@ def concurrency_slowdown(shares: np.ndarray, kernel_ms: np.ndarray) -> list[floa
     return factors
 
 
-def _calls(tables: list[pd.DataFrame], workers: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every call's kernel time (in call order, run after run) and its concurrency shares."""
-    calls = [table.drop_duplicates("batch_id") for table in tables]
-    return (np.concatenate([c["kernel_ms"].to_numpy(float) for c in calls]),
-            np.concatenate([concurrency_shares(c, workers) for c in calls]))
-
-
-def _machine(tables: list[pd.DataFrame], profile_kernel_ms: np.ndarray, workers: int) -> dict[str, Any]:
+def _machine(runs: list[_Run], profile_kernel_ms: np.ndarray, workers: int) -> dict[str, Any]:
     """The speed process (and with more than one worker the concurrency slowdown) of some runs."""
-    kernel_ms, shares = _calls(tables, workers)
+    kernel_ms = np.concatenate([run.calls["kernel_ms"].to_numpy(float) for run in runs])  # call order, run after run
+    shares = np.concatenate([run.shares for run in runs])
     factors = concurrency_slowdown(shares, kernel_ms)
     machine = {"speed": _speed(kernel_ms / (shares @ np.asarray(factors)), profile_kernel_ms)}
     if workers > 1:
@@ -164,50 +169,50 @@ def _speed(solo_kernel_ms: np.ndarray, profile_kernel_ms: np.ndarray) -> dict[st
     }
 
 
-def _outside(tables: list[pd.DataFrame]) -> np.ndarray:
-    return pd.concat([table["outside_ms"] for table in tables]).clip(lower=MIN_TIME_MS).to_numpy()
+def _outside(runs: list[_Run]) -> np.ndarray:
+    return pd.concat([run.requests["outside_ms"] for run in runs]).clip(lower=MIN_TIME_MS).to_numpy()
 
 
 def calibrate(directory: Path) -> dict[str, Any]:
     """The overhead, and per level the speed and outside times of its runs together and of each run
     (outside times as arrays; ``write_calibration`` writes them to files)."""
-    by_level, rates = _calls_and_requests(directory)
+    campaign = read_campaign(directory)
+    workers = int(campaign["testbed"]["workers"])
+    by_level, rates = _runs_by_level(directory, campaign, workers)
     profile = pd.read_parquet(Path(directory) / "profile" / "profile.parquet")
     profile_kernel_ms = profile.loc[profile["status"] == 200, "kernel_ms"].clip(lower=MIN_TIME_MS).to_numpy(float)
-    workers = int(read_campaign(directory)["testbed"]["workers"])
     levels, solo_calls = [], []
-    for level, tables in sorted(by_level.items()):
-        machine = _machine(tables, profile_kernel_ms, workers)
+    for level, runs in sorted(by_level.items()):
+        machine = _machine(runs, profile_kernel_ms, workers)
         factors = np.asarray(machine.get("device", {}).get("concurrency_slowdown", [1.0]))
-        solo_calls += [_solo(table, factors, workers) for table in tables]
+        solo_calls += [_solo(run, factors) for run in runs]
         levels.append({
             "level": level,
             "rate_per_s": rates[level],
             **machine,
-            "outside_ms": _outside(tables),
-            "runs": [_machine([table], profile_kernel_ms, workers) | {"outside_ms": _outside([table])} for table in tables],
+            "outside_ms": _outside(runs),
+            "runs": [_machine([run], profile_kernel_ms, workers) | {"outside_ms": _outside([run])} for run in runs],
         })
     span_ms = profile["reply_received_ms"].max() - profile["scheduled_ms"].min()
-    drift = _drift([table for tables in by_level.values() for table in tables], span_ms)
-    return {"overhead": _overhead(solo_calls), "profile_drift": drift, "levels": levels}
+    drift = _drift([run.calls for runs in by_level.values() for run in runs], span_ms)
+    return {"overhead": _overhead(pd.concat(solo_calls, ignore_index=True)), "profile_drift": drift, "levels": levels}
 
 
-def _drift(tables: list[pd.DataFrame], window_ms: float) -> list[float]:
+def _drift(runs_calls: list[pd.DataFrame], window_ms: float) -> list[float]:
     """The 5th and 95th percentiles of a ``window_ms`` window's mean kernel time over its run's mean."""
     ratios = []
-    for table in tables:
-        calls = table.drop_duplicates("batch_id")
+    for calls in runs_calls:
         windows = calls.groupby((calls["kernel_start_ms"] // window_ms).astype(int))["kernel_ms"].agg(["mean", "size"])
         ratios.append(windows.loc[windows["size"] >= MIN_WINDOW_CALLS, "mean"] / calls["kernel_ms"].mean())
     ratios = pd.concat(ratios)
     return [float(q) for q in np.quantile(ratios, DRIFT_QUANTILES)] if len(ratios) else [1.0, 1.0]
 
 
-def _solo(table: pd.DataFrame, factors: np.ndarray, workers: int) -> pd.DataFrame:
+def _solo(run: _Run, factors: np.ndarray) -> pd.DataFrame:
     """A run's calls with their service and kernel times divided by their concurrency slowdown: the node
     applies it to the whole call (overhead included), so the overhead is fitted as it would be alone."""
-    calls = table.drop_duplicates("batch_id").copy()
-    slowdown = concurrency_shares(calls, workers) @ factors if workers > 1 else 1.0
+    calls = run.calls.copy()
+    slowdown = run.shares @ factors if len(factors) > 1 else 1.0
     calls["service_ms"] /= slowdown
     calls["kernel_ms"] /= slowdown
     return calls
