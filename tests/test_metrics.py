@@ -66,12 +66,12 @@ def test_clopper_pearson_bounds():
 
 def test_quantile_intervals_pool_the_sections():
     rng = np.random.default_rng(4)
-    sections = [(rng.exponential(1.0, 2000), 0) for _ in range(10)]
-    pooled = np.concatenate([values for values, _ in sections])
-    (estimate, low, high), = quantile_intervals(sections, [0.99], 0.95)
+    pooled = rng.exponential(1.0, 20_000)
+    sections = np.repeat(np.arange(10), 2000)
+    (estimate, low, high), = quantile_intervals(pooled, sections, [0] * 10, [0.99], 0.95)
     assert estimate == pytest.approx(np.quantile(pooled, 0.99)) and low < estimate < high
     assert low < -np.log(0.01) < high
-    (with_drops, _, _), = quantile_intervals([(values, 40) for values, _ in sections], [0.99], 0.95)
+    (with_drops, _, _), = quantile_intervals(pooled, sections, [40] * 10, [0.99], 0.95)
     assert with_drops == float("inf")  # 2 % of every section dropped: the p99 of latency-or-drop is a drop
 
 
@@ -80,3 +80,27 @@ def test_mser_finds_a_start_up_transient():
     series = np.concatenate([np.linspace(0.2, 1.0, 100), np.ones(900)]) + rng.normal(0, 0.05, 1000)
     truncation = mser_truncation(series, np.ones(1000))
     assert 60 <= truncation <= 140
+
+
+def test_quantile_intervals_count_each_section_at_the_pooled_estimate_ties_included():
+    """The one-pass section counts equal sorting each section and counting its values at or below the estimate."""
+    rng = np.random.default_rng(12)
+    values = np.round(rng.exponential(3.0, 5000))  # many ties, some exactly at the estimates
+    sections = rng.integers(0, 7, len(values))
+    extras = [0, 3, 0, 1, 0, 0, 2]
+    probabilities = [0.5, 0.9, 0.99]
+    results = quantile_intervals(values, sections, extras, probabilities, 0.9)
+    pooled = np.sort(values)
+    total = len(values) + sum(extras)
+    sizes = [float(np.sum(sections == s) + extras[s]) for s in range(7)]
+    for (estimate, low, high), probability in zip(results, probabilities):
+        position = probability * total / len(values) * (len(values) - 1)
+        assert estimate == pooled[int(position)] + (position - int(position)) * (pooled[int(position) + 1] - pooled[int(position)])
+        below = [float(np.searchsorted(np.sort(values[sections == s]), estimate, side="right")) for s in range(7)]
+        _, fraction_low, fraction_high = ratio_interval(below, sizes, 0.9)
+        assert low <= estimate <= high
+        def pooled_quantile(fraction: float) -> float:
+            return float(np.quantile(values, min(max(fraction, 0.0) * total / len(values), 1.0)))
+
+        assert low == pytest.approx(min(pooled_quantile(fraction_low), estimate))
+        assert high == pytest.approx(max(pooled_quantile(fraction_high), estimate))

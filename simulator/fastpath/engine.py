@@ -13,7 +13,6 @@ fine-batch marks. Same seed, same numbers as the SimPy path (tests/test_fastpath
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from itertools import islice
 
 import numpy as np
 
@@ -29,6 +28,7 @@ from simulator.model.router import (
     RoundRobin,
 )
 from simulator.model.service_draws import RequirementDraws
+from simulator.random_streams import take
 from simulator.scenario.workload import RequestClass
 
 DROP_REASONS = np.array(["", "queue_full", "deadline"], dtype=object)  # by kernel drop code
@@ -191,9 +191,9 @@ class _Run:
         kept = [self.stream_length[s] - self.stream_position[s] for s in range(len(self.streams))]
         fresh = {}
         for s in low:
-            gaps_it, class_it = self.streams[s]
-            gaps = np.fromiter(islice(gaps_it, self.block), np.float64)
-            gap_classes = np.fromiter(islice(class_it, len(gaps)), np.int64, len(gaps))
+            gap_draws, class_draws = self.streams[s]
+            gaps = take(gap_draws, self.block)
+            gap_classes = take(class_draws, len(gaps), np.int64)
             fresh[s] = gaps, gap_classes, self.requirements.block(gap_classes)
             self.stream_ended[s] = len(gaps) < self.block
         width = max(kept[s] + (len(fresh[s][0]) if s in fresh else 0) for s in range(len(self.streams)))
@@ -250,7 +250,7 @@ class _Run:
             "key": ints[kernel.O_KEY], "arrival_ms": floats[kernel.O_ARRIVAL], "node_arrival_ms": floats[kernel.O_ARRIVAL],
             "start_ms": floats[kernel.O_START], "service_ms": floats[kernel.O_SERVICE], "end_ms": floats[kernel.O_END],
         }
-        emit(columns, DROP_REASONS[ints[kernel.O_DROP]].tolist())
+        emit(columns, DROP_REASONS[ints[kernel.O_DROP]])
 
 
 def _grown(array: np.ndarray, rows: int) -> np.ndarray:
@@ -264,6 +264,6 @@ def _refilled(
 ) -> np.ndarray:
     """``buffer``'s unread values followed by ``count`` fresh ones from ``source`` (state's position and length reset)."""
     unread = buffer[state[position] : state[length]]
-    refilled = np.concatenate([unread, np.fromiter(islice(source, count), dtype, count)])
+    refilled = np.concatenate([unread, take(source, count, dtype)])
     state[position], state[length] = 0, len(refilled)
     return refilled

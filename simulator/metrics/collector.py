@@ -69,7 +69,7 @@ class RequestChunk:
         columns |= {name: column(name, np.int64) for name in self._INTEGERS}
         self._set(
             columns,
-            list(map(attrgetter("drop_reason"), requests)),
+            np.array(list(map(attrgetter("drop_reason"), requests)), dtype=object),
             column("cache_hit", bool) if with_cache else None,
             ~column("stage_record", bool) if with_stages else None,
         )
@@ -78,23 +78,23 @@ class RequestChunk:
     def from_columns(
         cls,
         columns: dict[str, np.ndarray],
-        drop_reason: Sequence[str],
+        drop_reason: Sequence[str] | np.ndarray,
         cache_hit: np.ndarray | None = None,
         final: np.ndarray | None = None,
     ) -> RequestChunk:
         """A chunk from column arrays (an engine that simulates in arrays): every name of ``_FLOATS`` and
-        ``_INTEGERS`` must be a column."""
+        ``_INTEGERS`` must be a column; ``drop_reason`` holds "" for a request not dropped."""
         chunk = cls.__new__(cls)
-        chunk._set(columns, list(drop_reason), cache_hit, final)
+        chunk._set(columns, np.asarray(drop_reason, dtype=object), cache_hit, final)
         return chunk
 
-    def _set(self, columns: dict[str, np.ndarray], drop_reason: list[str], cache_hit: np.ndarray | None, final: np.ndarray | None) -> None:
+    def _set(self, columns: dict[str, np.ndarray], drop_reason: np.ndarray, cache_hit: np.ndarray | None, final: np.ndarray | None) -> None:
         for name in (*self._FLOATS, *self._INTEGERS):
             setattr(self, name, columns[name])
         count = len(self.request_id)
         self.cache_hit = cache_hit
         self.drop_reason = drop_reason
-        self.dropped = np.fromiter(map(bool, drop_reason), bool, count)
+        self.dropped = drop_reason != ""
         self.latency_ms = self.end_ms - self.arrival_ms
         self.wait_ms = np.where(self.dropped, np.nan, self.start_ms - self.node_arrival_ms + self.preempted_ms)
         self.queued_ms = np.where(self.dropped, self.end_ms, self.start_ms) - self.node_arrival_ms
@@ -115,31 +115,40 @@ class ValueStore:
         self.keep = keep
         self._values: list[np.ndarray] = []
         self._batches: list[np.ndarray] = []
+        self._last_batches: list[int] = []
         self._stream = StreamingQuantiles()
         self._kept: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # from_batch → kept(from_batch), until the next add
         self._summaries: dict[tuple[int, int], dict[str, float]] = {}  # the same for summary()
 
-    def add(self, values: np.ndarray, batches: np.ndarray) -> None:
+    def add(self, values: np.ndarray, batches: np.ndarray, last_batch: int) -> None:
+        """Values with their fine batches, none of which is later than ``last_batch``."""
         self._kept.clear()
         self._summaries.clear()
         if self.keep:
             self._values.append(values)
             self._batches.append(batches)
+            self._last_batches.append(last_batch)
         else:
             self._stream.extend(values)
 
     def kept(self, from_batch: int) -> tuple[np.ndarray, np.ndarray]:
         """(values, fine batches) from ``from_batch`` on (kept mode)."""
         if from_batch not in self._kept:
-            if not self._values:
-                return np.zeros(0), np.zeros(0, np.int64)
-            values, batches = np.concatenate(self._values), np.concatenate(self._batches)
-            keep = batches >= from_batch
-            self._kept[from_batch] = values[keep], batches[keep]
+            values, batches = [], []
+            for chunk_values, chunk_batches, last_batch in zip(self._values, self._batches, self._last_batches):
+                if last_batch < from_batch:
+                    continue  # a chunk wholly in the warm-up
+                keep = chunk_batches >= from_batch
+                values.append(chunk_values if keep.all() else chunk_values[keep])
+                batches.append(chunk_batches if len(values[-1]) == len(chunk_values) else chunk_batches[keep])
+            self._kept[from_batch] = (
+                (np.concatenate(values), np.concatenate(batches)) if values else (np.zeros(0), np.zeros(0, np.int64))
+            )
         return self._kept[from_batch]
 
     def summary(self, from_batch: int, extra_infinite: int = 0) -> dict[str, float]:
-        """Quantiles and max of the values from ``from_batch`` on; ``extra_infinite`` more values count as +∞."""
+        """The max of the values from ``from_batch`` on, and, when they are streamed, their quantiles
+        (kept values give the run summary its quantiles themselves); ``extra_infinite`` more values count as +∞."""
         if (from_batch, extra_infinite) not in self._summaries:
             self._summaries[from_batch, extra_infinite] = self._summary(from_batch, extra_infinite)
         return dict(self._summaries[from_batch, extra_infinite])
@@ -147,7 +156,7 @@ class ValueStore:
     def _summary(self, from_batch: int, extra_infinite: int) -> dict[str, float]:
         if self.keep:
             values, _ = self.kept(from_batch)
-            return quantile_summary(values, extra_infinite)
+            return {"max": float("inf") if extra_infinite else float(values.max()) if len(values) else float("nan")}
         stream = self._stream
         finite = stream.count
         result = {}
@@ -162,22 +171,6 @@ class ValueStore:
     @property
     def exact(self) -> bool:
         return self.keep or self._stream.exact
-
-
-def quantile_summary(values: np.ndarray, extra_infinite: int = 0) -> dict[str, float]:
-    """Quantiles (numpy's default, linear) of ``values`` plus ``extra_infinite`` values of +∞, and the max."""
-    finite = len(values)
-    if finite == 0:
-        return {name: float("inf") if extra_infinite else float("nan") for name in (*QUANTILES, "max")}
-    total = finite + extra_infinite
-    probabilities = [min(p * total / finite, 1.0) for p in QUANTILES.values()]
-    computed = np.quantile(values, probabilities)
-    result = {
-        name: float("inf") if p * total > finite else float(value)
-        for (name, p), value in zip(QUANTILES.items(), computed)
-    }
-    result["max"] = float("inf") if extra_infinite else float(values.max())
-    return result
 
 
 def _counts_per_batch(fine: np.ndarray, masks: list[np.ndarray], batches: int) -> np.ndarray:
@@ -205,34 +198,39 @@ class Series:
         self.latency = ValueStore(keep_values)
         self.wait = ValueStore(keep_values)
 
-    def add(self, chunk: RequestChunk, select: np.ndarray, fine: np.ndarray, met: np.ndarray) -> None:
-        batches = self.batches
-        served = select & ~chunk.dropped
-        computed = served if chunk.cache_hit is None else served & ~chunk.cache_hit
-        computed &= chunk.latency_ms > 0
-        counted = {
-            "finished": select, "completed": served, "met": select & met, "dropped": select & chunk.dropped,
-            "waited": served & (chunk.total_wait_ms > 0), "ratio_count": computed,
-        }
+    def add(self, chunk: RequestChunk, rows: np.ndarray | slice, fine: np.ndarray, met: np.ndarray) -> None:
+        """Reduce the chunk's rows ``rows`` (indices in order, or ``slice(None)`` for all), whose fine batches
+        are ``fine[rows]`` and whose deadlines were met where ``met[rows]``."""
+        fine = fine[rows]
+        if len(fine) == 0:
+            return
+        first = int(fine.min())
+        local, width = fine - first, int(fine.max()) - first + 1  # only the fine batches this chunk reaches
+        window = slice(first, first + width)
+        dropped, latency_ms, wait_ms = chunk.dropped[rows], chunk.latency_ms[rows], chunk.total_wait_ms[rows]
+        served = ~dropped
+        computed = served if chunk.cache_hit is None else served & ~chunk.cache_hit[rows]
+        computed &= latency_ms > 0
+        counted = {"completed": served, "met": met[rows], "dropped": dropped, "waited": served & (wait_ms > 0), "ratio_count": computed}
         if chunk.cache_hit is not None:
-            counted["cache_hits"] = select & chunk.cache_hit
-        for name, counts in zip(counted, _counts_per_batch(fine, list(counted.values()), batches)):
-            self.sums[name] += counts
-        served_fine = fine[served]
-        for name, values in (
-            ("latency_sum_ms", chunk.latency_ms), ("wait_sum_ms", chunk.total_wait_ms), ("service_sum_ms", chunk.total_service_ms)
-        ):
-            self.sums[name] += np.bincount(served_fine, values[served], batches)
+            counted["cache_hits"] = chunk.cache_hit[rows]
+        self.sums["finished"][window] += np.bincount(local, minlength=width)
+        for name, counts in zip(counted, _counts_per_batch(local, list(counted.values()), width)):
+            self.sums[name][window] += counts
+        served_local, service_ms = local[served], chunk.total_service_ms[rows]
+        for name, values in (("latency_sum_ms", latency_ms), ("wait_sum_ms", wait_ms), ("service_sum_ms", service_ms)):
+            self.sums[name][window] += np.bincount(served_local, values[served], width)
         with np.errstate(invalid="ignore", divide="ignore"):
-            ratios = chunk.total_service_ms / chunk.latency_ms
-        self.sums["ratio_sum"] += np.bincount(fine[computed], ratios[computed], batches)
-        for index in np.flatnonzero(select & chunk.dropped):
-            reason = chunk.drop_reason[index]
-            if reason not in self.dropped:
-                self.dropped[reason] = np.zeros(batches)
-            self.dropped[reason][fine[index]] += 1
-        self.latency.add(chunk.latency_ms[served], served_fine)
-        self.wait.add(chunk.total_wait_ms[served], served_fine)
+            ratios = service_ms[computed] / latency_ms[computed]
+        self.sums["ratio_sum"][window] += np.bincount(local[computed], ratios, width)
+        if dropped.any():
+            reasons, reason_index = np.unique(chunk.drop_reason[rows][dropped], return_inverse=True)
+            for index, reason in enumerate(reasons.tolist()):
+                per_batch = self.dropped.setdefault(reason, np.zeros(self.batches))
+                per_batch[window] += np.bincount(local[dropped][reason_index == index], minlength=width)
+        served_fine, last = fine[served], first + width - 1
+        self.latency.add(latency_ms[served], served_fine, last)
+        self.wait.add(wait_ms[served], served_fine, last)
 
     def result(self, cut: int, with_cache: bool) -> dict:
         """What the summary needs of this series, from fine batch ``cut`` on: sums per fine batch, this
@@ -318,8 +316,8 @@ class ReplicationRecorder:
         met = ~chunk.dropped & (chunk.latency_ms <= self._deadlines_ms[chunk.class_index])
         if len(self.class_names) > 1:
             for class_index, series in enumerate(self._series[:-1]):
-                series.add(chunk, counted & (chunk.class_index == class_index), fine, met)
-        self._series[-1].add(chunk, counted, fine, met)
+                series.add(chunk, np.flatnonzero(counted & (chunk.class_index == class_index)), fine, met)
+        self._series[-1].add(chunk, slice(None) if counted.all() else np.flatnonzero(counted), fine, met)
         self._add_node_counts(chunk, fine >= self.planned_cut)
         if self.on_chunk is not None:
             self.on_chunk(int(chunk.final.sum()))
@@ -370,8 +368,12 @@ class ReplicationRecorder:
         return min(cut, self.batches - 1), proposed
 
     def class_results(self, cut: int) -> dict[str, dict]:
-        names = [*self.class_names, ALL]
-        return {name: series.result(cut, self.with_cache) for name, series in zip(names, self._series)}
+        """Each class's ``Series.result`` and that of all classes (one class: the same dict, computed once)."""
+        results: dict[int, dict] = {}
+        for series in self._series:
+            if id(series) not in results:
+                results[id(series)] = series.result(cut, self.with_cache)
+        return {name: results[id(series)] for name, series in zip([*self.class_names, ALL], self._series)}
 
     def node_counts(self, node_names: Sequence[str]) -> dict[str, dict]:
         """Requests served and batch-size histogram per node (after the planned warm-up)."""

@@ -97,21 +97,23 @@ def sectioned_log_interval(
 
 
 def quantile_intervals(
-    sections: Sequence[tuple[np.ndarray, int]], probabilities: Sequence[float], level: float
+    values: np.ndarray, sections: np.ndarray, extras: Sequence[int], probabilities: Sequence[float], level: float
 ) -> list[tuple[float, float | None, float | None]]:
-    """Quantiles of all sections' values pooled (each section's ``int`` more values count as +∞), each
-    with an interval from the sections' spread on the probability scale.
+    """Quantiles of ``values`` pooled, ``sections[i]`` being the section of ``values[i]`` and ``extras[s]``
+    more values of section s counting as +∞; each with an interval from the sections' spread on the
+    probability scale.
 
     F̂_s(q̂), the fraction of section s at or below the pooled quantile q̂, is an average of
     indicators, so its ratio-of-sums interval over the sections is sound (where the spread of the
     sections' own quantiles, in a short or heavy-tailed run, is not); the interval's ends are mapped
     back through the pooled empirical quantile function, so it never leaves the observed range.
+    One sort of the pooled values and one pass that counts each section's values under every
+    estimate: no section is sorted or copied.
     """
-    pooled = np.sort(np.concatenate([values for values, _ in sections]))
+    pooled = np.sort(values)
     finite = len(pooled)
-    total = finite + sum(extra for _, extra in sections)
-    ordered = [np.sort(values) for values, _ in sections]
-    sizes = [float(len(values) + extra) for values, extra in sections]
+    extras = np.asarray(extras, dtype=np.int64)
+    total = finite + int(extras.sum())
 
     def quantile(probability: float) -> float:  # numpy's default (linear) quantile, on the sorted values
         position = min(probability * total / finite, 1.0) * (finite - 1)
@@ -119,21 +121,30 @@ def quantile_intervals(
         above = min(below + 1, finite - 1)
         return float(pooled[below] + (position - below) * (pooled[above] - pooled[below]))
 
-    results = []
-    for probability in probabilities:
+    results: list[tuple[float, float | None, float | None]] = []
+    estimates = {}  # index in probabilities → estimate, for those that get an interval
+    for index, probability in enumerate(probabilities):
         if not finite or probability * total > finite:
             results.append((float("inf") if total else float("nan"), None, None))
             continue
-        estimate = quantile(probability)
-        if len(sections) < 2:
-            results.append((estimate, None, None))
-            continue
-        below = [float(np.searchsorted(values, estimate, side="right")) for values in ordered]
+        results.append((quantile(probability), None, None))
+        if len(extras) >= 2:
+            estimates[index] = results[-1][0]
+    if not estimates:
+        return results
+    thresholds = np.array(sorted(set(estimates.values())))
+    # values[i] ≤ thresholds[j] ⇔ it falls in a bin ≤ j: count per (section, bin), then add up the bins
+    bins = np.zeros(len(values), np.uint8)  # how many thresholds (at most 255) lie below each value
+    for threshold in thresholds:
+        bins += values > threshold
+    per_bin = np.bincount(sections * (len(thresholds) + 1) + bins, minlength=len(extras) * (len(thresholds) + 1))
+    at_or_below = np.cumsum(per_bin.reshape(len(extras), -1), axis=1)
+    sizes = (at_or_below[:, -1] + extras).astype(float).tolist()
+    for index, estimate in estimates.items():
+        below = at_or_below[:, int(np.searchsorted(thresholds, estimate))].astype(float).tolist()
         _, low, high = ratio_interval(below, sizes, level)
-        if low is None:
-            results.append((estimate, None, None))
-        else:
-            results.append((estimate, min(quantile(max(low, 0.0)), estimate), max(quantile(min(high, 1.0)), estimate)))
+        if low is not None:
+            results[index] = (estimate, min(quantile(max(low, 0.0)), estimate), max(quantile(min(high, 1.0)), estimate))
     return results
 
 

@@ -19,6 +19,7 @@ The statistical method (README, "How the numbers are computed"):
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -118,29 +119,29 @@ class _Units:
             if self.replicated:
                 return {name: Estimate(*log_interval([q[name] for q in per_replication], self.level)) for name in QUANTILES}
             return {name: Estimate(per_replication[0][name], None, None) for name in QUANTILES}
-        values_key = "wait" if key == "wait" else "latency"
-        with_drops = key == "latency_or_drop"
+        kept = [s["values"]["wait" if key == "wait" else "latency"] for s in series]
+        drops = [s["sums"]["dropped"] for s in series] if key == "latency_or_drop" else None
         if self.replicated:
-            sections = [(s["values"][values_key][0], int(s["sums"]["dropped"].sum()) if with_drops else 0) for s in series]
+            values = np.concatenate([values for values, _ in kept])
+            sections = np.repeat(np.arange(len(kept)), [len(values) for values, _ in kept])
+            extras = [int(d.sum()) for d in drops] if drops else [0] * len(kept)
         elif self.batch_means:
-            sections = _sections(series[0]["values"][values_key], series[0]["sums"]["dropped"], with_drops)
+            values, fine = kept[0]
+            sections, extras = _sections(fine, len(series[0]["sums"]["dropped"]), drops[0] if drops else None)
         else:
-            kept = series[0]["values"][values_key][0]
-            sections = [(kept, int(series[0]["sums"]["dropped"].sum()) if with_drops else 0)]
-        intervals = quantile_intervals(sections, list(QUANTILES.values()), self.level)
+            values, sections, extras = kept[0][0], np.zeros(len(kept[0][0]), np.int64), [int(drops[0].sum()) if drops else 0]
+        intervals = quantile_intervals(values, sections, extras, list(QUANTILES.values()), self.level)
         return {name: Estimate(*interval) for name, interval in zip(QUANTILES, intervals)}
 
 
-def _sections(kept: tuple[np.ndarray, np.ndarray], dropped: np.ndarray, with_drops: bool) -> list[tuple[np.ndarray, int]]:
-    """``QUANTILE_SECTIONS`` consecutive parts of one run (by fine batch): their values and drops."""
-    values, fine = kept
+def _sections(fine: np.ndarray, batches: int, dropped: np.ndarray | None) -> tuple[np.ndarray, list[int]]:
+    """``QUANTILE_SECTIONS`` consecutive parts of one run of ``batches`` fine batches: the section of each value
+    (from its fine batch) and each section's drops (none without ``dropped``)."""
     first = int(fine.min()) if len(fine) else 0
-    bounds = np.linspace(0, len(dropped), QUANTILE_SECTIONS + 1).astype(int)
-    section = np.searchsorted(bounds[1:-1], fine - first, side="right")
-    return [
-        (values[section == index], int(dropped[bounds[index] : bounds[index + 1]].sum()) if with_drops else 0)
-        for index in range(QUANTILE_SECTIONS)
-    ]
+    bounds = np.linspace(0, batches, QUANTILE_SECTIONS + 1).astype(int)
+    section_of_batch = np.searchsorted(bounds[1:-1], np.arange(batches), side="right")
+    extras = [int(dropped[bounds[i] : bounds[i + 1]].sum()) if dropped is not None else 0 for i in range(QUANTILE_SECTIONS)]
+    return section_of_batch[fine - first], extras
 
 
 def _series_stats(units: _Units, series: list[dict], seconds: list[np.ndarray], with_cache: bool) -> dict[str, Any]:
@@ -155,8 +156,13 @@ def _series_stats(units: _Units, series: list[dict], seconds: list[np.ndarray], 
         _set(stats, field, estimate.as_dict())
     for field, numerator in RATES.items():
         stats[field] = units.ratio([s["sums"][numerator] for s in series], seconds).as_dict()
+    estimates: dict[str, dict[str, Estimate]] = {}
     for field, key in DISTRIBUTIONS.items():
-        for name, estimate in units.quantiles(series, key).items():
+        if key == "latency_or_drop" and not any(s["sums"]["dropped"].any() for s in series):
+            estimates[key] = estimates["latency"]  # nothing dropped: the same values
+        else:
+            estimates[key] = units.quantiles(series, key)
+        for name, estimate in estimates[key].items():
             _set(stats, f"{field}.{name}", estimate.as_dict())
         _set(stats, f"{field}.max", Estimate(max(s[key]["max"] for s in series), None, None).as_dict())
     reasons = sorted({reason for s in series for reason in s["dropped"]})
@@ -243,9 +249,12 @@ def summarize(
     seconds = [r["fine_seconds"] for r in results]
     classes_by_name = {c.name: c for c in scenario.workload.classes}
     classes: dict[str, Any] = {}
+    computed: dict[tuple[int, ...], dict[str, Any]] = {}  # one class's series are those of all classes: once
     for name in [*classes_by_name, ALL]:
         series = [r["classes"][name] for r in results]
-        stats = _series_stats(units, series, seconds, with_cache)
+        if tuple(map(id, series)) not in computed:
+            computed[tuple(map(id, series))] = _series_stats(units, series, seconds, with_cache)
+        stats = copy.deepcopy(computed[tuple(map(id, series))])
         entry: dict[str, Any] = {
             "finished": int(sum(s["sums"]["finished"].sum() for s in series)),
             "completed": int(sum(s["sums"]["completed"].sum() for s in series)),

@@ -18,7 +18,7 @@ from itertools import repeat
 
 import numpy as np
 
-from simulator.random_streams import DRAW_BLOCK_SIZE, draws, stream
+from simulator.random_streams import draws, stream
 from simulator.service.base import ServiceTimeModel
 
 
@@ -44,32 +44,6 @@ class SizedDraws:
         return next(self._sized[batch_size])
 
 
-class BlockReader:
-    """The values ``draws`` would give one by one from a model and a generator, taken as arrays.
-
-    Blocks are drawn in the same sizes as ``draws`` draws them (a model's draws need not be the
-    same in other block sizes), so ``take`` returns exactly what ``next`` on that iterator would.
-    """
-
-    def __init__(self, model: ServiceTimeModel, rng: np.random.Generator) -> None:
-        self.model = model
-        self.rng = rng
-        self._block = np.zeros(0)
-        self._position = 0
-
-    def take(self, count: int) -> np.ndarray:
-        parts = []
-        while count:
-            if self._position == len(self._block):
-                self._block = np.asarray(self.model.draw_block(self.rng, DRAW_BLOCK_SIZE, 1), np.float64)
-                self._position = 0
-            part = self._block[self._position : self._position + count]
-            self._position += len(part)
-            count -= len(part)
-            parts.append(part)
-        return np.concatenate(parts) if parts else np.zeros(0)
-
-
 class RequirementDraws:
     """Per class, a tuple of the request's single-call service time at every node spec (None: drawn at the node).
 
@@ -93,11 +67,8 @@ class RequirementDraws:
             for k, name in enumerate(class_names)
         ]
         self.specs = len(spec_names)
-        self._iterators = [
-            tuple(repeat(None) if source is None else draws(partial(source[0].draw_block, source[1])) for source in row)
-            for row in sources
-        ]
-        self._readers = [[None if source is None else BlockReader(*source) for source in row] for row in sources]
+        self._draws = [[None if source is None else draws(partial(source[0].draw_block, source[1])) for source in row] for row in sources]
+        self._iterators = [tuple(repeat(None) if values is None else values for values in row) for row in self._draws]
 
     def __call__(self, class_index: int) -> tuple[float | None, ...]:
         return tuple(map(next, self._iterators[class_index]))
@@ -105,13 +76,13 @@ class RequirementDraws:
     def block(self, class_indices: np.ndarray) -> np.ndarray:
         """``[arrival, spec]``: what ``__call__`` would give successive arrivals of these classes (models drawn at
         arrival only)."""
-        block = np.empty((len(class_indices), self.specs))
-        for class_index, readers in enumerate(self._readers):
-            rows = np.flatnonzero(class_indices == class_index) if len(self._readers) > 1 else slice(None)
+        block = np.full((len(class_indices), self.specs), np.nan)
+        for class_index, row in enumerate(self._draws):
+            rows = np.flatnonzero(class_indices == class_index) if len(self._draws) > 1 else slice(None)
             count = len(class_indices) if isinstance(rows, slice) else len(rows)
-            for spec, reader in enumerate(readers):
-                if count:
-                    block[rows, spec] = reader.take(count)
+            for spec, values in enumerate(row):
+                if count and values is not None:
+                    block[rows, spec] = values.take(count)
         return block
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from itertools import repeat
 from typing import Any
 
 import numpy as np
 
 from simulator.errors import ScenarioError
-from simulator.random_streams import draws, stream
+from simulator.random_streams import constant, draws, stream
 from simulator.registry import ARRIVAL_PROCESSES, KEY_POPULARITY
 from simulator.scenario.schema import Scenario
 from simulator.workload.arrivals import ArrivalProcess
@@ -28,7 +27,7 @@ def arrival_processes(scenario: Scenario, seed: int, replication: int) -> list[t
     for index, request_class in enumerate(workload.classes):
         if request_class.arrival is not None:
             rng = stream(seed, replication, f"arrivals/{request_class.name}")
-            processes.append((built_policy(scenario, f"workload.classes[{index}].arrival", ARRIVAL_PROCESSES, request_class.arrival, rng), repeat(index)))
+            processes.append((built_policy(scenario, f"workload.classes[{index}].arrival", ARRIVAL_PROCESSES, request_class.arrival, rng), constant(index)))
     return processes
 
 
@@ -43,7 +42,7 @@ def built_policy(scenario: Scenario, field: str, registry: Any, config: Any, *ar
 def _class_draws(classes: list[int], shares: list[float], seed: int, replication: int) -> Iterator[int]:
     """Endless class indices among ``classes`` by their shares (one class needs no draw)."""
     if len(classes) == 1:
-        return repeat(classes[0])
+        return constant(classes[0])
     rng = stream(seed, replication, "classes")
     probabilities = [share / sum(shares) for share in shares]
     indices = np.asarray(classes)

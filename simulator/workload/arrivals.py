@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from itertools import repeat
 from pathlib import Path
 from typing import ClassVar
 
@@ -18,7 +17,7 @@ from pydantic import BaseModel
 
 from simulator.errors import ScenarioError
 from simulator.formats.samples import read_sample_column, require_within
-from simulator.random_streams import draws
+from simulator.random_streams import constant, draws
 from simulator.registry import ARRIVAL_PROCESSES
 from simulator.scenario.workload import (
     DeterministicArrivals,
@@ -80,7 +79,7 @@ class Deterministic(ArrivalProcess):
     Config = DeterministicArrivals
 
     def gaps_ms(self):
-        return repeat(MS_PER_S / self.config.rate_per_s)
+        return constant(MS_PER_S / self.config.rate_per_s)
 
     def mean_rate_per_s(self):
         return self.config.rate_per_s
