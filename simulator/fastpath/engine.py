@@ -39,7 +39,7 @@ _ROUTERS = {RoundRobin: (kernel.ROUND_ROBIN, 0), Random: (kernel.RANDOM, 1), Joi
             PowerOfTwoChoices: (kernel.POWER_OF_TWO, 3)}  # kernel code, most uniforms per arrival
 _UNLIMITED = 1 << 62  # keys available when requests carry none (the kernel never reads them)
 
-ChunkSink = Callable[[dict[str, np.ndarray], Sequence[str]], None]
+ChunkSink = Callable[[dict[str, np.ndarray], np.ndarray, np.ndarray], None]  # columns, drop reasons, dropped
 
 
 def simulate(
@@ -250,7 +250,7 @@ class _Run:
             "key": ints[kernel.O_KEY], "arrival_ms": floats[kernel.O_ARRIVAL], "node_arrival_ms": floats[kernel.O_ARRIVAL],
             "start_ms": floats[kernel.O_START], "service_ms": floats[kernel.O_SERVICE], "end_ms": floats[kernel.O_END],
         }
-        emit(columns, DROP_REASONS[ints[kernel.O_DROP]])
+        emit(columns, DROP_REASONS[ints[kernel.O_DROP]], ints[kernel.O_DROP] != 0)
 
 
 def _grown(array: np.ndarray, rows: int) -> np.ndarray:

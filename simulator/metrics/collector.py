@@ -67,9 +67,11 @@ class RequestChunk:
 
         columns = {name: column(name, np.float64) for name in self._FLOATS}
         columns |= {name: column(name, np.int64) for name in self._INTEGERS}
+        drop_reason = np.array(list(map(attrgetter("drop_reason"), requests)), dtype=object)
         self._set(
             columns,
-            np.array(list(map(attrgetter("drop_reason"), requests)), dtype=object),
+            drop_reason,
+            drop_reason != "",
             column("cache_hit", bool) if with_cache else None,
             ~column("stage_record", bool) if with_stages else None,
         )
@@ -81,20 +83,26 @@ class RequestChunk:
         drop_reason: Sequence[str] | np.ndarray,
         cache_hit: np.ndarray | None = None,
         final: np.ndarray | None = None,
+        dropped: np.ndarray | None = None,
     ) -> RequestChunk:
         """A chunk from column arrays (an engine that simulates in arrays): every name of ``_FLOATS`` and
-        ``_INTEGERS`` must be a column; ``drop_reason`` holds "" for a request not dropped."""
+        ``_INTEGERS`` must be a column; ``drop_reason`` holds "" for a request not dropped (``dropped``, where
+        given, says the same as booleans)."""
         chunk = cls.__new__(cls)
-        chunk._set(columns, np.asarray(drop_reason, dtype=object), cache_hit, final)
+        drop_reason = np.asarray(drop_reason, dtype=object)
+        chunk._set(columns, drop_reason, drop_reason != "" if dropped is None else dropped, cache_hit, final)
         return chunk
 
-    def _set(self, columns: dict[str, np.ndarray], drop_reason: np.ndarray, cache_hit: np.ndarray | None, final: np.ndarray | None) -> None:
+    def _set(
+        self, columns: dict[str, np.ndarray], drop_reason: np.ndarray, dropped: np.ndarray, cache_hit: np.ndarray | None,
+        final: np.ndarray | None,
+    ) -> None:
         for name in (*self._FLOATS, *self._INTEGERS):
             setattr(self, name, columns[name])
         count = len(self.request_id)
         self.cache_hit = cache_hit
         self.drop_reason = drop_reason
-        self.dropped = drop_reason != ""
+        self.dropped = dropped
         self.latency_ms = self.end_ms - self.arrival_ms
         self.wait_ms = np.where(self.dropped, np.nan, self.start_ms - self.node_arrival_ms + self.preempted_ms)
         self.queued_ms = np.where(self.dropped, self.end_ms, self.start_ms) - self.node_arrival_ms
@@ -217,9 +225,11 @@ class Series:
         self.sums["finished"][window] += np.bincount(local, minlength=width)
         for name, counts in zip(counted, _counts_per_batch(local, list(counted.values()), width)):
             self.sums[name][window] += counts
-        served_local, service_ms = local[served], chunk.total_service_ms[rows]
+        service_ms = chunk.total_service_ms[rows]
+        served_only = (lambda values: values) if counted["completed"].all() else (lambda values: values[served])
+        served_local = served_only(local)
         for name, values in (("latency_sum_ms", latency_ms), ("wait_sum_ms", wait_ms), ("service_sum_ms", service_ms)):
-            self.sums[name][window] += np.bincount(served_local, values[served], width)
+            self.sums[name][window] += np.bincount(served_local, served_only(values), width)
         with np.errstate(invalid="ignore", divide="ignore"):
             ratios = service_ms[computed] / latency_ms[computed]
         self.sums["ratio_sum"][window] += np.bincount(local[computed], ratios, width)
@@ -228,9 +238,9 @@ class Series:
             for index, reason in enumerate(reasons.tolist()):
                 per_batch = self.dropped.setdefault(reason, np.zeros(self.batches))
                 per_batch[window] += np.bincount(local[dropped][reason_index == index], minlength=width)
-        served_fine, last = fine[served], first + width - 1
-        self.latency.add(latency_ms[served], served_fine, last)
-        self.wait.add(wait_ms[served], served_fine, last)
+        served_fine, last = served_only(fine), first + width - 1
+        self.latency.add(served_only(latency_ms), served_fine, last)
+        self.wait.add(served_only(wait_ms), served_fine, last)
 
     def result(self, cut: int, with_cache: bool) -> dict:
         """What the summary needs of this series, from fine batch ``cut`` on: sums per fine batch, this

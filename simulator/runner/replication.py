@@ -96,7 +96,7 @@ def simulate_replication(
             cluster=cluster, streams=streams, classes=classes, requirements=requirements, measured=total,
             chunk_size=CHUNK_SIZE, check_every=CHECK_EVERY, mark_every=batch_size,
             max_queue_length=scenario.run.max_queue_length, key_draw=key_draw,
-            emit=lambda columns, reasons: recorder.add(RequestChunk.from_columns(columns, reasons)),
+            emit=lambda columns, reasons, dropped: recorder.add(RequestChunk.from_columns(columns, reasons, dropped=dropped)),
         )
     else:
         marks, simulated_ms = _simulate_events(
