@@ -100,3 +100,23 @@ def test_trace_replays_timestamps_and_ends(tmp_path):
     assert process.max_arrivals() == 4
     scaled = _process({"process": "trace", "file": "t.csv", "time_scale": 1000}, tmp_path)
     assert list(scaled.gaps_ms())[1] == 2500.0
+
+
+@pytest.mark.parametrize("shares", [[0.3, 0.7], [1, 2, 3, 4], [1 / 3, 1 / 3, 1 / 3]])
+def test_class_draws_are_generator_choice_draws_one_by_one_or_as_arrays(shares):
+    """Each arrival's class is what ``Generator.choice`` with the shares draws (the numbers of earlier
+    versions), the same whether the SimPy model takes them one at a time or the fast engine in arrays."""
+    from simulator.runner.inputs import _class_draws
+
+    classes = list(range(5, 5 + len(shares)))
+    rng = stream(7, 1, "classes")
+    expected = np.concatenate(
+        [np.asarray(classes)[rng.choice(len(shares), 4096, p=[s / sum(shares) for s in shares])] for _ in range(5)]
+    )[:20_000]
+    as_arrays = _class_draws(classes, shares, 7, 1).take(20_000)
+    one_by_one = np.fromiter(islice(_class_draws(classes, shares, 7, 1), 20_000), np.int64)
+    assert np.array_equal(as_arrays, expected) and np.array_equal(one_by_one, expected)
+    with pytest.raises(RuntimeError, match="one value at a time or as arrays"):
+        mixed = _class_draws(classes, shares, 7, 1)
+        next(mixed)
+        mixed.take(10)

@@ -205,6 +205,7 @@ class Series:
         self.dropped: dict[str, np.ndarray] = {}
         self.latency = ValueStore(keep_values)
         self.wait = ValueStore(keep_values)
+        self._fine_dtype = np.min_scalar_type(batches)  # unsigned, as small as the fine batch numbers allow
 
     def add(self, chunk: RequestChunk, rows: np.ndarray | slice, fine: np.ndarray, met: np.ndarray) -> None:
         """Reduce the chunk's rows ``rows`` (indices in order, or ``slice(None)`` for all), whose fine batches
@@ -238,7 +239,7 @@ class Series:
             for index, reason in enumerate(reasons.tolist()):
                 per_batch = self.dropped.setdefault(reason, np.zeros(self.batches))
                 per_batch[window] += np.bincount(local[dropped][reason_index == index], minlength=width)
-        served_fine, last = served_only(fine), first + width - 1
+        served_fine, last = served_only(fine).astype(self._fine_dtype), first + width - 1  # kept compact: read again at the end
         self.latency.add(served_only(latency_ms), served_fine, last)
         self.wait.add(served_only(wait_ms), served_fine, last)
 

@@ -44,9 +44,20 @@ def _class_draws(classes: list[int], shares: list[float], seed: int, replication
     if len(classes) == 1:
         return constant(classes[0])
     rng = stream(seed, replication, "classes")
-    probabilities = [share / sum(shares) for share in shares]
+    cumulative = np.cumsum([share / sum(shares) for share in shares])
+    cumulative /= cumulative[-1]
     indices = np.asarray(classes)
-    return draws(lambda size: indices[rng.choice(len(classes), size, p=probabilities)])
+
+    def draw_block(size: int) -> np.ndarray:
+        """The class after the last cumulative share at or below a uniform draw (``Generator.choice``'s own rule,
+        without its per-call checks)."""
+        uniforms = rng.random(size)
+        chosen = np.zeros(size, np.int64)
+        for bound in cumulative[:-1]:
+            chosen += bound <= uniforms
+        return indices[chosen]
+
+    return draws(draw_block)
 
 
 def class_rates_per_s(scenario: Scenario, seed: int) -> list[float]:
