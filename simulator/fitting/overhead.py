@@ -8,7 +8,9 @@ requests in the system when each arrived or started; models that ignore it accep
 * :class:`OccupancyOverhead` — fitted from data: mean overhead as a monotone curve of occupancy
   (isotonic piecewise-linear or affine), times a multiplicative residual with mean 1 (the
   empirical ratios' quantiles, or a lognormal), so spread grows with the mean. Outside the
-  measured occupancies the curve is held at its end values (no extrapolation).
+  measured occupancies the curve is held at its end values (no extrapolation). The curve may
+  rise with occupancy (locks and queues contended under load) or fall (a worker that finds the
+  next request waiting skips the wake-up an idle worker pays): the data choose.
 
 :func:`fit_overhead` takes paired worker (end-to-end) and kernel times: overhead = worker − kernel.
 """
@@ -16,7 +18,7 @@ requests in the system when each arrived or started; models that ignore it accep
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -95,13 +97,16 @@ class OccupancyOverhead:
         occupancy_range: tuple[float, float],
         residual: Mapping[str, Any],
         occupancy_at: Literal["arrival", "start"] = "arrival",
+        falling: bool = False,
     ) -> None:
+        """``falling``: ``curve`` is a (non-decreasing) curve of −occupancy, so the mean falls as occupancy grows."""
         low, high = (float(v) for v in occupancy_range)
         if not (0 <= low <= high and math.isfinite(high)):
             raise ValueError(f"occupancy_range must be (low, high) with 0 ≤ low ≤ high, got {occupancy_range!r}")
         if occupancy_at not in ("arrival", "start"):
             raise ValueError(f"occupancy_at must be 'arrival' or 'start', got {occupancy_at!r}")
         self.curve = curve
+        self.falling = bool(falling)
         self.occupancy_range = (low, high)
         self.occupancy_at = occupancy_at
         self.residual = _checked_residual(residual)
@@ -109,7 +114,7 @@ class OccupancyOverhead:
     def mean_ms(self, occupancy: ArrayLike) -> np.ndarray:
         """The fitted mean overhead at each occupancy (held flat outside the measured range)."""
         clamped = np.clip(_occupancy_array(occupancy), *self.occupancy_range)
-        return np.maximum(self.curve(clamped), 0.0)
+        return np.maximum(self.curve(-clamped if self.falling else clamped), 0.0)
 
     def sample(self, rng: np.random.Generator, occupancy: ArrayLike) -> np.ndarray:
         means = self.mean_ms(occupancy)
@@ -128,6 +133,7 @@ class OccupancyOverhead:
             "occupancy_range": list(self.occupancy_range),
             "residual": dict(self.residual),
             "occupancy_at": self.occupancy_at,
+            "falling": self.falling,
         }
 
 
@@ -167,6 +173,7 @@ def overhead_from_dict(data: Mapping[str, Any]) -> OverheadModel:
             tuple(data["occupancy_range"]),
             data["residual"],
             data.get("occupancy_at", "arrival"),
+            bool(data.get("falling", False)),
         )
     raise ValueError(f"overhead kind must be one of 'fixed', 'distribution', 'occupancy'; got {data!r}")
 
@@ -175,16 +182,33 @@ def _affine(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> AffinePower:
     return fit_affine_power(x, y, weights, exponent=1.0)
 
 
-def _occupancy_curve(shape: str, levels: np.ndarray, means: np.ndarray, weights: np.ndarray) -> Curve:
-    """The mean-overhead curve over distinct occupancy levels; ``auto`` compares leave-one-out errors."""
+def _occupancy_curve(shape: str, levels: np.ndarray, means: np.ndarray, weights: np.ndarray) -> tuple[Curve, bool]:
+    """The mean-overhead curve over distinct occupancy levels, and whether it falls (a curve of −occupancy).
+
+    Each shape takes the direction whose fit has the lower weighted squared error (the two have
+    the same freedom); ``auto`` then compares the shapes' leave-one-out errors (affine when there
+    are fewer than 3 levels).
+    """
     if levels.size == 1:
-        return AffinePower(means[0], 0.0, 1.0)
+        return AffinePower(means[0], 0.0, 1.0), False
+    directions = {False: (levels, means, weights), True: (-levels[::-1], means[::-1], weights[::-1])}
+
+    def directed(fit: Callable[[np.ndarray, np.ndarray, np.ndarray], Curve]) -> tuple[Curve, bool]:
+        fitted = {falling: fit(*points) for falling, points in directions.items()}
+
+        def squared_error(falling: bool) -> float:
+            x, y, w = directions[falling]
+            return float(np.sum(w * (fitted[falling](x) - y) ** 2))
+
+        falling = min(directions, key=squared_error)  # a tie: rising
+        return fitted[falling], falling
+
+    fits = {"affine": _affine, "isotonic": fit_piecewise_linear}  # a tie of leave-one-out errors: affine
     if shape == "auto":
-        isotonic_wins = levels.size >= 3 and leave_one_out_error(fit_piecewise_linear, levels, means, weights) < (
-            leave_one_out_error(_affine, levels, means, weights)
+        shape = "affine" if levels.size < 3 else min(
+            fits, key=lambda name: leave_one_out_error(fits[name], *directions[directed(fits[name])[1]])
         )
-        shape = "isotonic" if isotonic_wins else "affine"
-    return fit_piecewise_linear(levels, means, weights) if shape == "isotonic" else _affine(levels, means, weights)
+    return directed(fits[shape])
 
 
 def fit_overhead(
@@ -195,7 +219,7 @@ def fit_overhead(
     residual: Literal["empirical", "lognormal"] = "empirical",
     occupancy_at: Literal["arrival", "start"] = "arrival",
 ) -> OccupancyOverhead:
-    """Fit overhead = worker − kernel as a monotone function of occupancy with a multiplicative residual.
+    """Fit overhead = worker − kernel as a monotone (rising or falling) function of occupancy with a multiplicative residual.
 
     Negative differences (timer noise) are clipped to 0. The mean per occupancy level is fitted
     with weights = level counts; ``auto`` takes the shape with the lower leave-one-out error over
@@ -218,8 +242,8 @@ def fit_overhead(
         raise ValueError("worker_ms never exceeds kernel_ms: there is no overhead to model (use FixedOverhead(0))")
     distinct, inverse, counts = np.unique(levels, return_inverse=True, return_counts=True)
     means = np.bincount(inverse, weights=overhead) / counts
-    fitted = _occupancy_curve(curve, distinct, means, counts.astype(float))
-    centers = np.maximum(fitted(levels), 0.0)
+    fitted, falling = _occupancy_curve(curve, distinct, means, counts.astype(float))
+    centers = np.maximum(fitted(-levels if falling else levels), 0.0)
     usable = centers > 0
     ratios = overhead[usable] / centers[usable]
     ratios = ratios / ratios.mean()
@@ -234,4 +258,4 @@ def fit_overhead(
         }
     else:
         raise ValueError(f"residual must be 'empirical' or 'lognormal', got {residual!r}")
-    return OccupancyOverhead(fitted, (float(distinct[0]), float(distinct[-1])), model_residual, occupancy_at)
+    return OccupancyOverhead(fitted, (float(distinct[0]), float(distinct[-1])), model_residual, occupancy_at, falling)

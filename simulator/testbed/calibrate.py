@@ -5,7 +5,8 @@ From the valid runs of a campaign (the requests after each run's first 10 %):
 
 - **overhead** (all runs together) — the worker's time outside the kernel per call (its hand-off
   included), as a monotone curve of the requests at the server when the call started
-  (``fitting.overhead.fit_overhead``), sampled at the occupancies seen, with a lognormal spread;
+  (``fitting.overhead.fit_overhead``; here it falls: an idle worker pays a wake-up that a busy one
+  skips), sampled at occupancies spaced geometrically over those seen, with a lognormal spread;
   with more than one worker, of the calls with their concurrency slowdown divided out (the node
   slows the whole call, overhead included);
 - per load level, from that level's runs together and from each run alone:
@@ -108,7 +109,8 @@ def _overhead(calls: pd.DataFrame) -> dict[str, Any]:
         residual="empirical", occupancy_at="start",
     )
     low, high = fitted.occupancy_range
-    points = np.unique(np.round(np.linspace(low, high, OVERHEAD_POINTS)))
+    # spaced geometrically: the curve changes most at low occupancy (an idle worker's wake-up, gone once requests wait)
+    points = np.unique(np.round(np.concatenate([[low], np.geomspace(max(low, 1.0), max(high, 1.0), OVERHEAD_POINTS)])))
     ratios = np.asarray(fitted.residual["quantiles"])
     return {
         "occupancy": [float(p) for p in points],
