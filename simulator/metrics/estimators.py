@@ -134,7 +134,7 @@ def quantile_intervals(
         return results
     thresholds = np.array(sorted(set(estimates.values())))
     # values[i] ≤ thresholds[j] ⇔ it falls in a bin ≤ j: count per (section, bin), then add up the bins
-    bins = np.zeros(len(values), np.uint8)  # how many thresholds (at most 255) lie below each value
+    bins = np.zeros(len(values), np.min_scalar_type(len(thresholds)))  # how many thresholds lie below each value
     for threshold in thresholds:
         bins += values > threshold
     per_bin = np.bincount(sections * (len(thresholds) + 1) + bins, minlength=len(extras) * (len(thresholds) + 1))
