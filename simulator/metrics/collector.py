@@ -147,8 +147,9 @@ class ValueStore:
                 if last_batch < from_batch:
                     continue  # a chunk wholly in the warm-up
                 keep = chunk_batches >= from_batch
-                values.append(chunk_values if keep.all() else chunk_values[keep])
-                batches.append(chunk_batches if len(values[-1]) == len(chunk_values) else chunk_batches[keep])
+                whole = bool(keep.all())
+                values.append(chunk_values if whole else chunk_values[keep])
+                batches.append(chunk_batches if whole else chunk_batches[keep])
             self._kept[from_batch] = (
                 (np.concatenate(values), np.concatenate(batches)) if values else (np.zeros(0), np.zeros(0, np.int64))
             )
@@ -227,14 +228,18 @@ class Series:
         for name, counts in zip(counted, _counts_per_batch(local, list(counted.values()), width)):
             self.sums[name][window] += counts
         service_ms = chunk.total_service_ms[rows]
-        served_only = (lambda values: values) if counted["completed"].all() else (lambda values: values[served])
+        all_served = not dropped.any()
+
+        def served_only(values: np.ndarray) -> np.ndarray:
+            return values if all_served else values[served]
+
         served_local = served_only(local)
         for name, values in (("latency_sum_ms", latency_ms), ("wait_sum_ms", wait_ms), ("service_sum_ms", service_ms)):
             self.sums[name][window] += np.bincount(served_local, served_only(values), width)
         with np.errstate(invalid="ignore", divide="ignore"):
             ratios = service_ms[computed] / latency_ms[computed]
         self.sums["ratio_sum"][window] += np.bincount(local[computed], ratios, width)
-        if dropped.any():
+        if not all_served:
             reasons, reason_index = np.unique(chunk.drop_reason[rows][dropped], return_inverse=True)
             for index, reason in enumerate(reasons.tolist()):
                 per_batch = self.dropped.setdefault(reason, np.zeros(self.batches))
