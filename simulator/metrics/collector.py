@@ -224,9 +224,10 @@ class Series:
         counted = {"completed": served, "met": met[rows], "dropped": dropped, "waited": served & (wait_ms > 0), "ratio_count": computed}
         if chunk.cache_hit is not None:
             counted["cache_hits"] = chunk.cache_hit[rows]
-        self.sums["finished"][window] += np.bincount(local, minlength=width)
-        for name, counts in zip(counted, _counts_per_batch(local, list(counted.values()), width)):
-            self.sums[name][window] += counts
+        counts = dict(zip(counted, _counts_per_batch(local, list(counted.values()), width)))
+        counts["finished"] = counts["completed"] + counts["dropped"]  # every row is one or the other
+        for name, per_batch in counts.items():
+            self.sums[name][window] += per_batch
         service_ms = chunk.total_service_ms[rows]
         all_served = not dropped.any()
 

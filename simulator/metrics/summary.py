@@ -252,9 +252,10 @@ def summarize(
     computed: dict[tuple[int, ...], dict[str, Any]] = {}  # one class's series are those of all classes: once
     for name in [*classes_by_name, ALL]:
         series = [r["classes"][name] for r in results]
-        if tuple(map(id, series)) not in computed:
-            computed[tuple(map(id, series))] = _series_stats(units, series, seconds, with_cache)
-        stats = copy.deepcopy(computed[tuple(map(id, series))])
+        identity = tuple(map(id, series))
+        if identity not in computed:
+            computed[identity] = _series_stats(units, series, seconds, with_cache)
+        stats = copy.deepcopy(computed[identity])
         entry: dict[str, Any] = {
             "finished": int(sum(s["sums"]["finished"].sum() for s in series)),
             "completed": int(sum(s["sums"]["completed"].sum() for s in series)),
