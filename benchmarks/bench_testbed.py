@@ -19,8 +19,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from common import ROOT, report_header, write_report  # this folder is on sys.path when run as a script
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from simulator.report.testbed import write_testbed_report  # noqa: E402
 from simulator.testbed.calibrate import read_calibration, write_calibration  # noqa: E402
-from simulator.testbed.compare import CALIBRATED, MEASURED, PROFILE, compare_campaign  # noqa: E402
+from simulator.testbed.compare import CALIBRATED, MEASURED, PROFILE, compare_campaign, error_summary  # noqa: E402
 
 CONFIGURATIONS = {  # name → (scenario, workers)
     "fifo-1": ("testbed-cnn-fifo.yaml", 1),
@@ -56,16 +56,10 @@ def measure(out: Path, scenario: str, workers: int, seed: int, options: argparse
     (out / "done").touch()
 
 
-def median_error(table, prediction: str, statistic: str) -> float | None:
-    rows = table[(table["prediction"] == prediction) & (table["class"] == "all") & (table["statistic"] == statistic)]
-    return None if rows.empty else float(np.nanmedian(np.abs(rows["error"])))
-
-
-def overlapping_levels(table, prediction: str, statistic: str) -> tuple[int, int]:
-    rows = table[(table["prediction"] == prediction) & (table["class"] == "all") & (table["statistic"] == statistic)
-                 & (table["level"] <= BAND_LEVEL + 1e-9)]
-    per_level = rows.groupby("level")["overlaps_runs"].all()
-    return int(per_level.sum()), len(per_level)
+def all_classes(table: pd.DataFrame, max_level: float = 1.0) -> dict[tuple[str, str], Any]:
+    """``compare.error_summary``'s rows for all classes together, by (prediction, statistic)."""
+    summary = error_summary(table, max_level)
+    return {(row.prediction, row.statistic): row for row in summary[summary["class"] == "all"].itertuples()}
 
 
 def main() -> int:
@@ -91,15 +85,17 @@ def main() -> int:
         write_testbed_report(folders["A"], first, folders["A"] / "report")
         fresh = compare_campaign(folders["B"], read_calibration(calibration_file))
         write_testbed_report(folders["B"], fresh, folders["B"] / "report", calibration_file)
-        both = pd.concat([first, fresh], ignore_index=True)  # (a) and (b) from both campaigns; calibrated: B only
-        sources = {MEASURED: both, PROFILE: both, CALIBRATED: fresh}
+        over_both = all_classes(pd.concat([first, fresh], ignore_index=True))
+        rows = {MEASURED: over_both, PROFILE: over_both, CALIBRATED: all_classes(fresh)}  # (a), (b): both campaigns; calibrated: B
+        up_to_band = all_classes(fresh, BAND_LEVEL)
+        banded = {statistic: up_to_band[CALIBRATED, statistic] for statistic in ("p50", "p95", "p99", "mean")}
         results[name] = {
             "median_abs_error": {
-                f"{prediction}/{statistic}": median_error(table, prediction, statistic)
-                for prediction, table in sources.items() for statistic in ("p50", "p99", "mean")
+                f"{prediction}/{statistic}": float(entry.median_abs_error) if (entry := by_key.get((prediction, statistic))) else None
+                for prediction, by_key in rows.items() for statistic in ("p50", "p99", "mean")
             },
             "calibrated_band_overlaps_levels_le_0.7": {
-                statistic: overlapping_levels(fresh, CALIBRATED, statistic) for statistic in ("p50", "p95", "p99", "mean")
+                statistic: (round(entry.levels_overlapping * entry.levels), int(entry.levels)) for statistic, entry in banded.items()
             },
             "runs": {campaign: int(table.drop_duplicates(["level", "repeat"]).shape[0]) for campaign, table in zip(SEEDS, (first, fresh))},
         }

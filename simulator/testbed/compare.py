@@ -178,12 +178,15 @@ def _relative(predicted: float | None, measured: float) -> float:
 
 def error_summary(table: pd.DataFrame, max_level: float = 1.0) -> pd.DataFrame:
     """Per prediction, class and statistic over the runs up to ``max_level``: the median |relative error|,
-    and the share of levels whose prediction (estimate, interval and band) overlaps the run-to-run band."""
+    the share of levels whose prediction (estimate, interval and band) overlaps the run-to-run band, the
+    number of levels and of runs."""
     chosen = table[table["level"] <= max_level + 1e-9]
     per_level = chosen.groupby(["prediction", "class", "statistic", "level"])["overlaps_runs"].all().reset_index()
+    overlapping = per_level.groupby(["prediction", "class", "statistic"])["overlaps_runs"]
     grouped = chosen.groupby(["prediction", "class", "statistic"])
     return pd.DataFrame({
         "median_abs_error": grouped["error"].apply(lambda errors: float(np.nanmedian(np.abs(errors)))),
-        "levels_overlapping": per_level.groupby(["prediction", "class", "statistic"])["overlaps_runs"].mean(),
+        "levels_overlapping": overlapping.mean(),
+        "levels": overlapping.size(),
         "runs": grouped.size(),
     }).reset_index()
