@@ -1,7 +1,8 @@
 """What the machine does to a call's time beyond the service model: its speed as a process (a Markov
 chain advanced once per call, whose state's factor — times a mean-1 lognormal spread of that state,
-if given — multiplies the call's service time, whatever the class) and the worker's overhead outside the kernel (a mean that may grow with the node's occupancy,
-times a mean-1 lognormal variation). See ``scenario.nodes.SpeedSpec`` and ``OverheadSpec``."""
+if given — multiplies the call's service time, whatever the class) and the worker's overhead outside
+the kernel (a mean that depends on the node's occupancy, rising or falling, times a mean-1 lognormal
+variation). See ``scenario.nodes.SpeedSpec`` and ``OverheadSpec``."""
 
 from __future__ import annotations
 

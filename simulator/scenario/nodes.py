@@ -181,7 +181,7 @@ class QueuePolicies(Settings):
 
 
 class OverheadSpec(Settings):
-    """Worker time outside the kernel per call (dequeue, locks, sending the reply): a mean that may grow
+    """Worker time outside the kernel per call (dequeue, locks, sending the reply): a mean that may change
     with the node's occupancy (requests at the node when the call starts; linear between the points,
     flat beyond them), times a mean-1 variation. It adds to the call's service time."""
 
@@ -250,7 +250,7 @@ class NodeSpec(Settings):
     batching: BatcherConfig | None = Field(None, description="dynamic batching (Triton-style); default: one request per call")
     device: DeviceSpec | None = Field(None, description="accelerator stages: copies around compute, concurrency slowdown")
     model_cache: ModelCacheSpec | None = Field(None, description="models held in memory; a miss pays a cold load")
-    overhead: OverheadSpec | None = Field(None, description="worker time per call outside the kernel, may grow with occupancy")
+    overhead: OverheadSpec | None = Field(None, description="worker time per call outside the kernel, may change with occupancy")
     speed: SpeedSpec | None = Field(None, description="the machine's speed as a process over calls (a multiplier)")
 
     @model_validator(mode="after")

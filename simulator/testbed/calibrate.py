@@ -44,13 +44,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+from scipy.optimize import nnls
 
 from simulator.files import write_atomically, write_text_atomically
 from simulator.fitting.hmm import fit_lognormal_hmm
 from simulator.fitting.overhead import fit_overhead
 from simulator.testbed.campaign import read_campaign
-from scipy.optimize import nnls
-
 from simulator.testbed.errors import TestbedError
 from simulator.testbed.scenario import MIN_TIME_MS, WARMUP_FRACTION
 

@@ -56,6 +56,11 @@ class BatchingConfig(_Strict):
     max_queue_delay_ms: NonNegativeFloat = 0.0
     preferred_batch_sizes: tuple[PositiveInt, ...] = ()
 
+    @property
+    def dynamic(self) -> bool:
+        """Calls may hold more than one request."""
+        return self.max_batch_size > 1
+
     @model_validator(mode="after")
     def _preferred_fit(self) -> BatchingConfig:
         too_large = [size for size in self.preferred_batch_sizes if size > self.max_batch_size]

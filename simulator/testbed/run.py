@@ -320,7 +320,7 @@ def run_level(
         client, load_summary = _run_load(spec, out_dir, "load", planned.span_s + spec.timeout_s + 120)
         cpu = meter.report(load_summary)
     server_records = pd.read_parquet(out_dir / "server.parquet")
-    table = join_records(server_records, client, load_summary["t0_ns"], config.batching.max_batch_size > 1)
+    table = join_records(server_records, client, load_summary["t0_ns"], config.batching.dynamic)
     table.to_parquet(out_dir / "requests.parquet", index=False)
     reasons = list(load_summary["invalid_reasons"])
     unserved = int(table["server_ms"].isna().sum())
@@ -350,7 +350,7 @@ def run_level(
         "load": summarize(table, config.workers),
     }
     if profile is not None:
-        profile_table = join_records(server_records, profile[0], profile[1]["t0_ns"], config.batching.max_batch_size > 1)
+        profile_table = join_records(server_records, profile[0], profile[1]["t0_ns"], config.batching.dynamic)
         profile_table.to_parquet(out_dir / "profile.parquet", index=False)
         summary["profile"] = summarize(profile_table, config.workers)
     summary["harness"] = _harness_summary(out_dir / "harness.parquet")
@@ -390,7 +390,7 @@ def measure_capacity(
                 }
             )
             client, summary = _run_load(spec, where, "capacity", CLOSED_LOOP_TIMEOUT_S)
-        table = join_records(pd.read_parquet(where / "server.parquet"), client, summary["t0_ns"], config.batching.max_batch_size > 1)
+        table = join_records(pd.read_parquet(where / "server.parquet"), client, summary["t0_ns"], config.batching.dynamic)
     steady = table.sort_values("reply_received_ms").iloc[len(table) // 10 :]  # the first 10 %: warm-up
     replies_ms = steady["reply_received_ms"].to_numpy()
     throughput_per_s = (len(replies_ms) - 1) * 1000.0 / (replies_ms[-1] - replies_ms[0])
