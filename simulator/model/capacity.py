@@ -34,8 +34,8 @@ def offered_load(
     calls' worth of compute a device node does at once at best, max over k ≤ workers of k / f(k)
     for its slowdown f (1 under processor sharing; default: its workers). A node's speed process
     multiplies its mean service by the chain's mean factor, and its overhead adds its least mean
-    (it grows with occupancy: the load is a lower bound). Cold model loads are not counted (they
-    depend on the traffic mix).
+    (at any occupancy a call adds at least that: the load is a lower bound). Cold model loads are
+    not counted (they depend on the traffic mix).
     """
     partitions = scenario.partitioning.partitions
     shares = np.full(partitions, 1.0 / partitions) if partition_shares is None else partition_shares
