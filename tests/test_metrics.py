@@ -104,3 +104,31 @@ def test_quantile_intervals_count_each_section_at_the_pooled_estimate_ties_inclu
 
         assert low == pytest.approx(min(pooled_quantile(fraction_low), estimate))
         assert high == pytest.approx(max(pooled_quantile(fraction_high), estimate))
+
+
+@pytest.mark.parametrize("in_order", [True, False])
+def test_rows_grouped_by_batch_give_the_same_counts_sums_and_extremes_in_or_out_of_order(in_order):
+    """Rows in batch order are reduced one run at a time, others bin by bin: both must give what a
+    plain loop over the batches gives (counts, sizes and extremes exactly; sums up to rounding)."""
+    from simulator.metrics.collector import _Grouped
+
+    rng = np.random.default_rng(3)
+    batches = 12
+    batch = np.sort(rng.integers(1, batches - 1, 5000))  # batches 0 and 11 stay empty
+    if not in_order:
+        batch = rng.permutation(batch)
+    values = rng.exponential(10.0, len(batch))
+    masks = [rng.random(len(batch)) < share for share in (0.0, 0.3, 1.0)]
+    grouped = _Grouped(batch, batches)
+    assert (grouped.starts is not None) == in_order
+    least, greatest = grouped.extremes(values)
+    for b in range(batches):
+        rows = batch == b
+        assert [count[b] for count in grouped.counts(masks)] == [float((mask & rows).sum()) for mask in masks]
+        assert grouped.sizes()[b] == rows.sum()
+        assert grouped.sums(values)[b] == pytest.approx(values[rows].sum(), rel=1e-12, abs=0.0)
+        assert least[b] == (values[rows].min() if rows.any() else np.inf)
+        assert greatest[b] == (values[rows].max() if rows.any() else -np.inf)
+    served = rng.random(len(batch)) < 0.5
+    assert np.array_equal(grouped.subset(served).sizes(), np.bincount(batch[served], minlength=batches))
+    assert grouped.subset(np.ones(len(batch), bool)) is grouped

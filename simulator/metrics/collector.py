@@ -104,9 +104,12 @@ class RequestChunk:
         self.drop_reason = drop_reason
         self.dropped = dropped
         self.latency_ms = self.end_ms - self.arrival_ms
-        self.wait_ms = np.where(self.dropped, np.nan, self.start_ms - self.node_arrival_ms + self.preempted_ms)
-        self.queued_ms = np.where(self.dropped, self.end_ms, self.start_ms) - self.node_arrival_ms
-        self.worker_ms = self.service_ms / self.batch_size  # a batch's time, shared among its requests
+        self.wait_ms = self.start_ms - self.node_arrival_ms + self.preempted_ms
+        left_ms = self.start_ms  # when the request left the queue: served, or dropped (at its end)
+        if self.dropped.any():
+            self.wait_ms[self.dropped] = np.nan
+            left_ms = np.where(self.dropped, self.end_ms, self.start_ms)
+        self.queued_ms = left_ms - self.node_arrival_ms
         if final is not None:
             self.final = final
             self.total_wait_ms = self.wait_ms + self.upstream_wait_ms
@@ -182,19 +185,68 @@ class ValueStore:
         return self.keep or self._stream.exact
 
 
-def _counts_per_batch(fine: np.ndarray, masks: list[np.ndarray], batches: int) -> np.ndarray:
-    """``[mask, batch]``: how many rows of each fine batch each mask selects, in one pass over the rows.
+class _Grouped:
+    """Rows grouped by batch number (``batch``: 0 .. batches − 1), for counts and sums per batch.
 
-    Each row's masks make a bit pattern; one count per (batch, pattern), then per mask the sum over
-    the patterns that have its bit (integer counts: exact in any order).
+    Rows in batch order (a FIFO run's) are reduced one run of a batch at a time, several times faster
+    (a run's sum is numpy's pairwise one: its last bits may differ from a row-by-row sum); others bin by bin.
     """
-    patterns = 1 << len(masks)
-    pattern = np.zeros(len(fine), np.int64)
-    for bit, mask in enumerate(masks):
-        pattern |= mask.astype(np.int64) << bit
-    table = np.bincount(fine * patterns + pattern, minlength=batches * patterns).reshape(batches, patterns)
-    has_bit = (np.arange(patterns)[:, None] >> np.arange(len(masks))) & 1
-    return (table.astype(np.float64) @ has_bit.astype(np.float64)).T
+
+    def __init__(self, batch: np.ndarray, batches: int) -> None:
+        self.batch, self.batches = batch, batches
+        self.starts = None  # where each run of one batch starts, when the rows are in batch order
+        if len(batch) and np.all(batch[1:] >= batch[:-1]):
+            self.starts = np.concatenate(([0], np.flatnonzero(batch[1:] != batch[:-1]) + 1))
+
+    def _runs(self, values: np.ndarray, dtype: type) -> np.ndarray:
+        per_batch = np.zeros(self.batches)
+        per_batch[self.batch[self.starts]] = np.add.reduceat(values, self.starts, dtype=dtype)
+        return per_batch
+
+    def counts(self, masks: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """How many rows of each batch each mask selects (integer counts: exact either way).
+
+        Out of order, in one pass: each row's masks make a bit pattern, one count per (batch,
+        pattern), then per mask the sum over the patterns that have its bit.
+        """
+        if self.starts is not None:
+            return [self._runs(mask, np.int64) for mask in masks]
+        patterns = 1 << len(masks)
+        pattern = np.zeros(len(self.batch), np.uint8)  # at most 8 masks
+        for bit, mask in enumerate(masks):
+            pattern |= mask.view(np.uint8) << np.uint8(bit)
+        table = np.bincount(self.batch * patterns + pattern, minlength=self.batches * patterns).reshape(self.batches, patterns)
+        has_bit = (np.arange(patterns)[:, None] >> np.arange(len(masks))) & 1
+        return list((table.astype(np.float64) @ has_bit.astype(np.float64)).T)
+
+    def sums(self, values: np.ndarray) -> np.ndarray:
+        """``values`` summed per batch."""
+        if self.starts is None:
+            return np.bincount(self.batch, values, self.batches)
+        return self._runs(values, np.float64)
+
+    def sizes(self) -> np.ndarray:
+        """How many rows each batch holds."""
+        if self.starts is None:
+            return np.bincount(self.batch, minlength=self.batches)
+        per_batch = np.zeros(self.batches, np.int64)
+        per_batch[self.batch[self.starts]] = np.diff(self.starts, append=len(self.batch))
+        return per_batch
+
+    def extremes(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The least and the greatest of ``values`` per batch (+∞ and −∞ where a batch has no row)."""
+        least, greatest = np.full(self.batches, np.inf), np.full(self.batches, -np.inf)
+        if self.starts is None:
+            np.minimum.at(least, self.batch, values)
+            np.maximum.at(greatest, self.batch, values)
+        elif len(values):
+            least[self.batch[self.starts]] = np.minimum.reduceat(values, self.starts)
+            greatest[self.batch[self.starts]] = np.maximum.reduceat(values, self.starts)
+        return least, greatest
+
+    def subset(self, rows: np.ndarray) -> _Grouped:
+        """The rows where ``rows`` holds (all of them: this grouping itself)."""
+        return self if rows.all() else _Grouped(self.batch[rows], self.batches)
 
 
 class Series:
@@ -224,7 +276,8 @@ class Series:
         counted = {"completed": served, "met": met[rows], "dropped": dropped, "waited": served & (wait_ms > 0), "ratio_count": computed}
         if chunk.cache_hit is not None:
             counted["cache_hits"] = chunk.cache_hit[rows]
-        counts = dict(zip(counted, _counts_per_batch(local, list(counted.values()), width)))
+        grouped = _Grouped(local, width)
+        counts = dict(zip(counted, grouped.counts(list(counted.values()))))
         counts["finished"] = counts["completed"] + counts["dropped"]  # every row is one or the other
         for name, per_batch in counts.items():
             self.sums[name][window] += per_batch
@@ -234,12 +287,13 @@ class Series:
         def served_only(values: np.ndarray) -> np.ndarray:
             return values if all_served else values[served]
 
-        served_local = served_only(local)
+        served_grouped = grouped.subset(served)
         for name, values in (("latency_sum_ms", latency_ms), ("wait_sum_ms", wait_ms), ("service_sum_ms", service_ms)):
-            self.sums[name][window] += np.bincount(served_local, served_only(values), width)
+            self.sums[name][window] += served_grouped.sums(served_only(values))
+        ratio_rows = slice(None) if computed.all() else computed
         with np.errstate(invalid="ignore", divide="ignore"):
-            ratios = service_ms[computed] / latency_ms[computed]
-        self.sums["ratio_sum"][window] += np.bincount(local[computed], ratios, width)
+            ratios = service_ms[ratio_rows] / latency_ms[ratio_rows]
+        self.sums["ratio_sum"][window] += grouped.subset(computed).sums(ratios)
         if not all_served:
             reasons, reason_index = np.unique(chunk.drop_reason[rows][dropped], return_inverse=True)
             for index, reason in enumerate(reasons.tolist()):
@@ -326,9 +380,8 @@ class ReplicationRecorder:
             sink(chunk)
         fine = chunk.request_id // self.batch_size
         served = chunk.final & ~chunk.dropped
-        np.minimum.at(self._first_served_end_ms, fine[served], chunk.end_ms[served])
-        np.maximum.at(self._last_served_end_ms, fine[served], chunk.end_ms[served])
-        self._served += np.bincount(fine[served], minlength=self.batches)
+        served_rows = slice(None) if served.all() else served
+        self._add_served_ends(fine[served_rows], chunk.end_ms[served_rows])
         counted = chunk.final if self.keep_values else chunk.final & (fine >= self.planned_cut)
         met = ~chunk.dropped & (chunk.latency_ms <= self._deadlines_ms[chunk.class_index])
         if len(self.class_names) > 1:
@@ -339,13 +392,22 @@ class ReplicationRecorder:
         if self.on_chunk is not None:
             self.on_chunk(int(chunk.final.sum()))
 
+    def _add_served_ends(self, fine: np.ndarray, end_ms: np.ndarray) -> None:
+        """Count the served requests per fine batch and keep each batch's first and last end (for ``served_span_ms``)."""
+        grouped = _Grouped(fine, self.batches)
+        first_ms, last_ms = grouped.extremes(end_ms)
+        np.minimum(self._first_served_end_ms, first_ms, out=self._first_served_end_ms)
+        np.maximum(self._last_served_end_ms, last_ms, out=self._last_served_end_ms)
+        self._served += grouped.sizes()
+
     def _add_node_counts(self, chunk: RequestChunk, after_warmup: np.ndarray) -> None:
         nodes = len(self.node_served)
         reached = (chunk.node_index >= 0) & after_warmup
         if chunk.cache_hit is not None:
             reached &= ~chunk.cache_hit  # a hit in a node's own cache takes no worker
         served = reached & ~chunk.dropped
-        self.node_served += np.bincount(chunk.node_index[served], minlength=nodes)
+        served_per_node = np.bincount(chunk.node_index[served], minlength=nodes)
+        self.node_served += served_per_node
         sizes = chunk.batch_size[served]
         if len(sizes):
             largest = int(sizes.max())
@@ -353,6 +415,9 @@ class ReplicationRecorder:
                 grown = np.zeros((nodes, largest + 1))
                 grown[:, : self.node_batch_counts.shape[1]] = self.node_batch_counts
                 self.node_batch_counts = grown
+            if largest == 1:  # no batching: one batch per request
+                self.node_batch_counts[:, 1] += served_per_node
+                return
             width = self.node_batch_counts.shape[1]
             cells = chunk.node_index[served] * width + sizes
             self.node_batch_counts += np.bincount(cells, 1.0 / sizes, minlength=nodes * width).reshape(nodes, width)
