@@ -383,7 +383,8 @@ class ReplicationRecorder:
         served_rows = slice(None) if served.all() else served
         self._add_served_ends(fine[served_rows], chunk.end_ms[served_rows])
         counted = chunk.final if self.keep_values else chunk.final & (fine >= self.planned_cut)
-        met = ~chunk.dropped & (chunk.latency_ms <= self._deadlines_ms[chunk.class_index])
+        deadline_ms = self._deadlines_ms[0] if len(self._deadlines_ms) == 1 else self._deadlines_ms[chunk.class_index]
+        met = ~chunk.dropped & (chunk.latency_ms <= deadline_ms)
         if len(self.class_names) > 1:
             for class_index, series in enumerate(self._series[:-1]):
                 series.add(chunk, np.flatnonzero(counted & (chunk.class_index == class_index)), fine, met)

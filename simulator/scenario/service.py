@@ -9,6 +9,8 @@ order of the measured times is kept. Times lie in [1e-6, 1e9] ms.
 
 from __future__ import annotations
 
+import functools
+
 import math
 from typing import Annotated, Any, Literal, Union
 
@@ -240,11 +242,17 @@ class ScipyService(_LawSettings):
 
     def law(self) -> ScipyFrozen:
         try:
-            law = ScipyFrozen(self.name, self.params)
-            law.mean()
+            return _scipy_law(self.name, tuple(self.params.items()))
         except (TypeError, ValueError) as error:
             raise ValueError(f"params {self.params} do not fit scipy.stats.{self.name}: {error}") from None
-        return law
+
+
+@functools.lru_cache(maxsize=256)
+def _scipy_law(name: str, params: tuple[tuple[str, float], ...]) -> ScipyFrozen:
+    """One law per settings (freezing and checking a scipy distribution takes ~1 ms; a run builds its models several times)."""
+    law = ScipyFrozen(name, dict(params))
+    law.mean()
+    return law
 
 
 @SERVICE_MODELS.register_config
