@@ -210,3 +210,98 @@ def test_key_trace_with_one_huge_key(tmp_path, key):
     (tmp_path / "data.csv").write_text(f"k\n1\n{key}\n")
     path = write_scenario(tmp_path, _key_trace("data.csv"))
     assert_clean_error(latsim("validate", path, timeout=60), "keys.trace")
+
+
+_OVERHEAD = "overhead: {occupancy: [1], mean_ms: [0.1]}\n"
+_SPEED = "speed: {factors: [1.0], transition: [[1.0]]}"
+_BOMB = "".join(f"{name}: &{name} [{', '.join([f'*{before}'] * 9) if before else '1'}]\n"
+                for before, name in zip(["", "a", "b", "c", "d", "e"], "abcdef"))
+
+
+@pytest.mark.parametrize(("content", "needles"), [
+    pytest.param(_OVERHEAD + "levels: [{}]\n", ["levels.0.speed", "Field required"], id="calibration-empty-level"),
+    pytest.param(_OVERHEAD + "levels: x\n", ["levels"], id="calibration-levels-text"),
+    pytest.param(_OVERHEAD + "levels: []\n", ["levels"], id="calibration-no-level"),
+    pytest.param(_OVERHEAD + f"profile_drift: [-1]\nlevels: [{{level: 0.5, rate_per_s: 10, {_SPEED}, outside: {{}}}}]\n",
+                 ["profile_drift.0"], id="calibration-negative-drift"),
+    pytest.param(_OVERHEAD + "levels: [{level: 0.5, rate_per_s: 10, speed: {factors: [.nan], transition: [[1]]}, outside: {}}]\n",
+                 ["levels.0.speed.factors.0"], id="calibration-nan-factor"),
+    pytest.param(_OVERHEAD + f"levels: [{{level: 0.5, rate_per_s: 10, {_SPEED}, outside: {{}}, extra: 1}}]\n",
+                 ["levels.0.extra"], id="calibration-unknown-key"),
+    pytest.param(_BOMB + "overhead: *f\nlevels: *f\n", ["values (with YAML aliases expanded)", "a calibration names its data files"],
+                 id="calibration-alias-bomb"),
+    pytest.param(RANDOM_BYTES, ["a calibration is UTF-8 YAML"], id="calibration-binary"),
+    pytest.param("overhead: {occupancy: [1], mean_ms: [0.1]}\noverhead: {}\n", ["duplicate key"], id="calibration-duplicate-key"),
+])
+def test_calibration_file(tmp_path, content, needles):
+    """``testbed compare --calibration``: a calibration file is checked like a scenario before any campaign is read."""
+    pytest.importorskip("aiohttp")  # the testbed commands serve over HTTP
+    path = tmp_path / "calibration.yaml"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    result = latsim("testbed", "compare", tmp_path / "campaign", "--calibration", path, timeout=60)
+    assert_clean_error(result, "calibration.yaml", *needles)
+
+
+@pytest.mark.parametrize(("content", "needles"), [
+    pytest.param("{}", ["testbed: Field required", "runs: Field required"], id="campaign-empty"),
+    pytest.param("[]", ["valid dictionary"], id="campaign-list"),
+    pytest.param("garbage", ["not a campaign file"], id="campaign-not-json"),
+    pytest.param('{"runs": [{"dir": "../../etc", "level": 0.5}]}', ["runs.0.dir", "without .."], id="campaign-run-outside"),
+    pytest.param("[" * 100_000 + "]" * 100_000, ["not a campaign file"], id="campaign-deep-nesting"),
+])
+@pytest.mark.parametrize("command", ["compare", "calibrate"])
+def test_campaign_file(tmp_path, content, needles, command):
+    """A campaign folder whose ``campaign.json`` is broken gets a clean error naming the file and field, never a crash."""
+    pytest.importorskip("aiohttp")  # the testbed commands serve over HTTP
+    (tmp_path / "campaign.json").write_text(content)
+    extra = ["--out", tmp_path / "calibration.yaml"] if command == "calibrate" else []
+    assert_clean_error(latsim("testbed", command, tmp_path, *extra, timeout=60), "campaign.json", *needles)
+
+
+def _campaign_folder(directory: Path) -> Path:
+    """A campaign file as ``latsim testbed run`` writes it (one valid run), without the runs' files."""
+    import json
+
+    from simulator.testbed.config import TestbedConfig
+
+    config = TestbedConfig.parse({"model": {"family": "mlp", "variant": "fp32"}, "classes": [{"name": "a"}]})
+    (directory / "campaign.json").write_text(json.dumps({
+        "scenario": "scenario.yaml", "name": "x", "workers": None, "testbed": config.model_dump(),
+        "capacity": {"throughput_per_s": 100.0, "worker_limit_per_s": 120.0, "concurrency": 4, "requests": 300,
+                     "latency_p50_ms": 1.0, "valid": True},
+        "levels": [0.5], "repeats": 1, "duration_s": 2.0,
+        "runs": [{"level": 0.5, "repeat": 0, "rate_per_s": 50.0, "dir": "level-0.50/repeat-0", "valid": True}],
+    }))
+    return directory
+
+
+def _record_columns() -> tuple[str, ...]:
+    from simulator.testbed.campaign import RECORD_COLUMNS
+
+    return RECORD_COLUMNS
+
+
+def _requests_table(directory: Path, columns: list[str]) -> None:
+    for folder in (directory / "profile", directory / "level-0.50" / "repeat-0"):
+        folder.mkdir(parents=True, exist_ok=True)
+        table = pd.DataFrame({name: [1.0] for name in columns})
+        table.to_parquet(folder / ("profile.parquet" if folder.name == "profile" else "requests.parquet"), index=False)
+
+
+@pytest.mark.parametrize(("tamper", "needles"), [
+    pytest.param(lambda d: None, ["profile.parquet", "missing"], id="campaign-no-files"),
+    pytest.param(lambda d: _requests_table(d, ["request_id", "status"]), ["profile.parquet", "lacks the columns"],
+                 id="campaign-columns-missing"),
+    pytest.param(lambda d: ((d / "profile").mkdir(), (d / "profile" / "profile.parquet").write_bytes(RANDOM_BYTES)),
+                 ["profile.parquet", "not a table of requests"], id="campaign-parquet-garbage"),
+    pytest.param(lambda d: (_requests_table(d, list(_record_columns())),
+                            (d / "level-0.50" / "repeat-0" / "run.json").write_text('{"load": 3}')),
+                 ["run.json", "not a run summary"], id="campaign-run-summary-broken"),
+])
+@pytest.mark.parametrize("command", ["compare", "calibrate"])
+def test_campaign_folder(tmp_path, tamper, needles, command):
+    """A campaign folder whose runs' files are missing or broken gets a clean error naming the file, never a crash."""
+    pytest.importorskip("aiohttp")  # the testbed commands serve over HTTP
+    tamper(_campaign_folder(tmp_path))
+    extra = ["--out", tmp_path / "calibration.yaml"] if command == "calibrate" else []
+    assert_clean_error(latsim("testbed", command, tmp_path, *extra, timeout=60), *needles)

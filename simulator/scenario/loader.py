@@ -7,6 +7,7 @@ are refused before they cost much: a file must be a regular UTF-8 text file of a
 than ``MAX_DEPTH`` and for more than ``MAX_VALUES`` values once YAML aliases and merge keys are
 expanded (a "billion laughs" file); a key repeated in one mapping is an error, not a silent
 override. At most ``MAX_PROBLEMS`` validation problems are listed, each cut to ``MAX_PROBLEM_CHARS``.
+``read_yaml`` applies the same reading rules to the other YAML files users give (a testbed calibration).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from simulator.errors import ScenarioError
+from simulator.errors import LatsimError, ScenarioError
 from simulator.files import UnusableFile, read_regular_file
 from simulator.registry import PolicyField
 from simulator.scenario.schema import Scenario
@@ -59,44 +60,50 @@ class _StrictLoader(_BASE_LOADER):  # type: ignore[misc, valid-type]
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a YAML (or JSON) scenario file; every problem is a ScenarioError naming the file."""
     path = Path(path)
-    try:
-        raw = read_regular_file(path, MAX_FILE_BYTES)
-    except UnusableFile as reason:
-        raise ScenarioError(f"{path}: cannot use this scenario file: it {reason}") from None
-    text = _decode(raw, path)
-    try:
-        _check_structure(text, path)
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a subclass of the safe loader
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise ScenarioError(f"{path}: not valid YAML{where}: {_cut(problem)}") from None
-    except (ValueError, OverflowError) as error:  # a value the YAML types cannot hold: a 5000-digit integer, month 13
-        raise ScenarioError(f"{path}: not valid YAML: a value cannot be read: {_cut(str(error))}") from None
+    data = read_yaml(path)
     if data is None:
         raise ScenarioError(f"{path}: the file is empty (or only comments); a scenario needs name, workload and nodes")
     return scenario_from_dict(data, source=str(path), base_dir=path.resolve().parent)
 
 
-def _decode(raw: bytes, path: Path) -> str:
+def read_yaml(path: Path, document: str = "scenario", error: type[LatsimError] = ScenarioError) -> Any:
+    """An untrusted YAML (or JSON) file as plain data, under the rules of the module doc (None: an empty
+    file); every problem is an ``error`` naming the file (``document`` says what the file should be)."""
+    try:
+        raw = read_regular_file(path, MAX_FILE_BYTES)
+    except UnusableFile as reason:
+        raise error(f"{path}: cannot use this {document} file: it {reason}") from None
+    text = _decode(raw, path, document, error)
+    try:
+        _check_structure(text, path, document, error)
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a subclass of the safe loader
+    except yaml.YAMLError as problem_error:
+        mark = getattr(problem_error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(problem_error, "problem", None) or str(problem_error)
+        raise error(f"{path}: not valid YAML{where}: {_cut(problem)}") from None
+    except (ValueError, OverflowError) as value_error:  # a value the YAML types cannot hold: a 5000-digit integer, month 13
+        raise error(f"{path}: not valid YAML: a value cannot be read: {_cut(str(value_error))}") from None
+
+
+def _decode(raw: bytes, path: Path, document: str, error: type[LatsimError]) -> str:
     """The file's text: UTF-8 (a byte-order mark is allowed); UTF-16/32 and binary files are refused by name."""
     for boms, encoding in (((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE), "UTF-32"), ((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE), "UTF-16")):
         if raw.startswith(boms):
-            raise ScenarioError(f"{path}: the file is {encoding} text; save it as UTF-8")
+            raise error(f"{path}: the file is {encoding} text; save it as UTF-8")
     if b"\0" in raw:
         line = raw.count(b"\n", 0, raw.index(b"\0")) + 1
-        raise ScenarioError(f"{path}: not a text file (a NUL byte at line {line}): binary data or UTF-16/32 text; a scenario is UTF-8 YAML")
+        raise error(f"{path}: not a text file (a NUL byte at line {line}): binary data or UTF-16/32 text; a {document} is UTF-8 YAML")
     try:
         return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        raise ScenarioError(
-            f"{path}: not UTF-8 text: byte 0x{raw[error.start]:02x} at line {line} is not UTF-8; save the file as UTF-8"
+    except UnicodeDecodeError as decode_error:
+        line = raw.count(b"\n", 0, decode_error.start) + 1
+        raise error(
+            f"{path}: not UTF-8 text: byte 0x{raw[decode_error.start]:02x} at line {line} is not UTF-8; save the file as UTF-8"
         ) from None
 
 
-def _check_structure(text: str, path: Path) -> None:
+def _check_structure(text: str, path: Path, document: str, error: type[LatsimError]) -> None:
     """Refuse nesting deeper than MAX_DEPTH and more than MAX_VALUES values (aliases expanded), from parser events.
 
     Reading events keeps the check itself free of recursion and of the expanded data: a value
@@ -108,7 +115,7 @@ def _check_structure(text: str, path: Path) -> None:
     for event in yaml.parse(text, Loader=_BASE_LOADER):
         if isinstance(event, yaml.AliasEvent):
             if any(anchor == event.anchor for anchor, _ in open_nodes):
-                raise ScenarioError(f"{path}: line {event.start_mark.line + 1}: alias *{event.anchor} refers to a value that contains it")
+                raise error(f"{path}: line {event.start_mark.line + 1}: alias *{event.anchor} refers to a value that contains it")
             count += expanded.get(event.anchor, 1)
         elif isinstance(event, yaml.ScalarEvent):
             count += 1
@@ -118,7 +125,7 @@ def _check_structure(text: str, path: Path) -> None:
             open_nodes.append((event.anchor, count))
             count += 1
             if len(open_nodes) > MAX_DEPTH:
-                raise ScenarioError(
+                raise error(
                     f"{path}: line {event.start_mark.line + 1}: lists and mappings are nested more than {MAX_DEPTH} deep"
                 )
         elif isinstance(event, yaml.CollectionEndEvent):
@@ -126,9 +133,9 @@ def _check_structure(text: str, path: Path) -> None:
             if anchor is not None:
                 expanded[anchor] = count - before
         if count > MAX_VALUES:
-            raise ScenarioError(
+            raise error(
                 f"{path}: line {event.start_mark.line + 1}: more than {MAX_VALUES} values (with YAML aliases expanded); "
-                "a scenario names its data files instead of holding data"
+                f"a {document} names its data files instead of holding data"
             )
 
 

@@ -39,18 +39,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
 import yaml
+from pydantic import Field, ValidationError
 from scipy.optimize import nnls
 
 from simulator.files import write_atomically, write_text_atomically
+from simulator.scenario.bounds import RatePerS
+from simulator.scenario.loader import read_yaml
+from simulator.scenario.nodes import DeviceSpec, OverheadSpec, SpeedSpec
+from simulator.settings import Settings
 from simulator.fitting.hmm import fit_lognormal_hmm
 from simulator.fitting.overhead import fit_overhead
 from simulator.testbed.campaign import read_campaign
-from simulator.testbed.errors import TestbedError
+from simulator.testbed.errors import TestbedError, invalid
 from simulator.testbed.scenario import MIN_TIME_MS, WARMUP_FRACTION
 
 OVERHEAD_POINTS = 16
@@ -59,6 +64,7 @@ HMM_SAMPLES = 20_000  # the kernel sequence a speed model is fitted on (the late
 MACHINE_SETTINGS = ("speed", "device")  # the node settings a level's calibration gives (besides the overhead)
 DRIFT_QUANTILES = (0.05, 0.95)
 MIN_WINDOW_CALLS = 20  # a window with fewer calls says nothing of the machine's speed
+MAX_CALIBRATION_RUNS = 1000  # levels in a calibration file, and runs per level
 MIN_CONCURRENCY_SHARE = 0.01  # a concurrency k seen for less than this share of the kernel time keeps k − 1's factor
 
 
@@ -252,15 +258,34 @@ def _settings(machine: dict[str, Any]) -> dict[str, Any]:
     return {key: machine[key] for key in MACHINE_SETTINGS if key in machine}
 
 
+class _MachineSettings(Settings):
+    """A calibrated machine as a calibration file holds it: node settings and the time outside the server."""
+
+    speed: SpeedSpec
+    device: DeviceSpec | None = None
+    outside: dict[str, Any] = Field(description="a service-time model (the network's response leg)")
+
+
+class _Level(_MachineSettings):
+    level: float = Field(gt=0, le=1e3)
+    rate_per_s: RatePerS
+    runs: list[_MachineSettings] = Field(default_factory=list, max_length=MAX_CALIBRATION_RUNS)
+
+
+class _CalibrationFile(Settings):
+    overhead: OverheadSpec
+    profile_drift: list[Annotated[float, Field(gt=0, le=1e3)]] = Field(default_factory=list, max_length=len(DRIFT_QUANTILES))
+    levels: list[_Level] = Field(min_length=1, max_length=MAX_CALIBRATION_RUNS)
+
+
 def read_calibration(path: Path) -> dict[str, Any]:
-    """A calibration file written by ``write_calibration``."""
+    """A calibration file written by ``write_calibration`` (read as untrusted data: a TestbedError names the file
+    and the field of any problem)."""
+    data = read_yaml(Path(path), "calibration", TestbedError)
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise TestbedError(f"{path}: cannot read the calibration: {error}") from None
-    if not isinstance(data, dict) or not {"overhead", "levels"} <= data.keys() or not data["levels"]:
-        raise TestbedError(f"{path}: a calibration holds overhead and levels (write it with latsim testbed calibrate)")
-    return data
+        return _CalibrationFile.model_validate(data).model_dump(exclude_unset=True)
+    except ValidationError as error:
+        raise invalid(error, f"{path}: not a calibration (write it with latsim testbed calibrate)") from None
 
 
 def machine_at(calibration: dict[str, Any], rate_per_s: float) -> MachineAt:

@@ -11,7 +11,11 @@ class TestbedError(LatsimError):
     __test__ = False  # not a pytest test class, despite the name
 
 
+MAX_PROBLEMS = 10  # listed of a failed validation; a file with thousands of bad entries gets one line
+
+
 def invalid(error: ValidationError, origin: str) -> TestbedError:
-    """A :class:`TestbedError` naming every problem of a failed validation, field by field."""
-    problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in error.errors())
-    return TestbedError(f"{origin}: {problems}")
+    """A :class:`TestbedError` naming the problems of a failed validation, field by field (the first ``MAX_PROBLEMS``)."""
+    problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in error.errors()[:MAX_PROBLEMS])
+    more = f" (and {error.error_count() - MAX_PROBLEMS} more)" if error.error_count() > MAX_PROBLEMS else ""
+    return TestbedError(f"{origin}: {problems}{more}")
