@@ -10,7 +10,6 @@ order of the measured times is kept. Times lie in [1e-6, 1e9] ms.
 from __future__ import annotations
 
 import functools
-
 import math
 from typing import Annotated, Any, Literal, Union
 

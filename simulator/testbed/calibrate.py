@@ -48,12 +48,12 @@ from pydantic import Field, ValidationError
 from scipy.optimize import nnls
 
 from simulator.files import write_atomically, write_text_atomically
+from simulator.fitting.hmm import fit_lognormal_hmm
+from simulator.fitting.overhead import fit_overhead
 from simulator.scenario.bounds import RatePerS
 from simulator.scenario.loader import read_yaml
 from simulator.scenario.nodes import DeviceSpec, OverheadSpec, SpeedSpec
 from simulator.settings import Settings
-from simulator.fitting.hmm import fit_lognormal_hmm
-from simulator.fitting.overhead import fit_overhead
 from simulator.testbed.campaign import read_campaign
 from simulator.testbed.errors import TestbedError, invalid
 from simulator.testbed.scenario import MIN_TIME_MS, WARMUP_FRACTION
