@@ -480,8 +480,12 @@ def _print_frame(frame: object, console: Console, title: str) -> None:
 
 @app.command()
 def fit(
-    source: Annotated[Path, typer.Argument(help="profile bundle (folder or metadata.json), or a CSV/parquet file of times in ms")],
-    out: Annotated[Path, typer.Option(help="fitted-model YAML file to write (scenarios use it: distribution: fitted)")],
+    source: Annotated[
+        Path, typer.Argument(help="profile bundle (folder or metadata.json), a CSV/parquet file of times in ms, or a testbed campaign folder")
+    ],
+    out: Annotated[
+        Path, typer.Option(help="fitted-model YAML file to write (scenarios use it: distribution: fitted); a campaign's calibration")
+    ],
     family: Annotated[
         Optional[list[str]],
         typer.Option("--family", "-f", help="families to fit (default: all); for a samples file, the name of its one cell"),
@@ -512,7 +516,8 @@ def fit(
 ) -> None:
     """Fit service-time models to measured times: candidate laws per cell chosen by AIC and tail fit, batch-size
     curves, the service process (autocorrelation, drift, block length, hidden Markov chain, whether order changes
-    the p99), concurrency slowdown. Writes a fitted-model file that scenarios reference."""
+    the p99), concurrency slowdown. Writes a fitted-model file that scenarios reference. From a testbed campaign
+    (latsim testbed run --out), it fits the machine instead and writes its calibration (as latsim testbed calibrate)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from simulator.files import check_output_file, check_output_folder, make_output_folder
@@ -521,9 +526,23 @@ def fit(
     from simulator.fitting.summary import choice_counts, fitted_summary
     from simulator.formats.fitted import write_fitted
     from simulator.profiling.command import _names
+    from simulator.testbed.campaign_file import is_campaign
 
     with _user_errors():
         check_output_file(out)
+        if is_campaign(source):
+            bundle_options = {"--family": family, "--variant": variant, "--batch-size": batch_size, "--stage": stage,
+                              "--threads": threads, "--column": column, "--expression": expression,
+                              "--candidates": candidates, "--latency-budget-ms": latency_budget_ms, "--plots": plots}
+            given = [name for name, value in bundle_options.items() if value is not None]
+            if given:
+                raise typer.BadParameter(f"a testbed campaign is fitted whole; {', '.join(given)} apply to bundles and samples files")
+            from simulator.testbed.calibrate import write_calibration
+
+            written = write_calibration(source, out)
+            typer.echo(f"wrote {written}: the machine the campaign measured (overhead by occupancy; per level the speed process, "
+                  "concurrency slowdown and outside time) as scenario settings; latsim testbed compare --calibration uses it")
+            return
         if plots is not None:
             check_output_folder(plots)
         chosen_families = _names(candidates)

@@ -276,7 +276,7 @@ def _campaign_folder(directory: Path) -> Path:
 
 
 def _record_columns() -> tuple[str, ...]:
-    from simulator.testbed.campaign import RECORD_COLUMNS
+    from simulator.testbed.campaign_file import RECORD_COLUMNS
 
     return RECORD_COLUMNS
 

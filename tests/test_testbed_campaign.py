@@ -15,7 +15,8 @@ pytest.importorskip("torch")
 from simulator.report.testbed import write_testbed_report  # noqa: E402
 from simulator.scenario.loader import load_scenario  # noqa: E402
 from simulator.testbed.calibrate import machine_at, read_calibration, write_calibration  # noqa: E402
-from simulator.testbed.campaign import read_campaign, run_campaign  # noqa: E402
+from simulator.testbed.campaign import run_campaign  # noqa: E402
+from simulator.testbed.campaign_file import read_campaign  # noqa: E402
 from simulator.testbed.compare import (  # noqa: E402
     CALIBRATED,
     MEASURED,
@@ -115,3 +116,19 @@ def test_a_prediction_the_inputs_say_cannot_keep_up_is_unknown_not_a_crash(tmp_p
     path.write_text(yaml.safe_dump(overloaded))
     statistics = predicted_statistics(path, ["a"])
     assert statistics["all"]["p99"] == {"estimate": None, "ci_low": None, "ci_high": None}
+
+
+def test_latsim_fit_on_a_campaign_writes_its_calibration(campaign, tmp_path):
+    """``latsim fit CAMPAIGN`` fits the machine, as ``testbed calibrate`` does; the bundle options are refused."""
+    from typer.testing import CliRunner
+
+    from simulator.cli import app
+
+    result = CliRunner().invoke(app, ["fit", str(campaign), "--out", str(tmp_path / "fitted.yaml")])
+    assert result.exit_code == 0, result.output
+    fitted = read_calibration(tmp_path / "fitted.yaml")
+    direct = read_calibration(write_calibration(campaign, tmp_path / "direct.yaml"))
+    assert fitted["overhead"] == direct["overhead"] and fitted["profile_drift"] == direct["profile_drift"]
+    assert [level["speed"] for level in fitted["levels"]] == [level["speed"] for level in direct["levels"]]
+    refused = CliRunner().invoke(app, ["fit", str(campaign), "--out", str(tmp_path / "x.yaml"), "--family", "mlp"])
+    assert refused.exit_code == 2 and "--family" in refused.output

@@ -54,7 +54,7 @@ from simulator.scenario.bounds import RatePerS
 from simulator.scenario.loader import read_yaml
 from simulator.scenario.nodes import DeviceSpec, OverheadSpec, SpeedSpec
 from simulator.settings import Settings
-from simulator.testbed.campaign import read_campaign
+from simulator.testbed.campaign_file import read_campaign
 from simulator.testbed.errors import TestbedError, invalid
 from simulator.testbed.scenario import MIN_TIME_MS, WARMUP_FRACTION
 

@@ -1,0 +1,137 @@
+"""A campaign folder as data: ``campaign.json`` and the files it lists, read as untrusted input.
+
+What analysing a campaign (``compare``, ``calibrate``, ``latsim fit``) needs of it, without the
+server and the load generator that measured it (``campaign.py``). The file is checked field by
+field, its run folders must lie inside the campaign's, and every valid run's table of requests and
+summary (and the profile's table) must be there, with the columns a testbed run writes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import Field, ValidationError, field_validator
+
+from simulator.files import UnusableFile, read_regular_file
+from simulator.scenario.bounds import MAX_REQUESTS, DurationS, RatePerS
+from simulator.scenario.loader import load_scenario
+from simulator.scenario.schema import Scenario
+from simulator.settings import Settings
+from simulator.testbed.config import TestbedConfig
+from simulator.testbed.errors import TestbedError, invalid
+from simulator.testbed.results import DERIVED_COLUMNS, TIMESTAMPS_NS
+
+CAMPAIGN_FILE = "campaign.json"
+PREDICTIONS_DIR = "predictions"
+MAX_CAMPAIGN_RUNS = 10_000  # levels, repeats and runs a campaign file may list
+MAX_CAMPAIGN_FILE_BYTES = 50_000_000
+# what the readers of a run's (and the profile's) table of requests use of it
+RECORD_COLUMNS = ("request_id", "class", "status", "batch_id", "batch_size",
+                  *(name.removesuffix("_ns") + "_ms" for name in TIMESTAMPS_NS), *DERIVED_COLUMNS)
+
+
+def is_campaign(folder: Path) -> bool:
+    """Whether ``folder`` is a campaign folder (it holds a ``campaign.json``)."""
+    return (Path(folder) / CAMPAIGN_FILE).is_file()
+
+
+def level_dir(level: float, repeat: int) -> str:
+    return f"level-{level:.2f}/repeat-{repeat}"
+
+
+def with_workers(scenario: Scenario, workers: int | None) -> Scenario:
+    return scenario if workers is None else scenario.replace("nodes[0].workers", workers)
+
+
+def campaign_scenario(campaign: dict[str, Any]) -> Scenario:
+    """The scenario a campaign measured (its file, with the campaign's worker count)."""
+    return with_workers(load_scenario(campaign["scenario"]), campaign.get("workers"))
+
+
+class _Capacity(Settings):
+    throughput_per_s: RatePerS
+    worker_limit_per_s: float = Field(ge=0, le=1e9)
+    concurrency: int = Field(ge=1, le=1_000_000)
+    requests: int = Field(ge=0, le=MAX_REQUESTS)
+    latency_p50_ms: float = Field(ge=0, le=1e12)
+    valid: bool
+
+
+class _RunEntry(Settings):
+    level: float = Field(gt=0, lt=1)
+    repeat: int = Field(ge=0, le=MAX_CAMPAIGN_RUNS)
+    rate_per_s: RatePerS
+    dir: str = Field(max_length=200, description="the run's folder, inside the campaign's")
+    valid: bool
+    reasons: list[str] = Field(default_factory=list, max_length=100)
+    warnings: list[str] = Field(default_factory=list, max_length=100)
+
+    @field_validator("dir")
+    @classmethod
+    def _inside(cls, folder: str) -> str:
+        if Path(folder).is_absolute() or ".." in Path(folder).parts:
+            raise ValueError("a folder inside the campaign's (relative, without ..)")
+        return folder
+
+
+class _CampaignFile(Settings):
+    scenario: str = Field(max_length=4096)
+    name: str = Field(max_length=1000)
+    workers: int | None = Field(None, ge=1, le=10_000)
+    testbed: TestbedConfig
+    capacity: _Capacity
+    levels: list[Annotated[float, Field(gt=0, lt=1)]] = Field(min_length=1, max_length=MAX_CAMPAIGN_RUNS)
+    repeats: int = Field(ge=1, le=MAX_CAMPAIGN_RUNS)
+    duration_s: DurationS
+    runs: list[_RunEntry] = Field(max_length=MAX_CAMPAIGN_RUNS)
+
+
+def read_campaign(directory: Path) -> dict[str, Any]:
+    """A campaign written by ``run_campaign``; a clear error if the folder is not one (its file is read as untrusted data)."""
+    path = Path(directory) / CAMPAIGN_FILE
+    if not path.is_file():
+        raise TestbedError(f"{directory}: no {CAMPAIGN_FILE}; run `latsim testbed run` into this folder first")
+    try:
+        data = json.loads(read_regular_file(path, MAX_CAMPAIGN_FILE_BYTES).decode("utf-8"))
+    except UnusableFile as reason:
+        raise TestbedError(f"{path}: cannot use this campaign file: it {reason}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise TestbedError(f"{path}: not a campaign file ({str(error)[:200]})") from None
+    try:
+        campaign = _CampaignFile.model_validate(data).model_dump()
+    except ValidationError as error:
+        raise invalid(error, f"{path}: not a campaign file (written by latsim testbed run)") from None
+    _check_records(Path(directory) / "profile" / "profile.parquet")
+    for entry in campaign["runs"]:
+        if entry["valid"]:
+            _check_records(Path(directory) / entry["dir"] / "requests.parquet")
+            _check_summary(Path(directory) / entry["dir"] / "run.json")
+    return campaign
+
+
+def _check_records(path: Path) -> None:
+    """A table of requests the campaign lists is there, readable, with the columns a testbed run writes."""
+    if not path.is_file():
+        raise TestbedError(f"{path}: missing, though the campaign lists it (moved or deleted?)")
+    try:
+        names = set(pq.read_schema(path).names)
+    except (OSError, pa.ArrowException) as error:
+        raise TestbedError(f"{path}: not a table of requests written by latsim testbed ({str(error)[:200]})") from None
+    missing = [name for name in RECORD_COLUMNS if name not in names]
+    if missing:
+        raise TestbedError(f"{path}: lacks the columns {', '.join(missing[:5])} a testbed run writes")
+
+
+def _check_summary(path: Path) -> None:
+    """A run's summary the campaign lists is there, with the worker utilization its report shows."""
+    try:
+        summary = json.loads(read_regular_file(path, MAX_CAMPAIGN_FILE_BYTES).decode("utf-8"))
+        utilization = summary["load"]["worker_utilization"]
+    except (UnusableFile, UnicodeDecodeError, json.JSONDecodeError, RecursionError, KeyError, TypeError) as error:
+        raise TestbedError(f"{path}: not a run summary written by latsim testbed ({str(error)[:200]})") from None
+    if utilization is not None and not isinstance(utilization, (int, float)):
+        raise TestbedError(f"{path}: load.worker_utilization is not a number")
