@@ -540,8 +540,8 @@ def fit(
             from simulator.testbed.calibrate import write_calibration
 
             written = write_calibration(source, out)
-            typer.echo(f"wrote {written}: the machine the campaign measured (overhead by occupancy; per level the speed process, "
-                  "concurrency slowdown and outside time) as scenario settings; latsim testbed compare --calibration uses it")
+            typer.echo(f"wrote {written}: the machine the campaign measured (overhead by occupancy; per level the speed "
+                       "process, concurrency slowdown and outside time) as scenario settings; testbed compare --calibration uses it")
             return
         if plots is not None:
             check_output_folder(plots)

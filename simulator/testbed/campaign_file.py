@@ -40,10 +40,12 @@ def is_campaign(folder: Path) -> bool:
 
 
 def level_dir(level: float, repeat: int) -> str:
+    """A run's folder inside its campaign's."""
     return f"level-{level:.2f}/repeat-{repeat}"
 
 
 def with_workers(scenario: Scenario, workers: int | None) -> Scenario:
+    """The scenario with the campaign's worker count (None: the scenario's own)."""
     return scenario if workers is None else scenario.replace("nodes[0].workers", workers)
 
 
