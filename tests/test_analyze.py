@@ -121,6 +121,7 @@ REFUSALS = {
     "finite-room": ({"queue_capacity": 5}, "finite waiting room"),
     "timeouts": ({"queue_policy": {"default": {"timeout_ms": 50}}}, "queue policy"),
     "device-slowdown": ({"device": {"concurrency_slowdown": [1.0, 1.5]}}, "concurrency slowdown"),
+    "occupancy-slowdown": ({"occupancy_slowdown": {"occupancy": [1, 2], "factors": [1.0, 1.2]}}, "node occupancy_slowdown"),
     "edf-classes": ({"discipline": {"policy": "edf"}}, "EDF"),
     "preemptive-repeat": ({"discipline": {"policy": "preemptive_priority", "mode": "repeat"}}, "preemptive-resume M/G/1 only"),
     "unstable": ({"workers": 1, "service": {"distribution": "deterministic", "value_ms": 30.0}}, "unstable"),

@@ -1,6 +1,7 @@
-"""A node's machine: its speed process, its per-call overhead, and network legs — each checked
-exactly (a factor of 1 changes nothing; a constant delay shifts every latency by itself) or against
-queueing theory (Pollaczek–Khinchine; utilization = λ E[S] × the chain's mean factor)."""
+"""A node's machine: its speed process, its occupancy slowdown, its per-call overhead, and network
+legs — each checked exactly (a factor of 1 changes nothing; a constant delay shifts every latency by
+itself) or against queueing theory (Pollaczek–Khinchine; utilization = λ E[S] × the chain's mean
+factor; the embedded Markov chain of an M/M/1 whose service rate depends on the queue it starts on)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ def _all(result, metric: str) -> dict:
 def test_a_speed_factor_of_one_and_no_overhead_change_no_request(tmp_path):
     plain = _records(base_scenario(), tmp_path, "plain")
     unit = _records(_with_node(speed={"factors": [1.0, 1.0], "transition": [[0.9, 0.1], [0.2, 0.8]]},
-                               overhead={"occupancy": [1], "mean_ms": [0.0]}), tmp_path, "unit")
+                               overhead={"occupancy": [1], "mean_ms": [0.0]},
+                               occupancy_slowdown={"occupancy": [1, 5], "factors": [1.0, 1.0]}), tmp_path, "unit")
     pd.testing.assert_frame_equal(plain, unit)  # their own random streams: the others are untouched
 
 
@@ -105,9 +107,54 @@ def test_overhead_grows_with_the_requests_at_the_node(tmp_path):
     assert (records.loc[alone & (records["service_ms"] > 1.0 + 1e-9)].shape[0]) < alone.sum()
 
 
+def test_a_call_is_slowed_by_the_requests_at_the_node_when_it_starts(tmp_path):
+    """Deterministic 1 ms calls, 2× slower from 3 requests at the node on (1.5× at 2: linear between points)."""
+    data = _with_node(service={"distribution": "deterministic", "value_ms": 1.0},
+                      occupancy_slowdown={"occupancy": [1, 3], "factors": [1.0, 2.0]})
+    data["workload"]["arrival"] = {"process": "poisson", "rate_per_s": 300}
+    records = _records(data, tmp_path, "slowdown")
+    assert set(np.round(records["service_ms"], 9)) == {1.0, 1.5, 2.0}
+    assert (records.loc[records["wait_ms"] == 0, "service_ms"] < 1.5).mean() > 0.5  # most unqueued calls start alone
+
+
+def _mm1_slowed_by_occupancy_latency_ms(rate_per_ms: float, mean_ms: float, occupancy: list[float], factors: list[float]) -> float:
+    """Mean latency of an M/M/1 whose call, starting with n requests at the node (itself included), takes an
+    exponential time of mean ``mean_ms`` × f(n): the chain of the queue a departure leaves behind (the next call
+    starts with max(q, 1) and leaves max(q, 1) − 1 plus its arrivals, geometric for an exponential time), whose
+    law is the time average too (PASTA; arrivals and departures see the same), then Little."""
+    size = 400  # queues beyond are rarer than 0.75^400
+    left = np.arange(size)
+    starts_with = np.maximum(left, 1)
+    slowed_ms = mean_ms * np.interp(starts_with, occupancy, factors)
+    p = rate_per_ms * slowed_ms / (1 + rate_per_ms * slowed_ms)  # arrivals during a call: P(k) = (1 − p) p^k
+    transition = np.zeros((size, size))
+    for q in range(size):
+        arrivals = (1 - p[q]) * p[q] ** np.arange(size - starts_with[q] + 1)
+        transition[q, starts_with[q] - 1 :] = arrivals
+        transition[q, -1] += 1 - arrivals.sum()  # the tail beyond the truncation (negligible here)
+    balance = transition.T - np.eye(size)
+    balance[-1] = 1.0  # one balance equation is redundant: replaced by Σ law = 1
+    law = np.linalg.solve(balance, np.eye(size)[-1])
+    return float(law @ left / rate_per_ms)
+
+
+def test_an_mm1_slowed_by_its_queue_matches_its_embedded_chain():
+    """Exponential 10 ms calls at 50/s, 1.5× slower when they start with others waiting: ρ from 0.5 to 0.75."""
+    occupancy, factors = [1, 2], [1.0, 1.5]
+    data = _with_node(occupancy_slowdown={"occupancy": occupancy, "factors": factors})
+    data["run"].update(requests=100_000, replications=6)
+    expected_ms = _mm1_slowed_by_occupancy_latency_ms(RATE_PER_S / 1000, MEAN_MS, occupancy, factors)
+    plain_ms = MEAN_MS / (1 - RATE_PER_S / 1000 * MEAN_MS)
+    assert expected_ms > 1.3 * plain_ms  # the slowdown matters: not a check a plain M/M/1 would pass
+    latency = _all(run(scenario_from_dict(data), engine="simpy"), "latency_ms.mean")
+    assert latency["ci_low"] <= expected_ms <= latency["ci_high"]
+
+
 def test_the_load_counts_speed_and_overhead():
     with pytest.raises(UnstableSystemError, match="offered load is 1.0"):
         run(scenario_from_dict(_with_node(speed={"factors": [2.0], "transition": [[1.0]]})))
+    with pytest.raises(UnstableSystemError, match="offered load is 1.0"):
+        run(scenario_from_dict(_with_node(occupancy_slowdown={"occupancy": [1, 2], "factors": [2.0, 3.0]})))
     with pytest.raises(UnstableSystemError):
         run(scenario_from_dict(_with_node(overhead={"occupancy": [1, 10], "mean_ms": [10.0, 20.0]})))
 
@@ -117,6 +164,8 @@ def test_the_fast_engine_names_what_it_cannot_simulate():
         run(scenario_from_dict(_with_node(speed={"factors": [1.0], "transition": [[1.0]]})), engine="fast")
     with pytest.raises(ScenarioError, match="overhead"):
         run(scenario_from_dict(_with_node(overhead={"occupancy": [1], "mean_ms": [1.0]})), engine="fast")
+    with pytest.raises(ScenarioError, match="occupancy_slowdown"):
+        run(scenario_from_dict(_with_node(occupancy_slowdown={"occupancy": [1], "factors": [1.0]})), engine="fast")
 
 
 @pytest.mark.parametrize(
@@ -176,6 +225,17 @@ def test_a_states_spread_widens_the_service_times_and_keeps_their_mean(tmp_path)
     logs = np.log(service_ms / 2.0)
     assert abs(logs.std() - 0.4) < 3.29 * 0.4 / np.sqrt(2 * logs.size)  # σ's standard error, normal logs
     assert abs(logs.mean() + 0.08) < 3.29 * 0.4 / np.sqrt(logs.size)  # E[log] = −σ²/2: mean 1
+
+
+@pytest.mark.parametrize(
+    ("curve", "message"),
+    [({"occupancy": [1, 2], "factors": [1.0]}, "occupancy and factors need one entry each"),
+     ({"occupancy": [2, 1], "factors": [1.0, 1.2]}, "points must increase"),
+     ({"occupancy": [1], "factors": [0.0]}, "greater than 0")],
+)
+def test_an_occupancy_slowdown_is_a_curve_of_positive_factors(curve, message):
+    with pytest.raises(ScenarioError, match=message):
+        scenario_from_dict(_with_node(occupancy_slowdown=curve))
 
 
 def test_a_spread_needs_one_sigma_per_state():

@@ -421,7 +421,7 @@ class _Analysis:
             raise _Refused(f"a finite waiting room (queue_capacity {spec.queue_capacity}): M/G/c/K has no formula here")
         if spec.admission.policy != "none" and any(c.kind == "firm" for c in self.classes):
             raise _Refused(f"admission control ({spec.admission.policy}) drops firm requests: the queue is not M/G/c")
-        for feature in ("overhead", "speed"):
+        for feature in ("overhead", "speed", "occupancy_slowdown"):
             if getattr(spec, feature, None) is not None:
                 raise _Refused(f"node {feature}: the worker's time depends on the node's state")
         if any(model.ordered for model in models):

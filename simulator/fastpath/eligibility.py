@@ -4,10 +4,10 @@ The fast engine covers a set of c-server nodes behind one router: FIFO, non-pree
 and EDF queues, bounded or not, admission control (none, expired, predictive), any arrival
 process (per class too), request keys, and service times drawn at arrival (parametric, empirical
 or from a profile). Everything else — a result cache, partitions, a network, pipeline stages,
-events, batching, device stages, a model cache, queue policies, a node's speed process or per-call
-overhead, preemption, load-aware routers
-beyond join-shortest-queue and power of two choices, service processes drawn in service order —
-is the SimPy model's alone. This module imports no numba: deciding costs nothing.
+events, batching, device stages, a model cache, queue policies, a node's speed process, occupancy
+slowdown or per-call overhead, preemption, load-aware routers beyond join-shortest-queue and power
+of two choices, service processes drawn in service order — is the SimPy model's alone. This module
+imports no numba: deciding costs nothing.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def ineligibility(scenario: Scenario) -> str | None:
         for part, feature in (
             ("device", "device stages"), ("model_cache", "a model cache"), ("queue_policy", "a queue policy"),
             ("speed", "a machine speed process"), ("overhead", "a per-call overhead"),
+            ("occupancy_slowdown", "an occupancy slowdown"),
         ):
             if getattr(spec, part) is not None:
                 return f"{feature} ({field}.{part})"

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from simulator.model.cache_tier import CacheTier
 from simulator.model.cluster import Cluster
 from simulator.model.device import StagedExecutor
-from simulator.model.machine import CallTime, Overhead, Speed
+from simulator.model.machine import CallTime, OccupancySlowdown, Overhead, Speed
 from simulator.model.model_memory import ModelMemory
 from simulator.model.node import Node
 from simulator.model.pipeline import Pipeline
@@ -122,12 +122,13 @@ def _network_delays(scenario: Scenario, seed: int, replication: int) -> dict[str
 
 
 def _call_time(spec: NodeSpec, node_name: str, seed: int, replication: int) -> CallTime | None:
-    """The machine's speed process and overhead on the node's calls (None when the spec sets neither)."""
-    if spec.speed is None and spec.overhead is None:
+    """The machine's speed process, occupancy slowdown and overhead on the node's calls (None when the spec sets none)."""
+    if spec.speed is None and spec.overhead is None and spec.occupancy_slowdown is None:
         return None
     speed = None if spec.speed is None else Speed(spec.speed, stream(seed, replication, f"speed/{node_name}"))
     overhead = None if spec.overhead is None else Overhead(spec.overhead, stream(seed, replication, f"overhead/{node_name}"))
-    return CallTime(speed, overhead)
+    slowdown = None if spec.occupancy_slowdown is None else OccupancySlowdown(spec.occupancy_slowdown)
+    return CallTime(speed, overhead, slowdown)
 
 
 def build_cluster(

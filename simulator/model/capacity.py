@@ -33,8 +33,9 @@ def offered_load(
     H2D + D2H time per call, which holds its worker too; ``concurrency[spec name]`` is how many
     calls' worth of compute a device node does at once at best, max over k ≤ workers of k / f(k)
     for its slowdown f (1 under processor sharing; default: its workers). A node's speed process
-    multiplies its mean service by the chain's mean factor, and its overhead adds its least mean
-    (at any occupancy a call adds at least that: the load is a lower bound). Cold model loads are
+    multiplies its mean service by the chain's mean factor, its occupancy slowdown by its least
+    factor, and its overhead adds its least mean (at any occupancy a call is slowed and adds at
+    least that: the load is a lower bound). Cold model loads are
     not counted (they depend on the traffic mix).
     """
     partitions = scenario.partitioning.partitions
@@ -74,6 +75,8 @@ def _stage_load(
         mean_batch_ms = float(sum(weight * model.mean_ms(batch) for weight, model in zip(mix, models)))
         if spec.speed is not None:
             mean_batch_ms *= mean_speed_factor(spec.speed)
+        if spec.occupancy_slowdown is not None:
+            mean_batch_ms *= min(spec.occupancy_slowdown.factors)  # the least a call is slowed by
         if spec.overhead is not None:
             mean_batch_ms += min(spec.overhead.mean_ms)  # the least a call's overhead can add
         if spec.name in copy_ms:

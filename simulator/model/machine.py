@@ -1,15 +1,16 @@
 """What the machine does to a call's time beyond the service model: its speed as a process (a Markov
 chain advanced once per call, whose state's factor — times a mean-1 lognormal spread of that state,
-if given — multiplies the call's service time, whatever the class) and the worker's overhead outside
-the kernel (a mean that depends on the node's occupancy, rising or falling, times a mean-1 lognormal
-variation). See ``scenario.nodes.SpeedSpec`` and ``OverheadSpec``."""
+if given — multiplies the call's service time, whatever the class), a slowdown by the node's
+occupancy when the call starts (another factor), and the worker's overhead outside the kernel (a
+mean that depends on the node's occupancy, rising or falling, times a mean-1 lognormal variation).
+See ``scenario.nodes.SpeedSpec``, ``OccupancySlowdownSpec`` and ``OverheadSpec``."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from simulator.random_streams import draws
-from simulator.scenario.nodes import OverheadSpec, SpeedSpec
+from simulator.scenario.nodes import OccupancySlowdownSpec, OverheadSpec, SpeedSpec
 
 
 def stationary_distribution(transition: np.ndarray) -> np.ndarray:
@@ -61,15 +62,29 @@ class Overhead:
         return mean_ms * next(self.multipliers) if self.multipliers is not None else mean_ms
 
 
-class CallTime:
-    """A call's time on this machine: its service time × the speed factor + the overhead."""
+class OccupancySlowdown:
+    """A call's service-time factor given the requests at the node when it starts (linear between the
+    spec's points, flat beyond them)."""
 
-    def __init__(self, speed: Speed | None, overhead: Overhead | None) -> None:
-        self.speed, self.overhead = speed, overhead
+    def __init__(self, spec: OccupancySlowdownSpec) -> None:
+        self.occupancy = np.asarray(spec.occupancy, dtype=float)
+        self.factors = np.asarray(spec.factors, dtype=float)
+
+    def __call__(self, occupancy: int) -> float:
+        return float(np.interp(occupancy, self.occupancy, self.factors))
+
+
+class CallTime:
+    """A call's time on this machine: its service time × the speed factor × the occupancy slowdown + the overhead."""
+
+    def __init__(self, speed: Speed | None, overhead: Overhead | None, slowdown: OccupancySlowdown | None = None) -> None:
+        self.speed, self.overhead, self.slowdown = speed, overhead, slowdown
 
     def __call__(self, service_ms: float, occupancy: int) -> float:
         if self.speed is not None:
             service_ms *= self.speed.next_factor()
+        if self.slowdown is not None:
+            service_ms *= self.slowdown(occupancy)
         if self.overhead is not None:
             service_ms += self.overhead(occupancy)
         return service_ms

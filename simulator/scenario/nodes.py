@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -180,14 +180,30 @@ class QueuePolicies(Settings):
 # -- what a worker spends beyond the kernel, and how fast the machine runs --------------------------
 
 
-class OverheadSpec(Settings):
-    """Worker time outside the kernel per call (dequeue, locks, sending the reply): a mean that may change
-    with the node's occupancy (requests at the node when the call starts; linear between the points,
-    flat beyond them), times a mean-1 variation. It adds to the call's service time."""
+class _OccupancyCurve(Settings):
+    """A curve over the node's occupancy (the requests at the node when a call starts, this call's own
+    included): linear between its points, flat beyond them."""
 
     occupancy: list[Annotated[float, Field(ge=0, le=1e9)]] = Field(
         default_factory=lambda: [1.0], min_length=1, max_length=10_000, description="occupancy points, increasing"
     )
+    CURVE: ClassVar[tuple[str, str]]  # (the setting's name, its field of values per point)
+
+    @model_validator(mode="after")
+    def _curve(self) -> _OccupancyCurve:
+        name, field = self.CURVE
+        if len(self.occupancy) != len(getattr(self, field)):
+            raise ValueError(f"{name}: occupancy and {field} need one entry each per point")
+        if any(later <= earlier for earlier, later in zip(self.occupancy, self.occupancy[1:])):
+            raise ValueError(f"{name}.occupancy: points must increase")
+        return self
+
+
+class OverheadSpec(_OccupancyCurve):
+    """Worker time outside the kernel per call (dequeue, locks, sending the reply): a mean that may change
+    with the node's occupancy, times a mean-1 variation. It adds to the call's service time."""
+
+    CURVE: ClassVar[tuple[str, str]] = ("overhead", "mean_ms")
     mean_ms: list[Annotated[float, Field(ge=0, le=1e9)]] = Field(
         min_length=1, max_length=10_000, description="mean overhead at each occupancy point, in ms"
     )
@@ -195,13 +211,16 @@ class OverheadSpec(Settings):
         0.0, ge=0, le=10, description="σ of a lognormal mean-1 multiplier (0: the mean exactly)"
     )
 
-    @model_validator(mode="after")
-    def _curve(self) -> OverheadSpec:
-        if len(self.occupancy) != len(self.mean_ms):
-            raise ValueError("overhead: occupancy and mean_ms need one entry each per point")
-        if any(later <= earlier for earlier, later in zip(self.occupancy, self.occupancy[1:])):
-            raise ValueError("overhead.occupancy: points must increase")
-        return self
+
+class OccupancySlowdownSpec(_OccupancyCurve):
+    """How much slower a call runs by the node's occupancy when it starts: a factor on its service time
+    (before the overhead), e.g. a kernel that starts while requests wait shares the cores with the server
+    receiving them and sending the replies of the calls before it."""
+
+    CURVE: ClassVar[tuple[str, str]] = ("occupancy_slowdown", "factors")
+    factors: list[Annotated[float, Field(gt=0, le=1e6)]] = Field(
+        min_length=1, max_length=10_000, description="service-time factor at each occupancy point"
+    )
 
 
 class SpeedSpec(Settings):
@@ -252,6 +271,9 @@ class NodeSpec(Settings):
     model_cache: ModelCacheSpec | None = Field(None, description="models held in memory; a miss pays a cold load")
     overhead: OverheadSpec | None = Field(None, description="worker time per call outside the kernel, may change with occupancy")
     speed: SpeedSpec | None = Field(None, description="the machine's speed as a process over calls (a multiplier)")
+    occupancy_slowdown: OccupancySlowdownSpec | None = Field(
+        None, description="a factor on each call's service time by the requests at the node when it starts"
+    )
 
     @model_validator(mode="after")
     def _preemption_fits(self) -> NodeSpec:
