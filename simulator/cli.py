@@ -541,7 +541,7 @@ def fit(
 
             written = write_calibration(source, out)
             typer.echo(f"wrote {written}: the machine the campaign measured (overhead by occupancy; per level the speed "
-                       "process, occupancy and concurrency slowdowns and outside time) as scenario settings; testbed compare --calibration uses it")
+                       "process, concurrency slowdown and outside time) as scenario settings; testbed compare --calibration uses it")
             return
         if plots is not None:
             check_output_folder(plots)

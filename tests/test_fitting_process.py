@@ -136,28 +136,6 @@ def test_hmm_recovers_two_separated_states():
     assert fit.aic == pytest.approx(2 * fit.free_parameters - 2 * fit.log_likelihood)
 
 
-def test_hmm_with_groups_tells_a_groups_factor_from_the_slow_stretches_it_comes_with():
-    """Times 1.3× longer in group 1, which is more frequent in the slow state (as long queues come with slow
-    stretches): the grouped fit recovers 1.3 and the states' means; comparing the groups' times alone does not."""
-    truth = LognormalHMM([[0.98, 0.02], [0.05, 0.95]], [math.log(2.0), math.log(3.0)], [0.2, 0.2])
-    n, factor = 6000, 1.3
-    rng = np.random.default_rng(11)
-    states = truth.sample_states(rng, n)
-    groups = (rng.random(n) < np.where(states == 1, 0.7, 0.2)).astype(int)
-    samples = np.exp(truth.mu_log[states] + truth.sigma_log[states] * rng.standard_normal(n)) * np.where(groups == 1, factor, 1.0)
-    fit = fit_lognormal_hmm(samples, states=2, groups=groups)
-    assert fit.converged and fit.group_factors[0] == 1.0
-    standard_error = 0.2 * math.sqrt(1 / (groups == 0).sum() + 1 / (groups == 1).sum())  # of a log offset, states known
-    assert abs(math.log(fit.group_factors[1] / factor)) <= Z * standard_error
-    visits = truth.stationary_distribution() * n
-    for state in range(2):
-        assert abs(fit.model.mu_log[state] - truth.mu_log[state]) <= Z * truth.sigma_log[state] / math.sqrt(visits[state])
-    logs = np.log(samples)
-    naive = logs[groups == 1].mean() - logs[groups == 0].mean()
-    assert naive - math.log(factor) > 10 * standard_error  # the slow stretches' share, taken for the group's
-    assert fit.free_parameters == fit_lognormal_hmm(samples, states=2).free_parameters + 1
-
-
 def test_hmm_sampler_follows_its_chain_and_round_trips():
     model = LognormalHMM([[0.9, 0.1, 0.0], [0.0, 0.8, 0.2], [0.5, 0.0, 0.5]], [0.0, 1.0, 2.0], [0.1, 0.1, 0.1])
     rng = np.random.default_rng(8)
@@ -181,10 +159,6 @@ def test_hmm_sampler_follows_its_chain_and_round_trips():
 def test_hmm_rejects_bad_input():
     with pytest.raises(ValueError, match="states must be 2 or 3"):
         fit_lognormal_hmm(np.arange(1.0, 50.0), states=4)
-    with pytest.raises(ValueError, match="one integer ≥ 0 per sample"):
-        fit_lognormal_hmm(np.arange(1.0, 50.0), groups=np.zeros(10, dtype=int))
-    with pytest.raises(ValueError, match=r"empty: \[1\]"):
-        fit_lognormal_hmm(np.arange(1.0, 50.0), groups=np.arange(49) % 2 * 2)
     with pytest.raises(ValueError, match="row of transition"):
         LognormalHMM([[0.5, 0.4], [0.5, 0.5]], [0, 1], [1, 1])
     with pytest.raises(ValueError, match="sigma_log"):

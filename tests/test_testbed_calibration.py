@@ -1,6 +1,6 @@
 """The calibration's concurrency model: how much of each kernel ran beside others, and the slowdown
 by the number of kernels running that explains the kernel times; and the occupancy, counted as the
-model counts it, its slowdown by occupancy is fitted at (no server needed)."""
+model counts it, that the overhead is fitted on (no server needed)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,7 @@ import pytest
 
 pytest.importorskip("aiohttp")
 
-from simulator.testbed.calibrate import (  # noqa: E402
-    MIN_GROUP_CALLS,
-    concurrency_shares,
-    concurrency_slowdown,
-    occupancy_groups,
-    server_occupancy,
-)
+from simulator.testbed.calibrate import concurrency_shares, concurrency_slowdown, server_occupancy  # noqa: E402
 
 
 def kernels(*intervals: tuple[float, float]) -> pd.DataFrame:
@@ -53,17 +47,6 @@ def test_the_slowdown_never_falls_and_a_concurrency_seldom_seen_keeps_the_factor
     shares[0] = [0.995, 0.0, 0.005]  # three kernels at once: 5 µs of one call
     kernel_ms = rng.lognormal(0.0, 0.1, size=1000) * (shares @ np.array([1.0, 0.8, 9.0]))  # faster beside another?
     assert concurrency_slowdown(shares, kernel_ms) == [1.0, 1.0, 1.0]
-
-
-def test_occupancies_seen_often_get_their_own_factor_and_the_rest_share_one():
-    seen = {1: 5 * MIN_GROUP_CALLS, 2: 2 * MIN_GROUP_CALLS, 3: MIN_GROUP_CALLS // 2, 4: MIN_GROUP_CALLS, 5: MIN_GROUP_CALLS // 2,
-            9: MIN_GROUP_CALLS // 4}
-    occupancy = np.repeat(list(seen), list(seen.values()))
-    points, groups = occupancy_groups(np.random.default_rng(0).permutation(occupancy))
-    assert points.tolist() == [1, 2, 4]  # 5 and 9 together reach MIN_GROUP_CALLS: they join 4, the last point, flat beyond
-    assert np.bincount(groups).tolist() == [seen[1], seen[2] + seen[3], seen[4] + seen[5] + seen[9]]  # 3 is rare: with 2
-    points, groups = occupancy_groups(np.ones(10 * MIN_GROUP_CALLS, dtype=int))
-    assert points.tolist() == [1] and not groups.any()  # one occupancy: no slowdown to fit
 
 
 def test_occupancy_counts_the_requests_enqueued_and_not_yet_handed_back_when_a_call_could_start():

@@ -77,8 +77,6 @@ def test_calibration_holds_overhead_and_per_level_speed_and_outside_time(campaig
     for machine in (level, *level["runs"]):
         assert len(machine["speed"]["factors"]) == 2 and all(f > 0 for f in machine["speed"]["factors"])
         assert Path(machine["outside"]["file"]).is_file()
-        if "occupancy_slowdown" in machine:  # only where a second occupancy was seen often enough
-            assert machine["occupancy_slowdown"]["factors"][0] == 1.0 and len(machine["occupancy_slowdown"]["occupancy"]) >= 2
     assert level["rate_per_s"] == pytest.approx(read_campaign(campaign)["runs"][0]["rate_per_s"])
     low, high = calibration["profile_drift"]
     assert 0 < low <= high

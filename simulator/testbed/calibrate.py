@@ -4,10 +4,9 @@ next prediction from a profile starts from calibrated inputs.
 From the valid runs of a campaign (the requests after each run's first 10 %):
 
 - **overhead** (all runs together) — the worker's time outside the kernel per call (its hand-off
-  included), as a monotone curve of the requests at the server when the call started (as the
-  model counts them: ``server_occupancy``)
-  (``fitting.overhead.fit_overhead``; here it falls: an idle worker pays a wake-up that a busy one
-  skips), sampled at occupancies spaced geometrically over those seen, with a lognormal spread;
+  included), as a monotone curve of the requests at the server when the call started, counted as
+  the model counts them (``server_occupancy``; fitted by ``fitting.overhead.fit_overhead``; here it
+  falls: an idle worker pays a wake-up that a busy one skips), sampled at occupancies spaced geometrically over those seen, with a lognormal spread;
   with more than one worker, of the calls with their concurrency slowdown divided out (the node
   slows the whole call, overhead included);
 - per load level, from that level's runs together and from each run alone:
@@ -20,13 +19,7 @@ From the valid runs of a campaign (the requests after each run's first 10 %):
   Markov model of the kernel times in call order (``fitting.hmm``) with the concurrency slowdown
   divided out, its states' means divided by the mean kernel time of the campaign's closed-loop
   profile (so they carry the slowdown under load onto the next profile's kernel times), and each
-  state's log-spread beyond the profile's own as the state's ``variation_sigma``;
-  **occupancy slowdown** — fitted with the speed, in the same model: a factor on a kernel's time by
-  the requests at the server when it started (1 for the fewest seen: a kernel that starts on an idle
-  server; a kernel that starts while requests wait shares the cores with the event loop receiving
-  them and replying to the call before it), one per occupancy seen in at least ``MIN_GROUP_CALLS``
-  calls, the last one for all beyond. Fitted together with the states, a slow stretch (which makes
-  queues) is not taken for a slowdown by the queue, nor the other way round; and
+  state's log-spread beyond the profile's own as the state's ``variation_sigma``; and
   **outside** — each request's time outside the queue and the worker (the sender's lateness, the
   network both ways, the event loop reading the request and writing the reply), as measured.
 
@@ -59,7 +52,7 @@ from simulator.fitting.hmm import fit_lognormal_hmm
 from simulator.fitting.overhead import fit_overhead
 from simulator.scenario.bounds import RatePerS
 from simulator.scenario.loader import read_yaml
-from simulator.scenario.nodes import DeviceSpec, OccupancySlowdownSpec, OverheadSpec, SpeedSpec
+from simulator.scenario.nodes import DeviceSpec, OverheadSpec, SpeedSpec
 from simulator.settings import Settings
 from simulator.testbed.campaign_file import read_campaign
 from simulator.testbed.errors import TestbedError, invalid
@@ -68,11 +61,10 @@ from simulator.testbed.scenario import MIN_TIME_MS, WARMUP_FRACTION
 OVERHEAD_POINTS = 16
 SPEED_STATES = 2
 HMM_SAMPLES = 20_000  # the kernel sequence a speed model is fitted on (the latest calls)
-MACHINE_SETTINGS = ("speed", "occupancy_slowdown", "device")  # the node settings a level's calibration gives (besides the overhead)
+MACHINE_SETTINGS = ("speed", "device")  # the node settings a level's calibration gives (besides the overhead)
 DRIFT_QUANTILES = (0.05, 0.95)
 MIN_WINDOW_CALLS = 20  # a window with fewer calls says nothing of the machine's speed
 MAX_CALIBRATION_RUNS = 1000  # levels in a calibration file, and runs per level
-MIN_GROUP_CALLS = 200  # an occupancy seen in fewer calls shares the factor of those below it (flat beyond the last point)
 MIN_CONCURRENCY_SHARE = 0.01  # a concurrency k seen for less than this share of the kernel time keeps k − 1's factor
 
 
@@ -174,44 +166,26 @@ def concurrency_slowdown(shares: np.ndarray, kernel_ms: np.ndarray) -> list[floa
 
 
 def _machine(runs: list[_Run], profile_kernel_ms: np.ndarray, workers: int) -> dict[str, Any]:
-    """The speed process and occupancy slowdown (and with more than one worker the concurrency slowdown) of some runs."""
+    """The speed process (and with more than one worker the concurrency slowdown) of some runs."""
     kernel_ms = np.concatenate([run.calls["kernel_ms"].to_numpy(float) for run in runs])  # call order, run after run
-    occupancy = np.concatenate([run.calls["occupancy"].to_numpy(int) for run in runs])
     shares = np.concatenate([run.shares for run in runs])
     factors = concurrency_slowdown(shares, kernel_ms)
-    machine = _speed(kernel_ms / (shares @ np.asarray(factors)), occupancy, profile_kernel_ms)
+    machine = {"speed": _speed(kernel_ms / (shares @ np.asarray(factors)), profile_kernel_ms)}
     if workers > 1:
         machine["device"] = {"concurrency_slowdown": factors}
     return machine
 
 
-def occupancy_groups(occupancy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The occupancy points (each seen in at least ``MIN_GROUP_CALLS`` calls, the last standing for all beyond
-    it) and each call's index among them."""
-    values = np.sort(occupancy)[::-1]
-    last = values[min(MIN_GROUP_CALLS, values.size) - 1]  # the largest occupancy with MIN_GROUP_CALLS calls at or beyond it
-    clipped = np.minimum(occupancy, last)
-    points, counts = np.unique(clipped, return_counts=True)
-    points = points[(counts >= MIN_GROUP_CALLS) | (points == points[0])]  # a rare occupancy in between takes the one below
-    return points, np.searchsorted(points, clipped, side="right") - 1
-
-
-def _speed(solo_kernel_ms: np.ndarray, occupancy: np.ndarray, profile_kernel_ms: np.ndarray) -> dict[str, Any]:
-    """The chain's factors are its states' means (at the fewest requests seen) over the profile's mean; a state's
-    spread is what its log-σ has beyond the profile's own (the profile's times keep theirs when the node draws
-    them); the occupancy slowdown is fitted with them (when more than one occupancy is seen often enough)."""
-    points, groups = occupancy_groups(occupancy[-HMM_SAMPLES:])
-    fit = fit_lognormal_hmm(solo_kernel_ms[-HMM_SAMPLES:], states=SPEED_STATES, groups=groups)
-    model = fit.model
+def _speed(solo_kernel_ms: np.ndarray, profile_kernel_ms: np.ndarray) -> dict[str, Any]:
+    """The chain's factors are its states' means over the profile's mean; a state's spread is what its
+    log-σ has beyond the profile's own (the profile's times keep theirs when the node draws them)."""
+    model = fit_lognormal_hmm(solo_kernel_ms[-HMM_SAMPLES:], states=SPEED_STATES).model
     profile_sigma = float(np.log(profile_kernel_ms).std())
-    machine: dict[str, Any] = {"speed": {
+    return {
         "factors": [float(mean / profile_kernel_ms.mean()) for mean in model.state_moments_ms(1)],
         "transition": [[float(p) for p in row] for row in np.asarray(model.transition)],
         "variation_sigma": [float(np.sqrt(max(sigma**2 - profile_sigma**2, 0.0))) for sigma in model.sigma_log],
-    }}
-    if fit.group_factors is not None:
-        machine["occupancy_slowdown"] = {"occupancy": [float(p) for p in points], "factors": [float(f) for f in fit.group_factors]}
-    return machine
+    }
 
 
 def _outside(runs: list[_Run]) -> np.ndarray:
@@ -300,7 +274,6 @@ class _MachineSettings(Settings):
     """A calibrated machine as a calibration file holds it: node settings and the time outside the server."""
 
     speed: SpeedSpec
-    occupancy_slowdown: OccupancySlowdownSpec | None = None
     device: DeviceSpec | None = None
     outside: dict[str, Any] = Field(description="a service-time model (the network's response leg)")
 

@@ -133,8 +133,8 @@ def calibrate(
     campaign: Annotated[Path, typer.Argument(help="campaign folder (latsim testbed run --out)")],
     out: Annotated[Path, typer.Option(help="calibration YAML to write (with its outside-time CSV beside it)")],
 ) -> None:
-    """Fit the overhead by occupancy, the machine's speed process, its slowdowns by occupancy and concurrency, and the
-    time outside the server's queue and workers under load, from a campaign."""
+    """Fit the overhead by occupancy, the machine's speed process, its concurrency slowdown and the time outside the
+    server's queue and workers under load, from a campaign."""
     from simulator.testbed.calibrate import write_calibration
 
     written = write_calibration(campaign, out)
