@@ -35,8 +35,8 @@ def offered_load(
     for its slowdown f (1 under processor sharing; default: its workers). A node's speed process
     multiplies its mean service by the chain's mean factor, its occupancy slowdown by its least
     factor, and its overhead adds its least mean (at any occupancy a call is slowed and adds at
-    least that: the load is a lower bound). Cold model loads are
-    not counted (they depend on the traffic mix).
+    least that: the load is a lower bound). Cold model loads are not counted (they depend on the
+    traffic mix).
     """
     partitions = scenario.partitioning.partitions
     shares = np.full(partitions, 1.0 / partitions) if partition_shares is None else partition_shares

@@ -6,9 +6,9 @@ From the valid runs of a campaign (the requests after each run's first 10 %):
 - **overhead** (all runs together) — the worker's time outside the kernel per call (its hand-off
   included), as a monotone curve of the requests at the server when the call started, counted as
   the model counts them (``server_occupancy``; fitted by ``fitting.overhead.fit_overhead``; here it
-  falls: an idle worker pays a wake-up that a busy one skips), sampled at occupancies spaced geometrically over those seen, with a lognormal spread;
-  with more than one worker, of the calls with their concurrency slowdown divided out (the node
-  slows the whole call, overhead included);
+  falls: an idle worker pays a wake-up that a busy one skips), sampled at occupancies spaced
+  geometrically over those seen, with a lognormal spread; with more than one worker, of the calls
+  with their concurrency slowdown divided out (the node slows the whole call, overhead included);
 - per load level, from that level's runs together and from each run alone:
   **concurrency slowdown** (more than one worker) — how much slower a kernel runs while k kernels
   run at once (they share the cores with each other, the event loop and the load generator): a

@@ -168,7 +168,7 @@ def profile_scenario(
         service = {"distribution": "empirical", "file": _write_column(out_dir / "profile-kernel-ms.csv", "kernel_ms",
                                                                       profile["kernel_ms"].clip(lower=MIN_TIME_MS))}
         outside = calibration["outside"]
-        node_extra = {key: calibration[key] for key in ("overhead", "speed", "occupancy_slowdown", "device") if calibration.get(key)}
+        node_extra = {key: calibration[key] for key in ("overhead", "speed", "device") if calibration.get(key)}
     data = {
         "name": f"{scenario.name}-profile" + ("-calibrated" if calibration else ""),
         "description": "prediction (a): the closed-loop profile taken before the run, as a user has it"
