@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from simulator.model.cache_tier import CacheTier
 from simulator.model.cluster import Cluster
 from simulator.model.device import StagedExecutor
-from simulator.model.machine import CallTime, OccupancySlowdown, Overhead, Speed
+from simulator.model.machine import CallTime, OccupancyCurve, Overhead, Speed
 from simulator.model.model_memory import ModelMemory
 from simulator.model.node import Node
 from simulator.model.pipeline import Pipeline
@@ -127,7 +127,8 @@ def _call_time(spec: NodeSpec, node_name: str, seed: int, replication: int) -> C
         return None
     speed = None if spec.speed is None else Speed(spec.speed, stream(seed, replication, f"speed/{node_name}"))
     overhead = None if spec.overhead is None else Overhead(spec.overhead, stream(seed, replication, f"overhead/{node_name}"))
-    slowdown = None if spec.occupancy_slowdown is None else OccupancySlowdown(spec.occupancy_slowdown)
+    curve = spec.occupancy_slowdown
+    slowdown = None if curve is None else OccupancyCurve(curve.occupancy, curve.factors)
     return CallTime(speed, overhead, slowdown)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from simulator.random_streams import draws
-from simulator.scenario.nodes import OccupancySlowdownSpec, OverheadSpec, SpeedSpec
+from simulator.scenario.nodes import OverheadSpec, SpeedSpec
 
 
 def stationary_distribution(transition: np.ndarray) -> np.ndarray:
@@ -47,37 +47,35 @@ class Speed:
         return factor
 
 
+class OccupancyCurve:
+    """A value given the requests at the node when a call starts (linear between the points, flat beyond them):
+    an occupancy slowdown's factor, an overhead's mean."""
+
+    def __init__(self, occupancy: list[float], values: list[float]) -> None:
+        self.occupancy = np.asarray(occupancy, dtype=float)
+        self.values = np.asarray(values, dtype=float)
+
+    def __call__(self, occupancy: int) -> float:
+        return float(np.interp(occupancy, self.occupancy, self.values))
+
+
 class Overhead:
-    """A call's overhead in ms given the requests at the node when it starts (linear between the
-    spec's points, flat beyond them)."""
+    """A call's overhead in ms given the requests at the node when it starts: the mean's curve times a mean-1 variation."""
 
     def __init__(self, spec: OverheadSpec, rng: np.random.Generator) -> None:
-        self.occupancy = np.asarray(spec.occupancy, dtype=float)
-        self.mean_ms = np.asarray(spec.mean_ms, dtype=float)
+        self.mean_ms = OccupancyCurve(spec.occupancy, spec.mean_ms)
         sigma = spec.variation_sigma
         self.multipliers = draws(lambda size: np.exp(sigma * rng.standard_normal(size) - sigma * sigma / 2)) if sigma else None
 
     def __call__(self, occupancy: int) -> float:
-        mean_ms = float(np.interp(occupancy, self.occupancy, self.mean_ms))
+        mean_ms = self.mean_ms(occupancy)
         return mean_ms * next(self.multipliers) if self.multipliers is not None else mean_ms
-
-
-class OccupancySlowdown:
-    """A call's service-time factor given the requests at the node when it starts (linear between the
-    spec's points, flat beyond them)."""
-
-    def __init__(self, spec: OccupancySlowdownSpec) -> None:
-        self.occupancy = np.asarray(spec.occupancy, dtype=float)
-        self.factors = np.asarray(spec.factors, dtype=float)
-
-    def __call__(self, occupancy: int) -> float:
-        return float(np.interp(occupancy, self.occupancy, self.factors))
 
 
 class CallTime:
     """A call's time on this machine: its service time × the speed factor × the occupancy slowdown + the overhead."""
 
-    def __init__(self, speed: Speed | None, overhead: Overhead | None, slowdown: OccupancySlowdown | None = None) -> None:
+    def __init__(self, speed: Speed | None, overhead: Overhead | None, slowdown: OccupancyCurve | None = None) -> None:
         self.speed, self.overhead, self.slowdown = speed, overhead, slowdown
 
     def __call__(self, service_ms: float, occupancy: int) -> float:
