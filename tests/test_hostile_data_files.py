@@ -297,6 +297,8 @@ def _requests_table(directory: Path, columns: list[str]) -> None:
     pytest.param(lambda d: (_requests_table(d, list(_record_columns())),
                             (d / "level-0.50" / "repeat-0" / "run.json").write_text('{"load": 3}')),
                  ["run.json", "not a run summary"], id="campaign-run-summary-broken"),
+    pytest.param(lambda d: _requests_table(d, [*_record_columns(), "snapshot"]),
+                 ["profile.parquet", "snapshot", "integer"], id="campaign-profile-snapshot-not-integer"),
 ])
 @pytest.mark.parametrize("command", ["compare", "calibrate"])
 def test_campaign_folder(tmp_path, tamper, needles, command):

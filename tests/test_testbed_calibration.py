@@ -1,6 +1,7 @@
 """The calibration's concurrency model: how much of each kernel ran beside others, and the slowdown
 by the number of kernels running that explains the kernel times; and the occupancy, counted as the
-model counts it, that the overhead is fitted on (no server needed)."""
+model counts it, that the overhead is fitted on; how far a profile of snapshots may sit from the
+machine's usual speed, and the bootstrap over its snapshots (no server needed)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 
 pytest.importorskip("aiohttp")
 
-from simulator.testbed.calibrate import concurrency_shares, concurrency_slowdown, server_occupancy  # noqa: E402
+from simulator.testbed.calibrate import _drift, concurrency_shares, concurrency_slowdown, server_occupancy  # noqa: E402
+from simulator.testbed.compare import _resampled_profile  # noqa: E402
 
 
 def kernels(*intervals: tuple[float, float]) -> pd.DataFrame:
@@ -59,3 +61,51 @@ def test_occupancy_counts_the_requests_enqueued_and_not_yet_handed_back_when_a_c
         "worker_done_ms": [2.0, 4.0, 6.0, 10.0],
     }, index=["a", "b", "c", "d"])
     assert server_occupancy(table).tolist() == [1, 2, 1, 1]  # b starts at 2.0 with c waiting; c at 4.0 alone
+
+
+def alternating_windows(windows: int, calls_per_window: int = 20) -> pd.DataFrame:
+    """One run's calls in 10 ms windows whose kernels take 0.8 and 1.2 ms by turns: every window's mean is
+    0.8 or 1.2 times the run's."""
+    window = np.repeat(np.arange(windows), calls_per_window)
+    return pd.DataFrame({
+        "kernel_start_ms": window * 10.0 + np.tile(np.linspace(0, 9, calls_per_window), windows),
+        "kernel_ms": np.where(window % 2 == 0, 0.8, 1.2),
+    })
+
+
+def test_one_snapshot_drifts_as_far_as_one_window():
+    assert _drift([alternating_windows(40)], window_ms=10.0) == pytest.approx([0.8, 1.2])
+
+
+def test_nine_snapshots_drift_as_far_as_the_mean_of_nine_windows():
+    """The mean of 9 windows drawn at random is 0.8 + 0.4 X / 9, X binomial(9, 1/2): P(X ≤ 1) = 10/512 and
+    P(X ≤ 2) = 46/512, so the 5th percentile is X = 2's mean, 0.8 + 0.8/9 (and the 95th, by symmetry, 1.2 − 0.8/9)."""
+    assert _drift([alternating_windows(40)], window_ms=10.0, windows_per_profile=9) == pytest.approx([0.8 + 0.8 / 9, 1.2 - 0.8 / 9])
+
+
+def test_windows_with_too_few_calls_say_nothing():
+    assert _drift([alternating_windows(40, calls_per_window=5)], window_ms=10.0, windows_per_profile=9) == [1.0, 1.0]
+
+
+def test_a_profile_of_snapshots_is_resampled_a_snapshot_at_a_time(tmp_path):
+    sizes = {0: 3, 1: 5, 2: 7}
+    profile = pd.DataFrame({"snapshot": np.repeat(list(sizes), list(sizes.values())), "request_id": np.arange(15)})
+    profile.to_parquet(tmp_path / "profile.parquet", index=False)
+    drawn = set()
+    for seed in range(10):
+        resample = pd.read_parquet(_resampled_profile(tmp_path, tmp_path / f"resample-{seed}", seed) / "profile.parquet")
+        counts = resample["snapshot"].value_counts()
+        assert all(count % sizes[snapshot] == 0 for snapshot, count in counts.items())  # whole snapshots only
+        assert sum(count // sizes[snapshot] for snapshot, count in counts.items()) == len(sizes)  # as many as there were
+        for snapshot, rows in resample.groupby("snapshot"):
+            assert sorted(set(rows["request_id"])) == sorted(profile.loc[profile["snapshot"] == snapshot, "request_id"])
+        drawn.add(tuple(sorted(counts.items())))
+    assert len(drawn) > 1  # the draws differ from seed to seed
+
+
+def test_a_profile_in_one_snapshot_is_resampled_a_request_at_a_time(tmp_path):
+    profile = pd.DataFrame({"request_id": np.arange(50), "kernel_ms": np.arange(50.0)})
+    profile.to_parquet(tmp_path / "profile.parquet", index=False)
+    resample = pd.read_parquet(_resampled_profile(tmp_path, tmp_path / "resample", 0) / "profile.parquet")
+    assert len(resample) == 50 and resample["request_id"].isin(profile["request_id"]).all()
+    assert resample["request_id"].duplicated().any()  # drawn with replacement

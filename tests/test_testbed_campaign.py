@@ -50,7 +50,7 @@ def campaign(tmp_path_factory):
     scenario.write_text(yaml.safe_dump(SCENARIO))
     run_campaign(
         scenario, [0.4], 2, folder / "out", duration_s=2.0, model_size="tiny", capacity_requests=300,
-        profile_requests=200, max_p99_lateness_ms=100.0, max_lateness_ms=1000.0,  # a busy CI machine: still valid
+        profile_requests=100, profile_snapshots=2, max_p99_lateness_ms=100.0, max_lateness_ms=1000.0,  # a busy CI machine: still valid
     )
     return folder / "out"
 
@@ -60,6 +60,9 @@ def test_a_campaign_writes_its_runs_and_a_scenario_latsim_runs_for_each(campaign
     assert [(run["level"], run["repeat"]) for run in document["runs"]] == [(0.4, 0), (0.4, 1)]
     assert all(run["valid"] for run in document["runs"]), document["runs"]
     assert document["capacity"]["worker_limit_per_s"] > 0
+    profile = pd.read_parquet(campaign / "profile" / "profile.parquet")
+    assert profile.groupby("snapshot").size().to_dict() == {0: 90, 1: 90} and (profile["status"] == 200).all()  # warm-up left out
+    assert document["profile_snapshots"] == 2
     table = pd.read_parquet(campaign / "level-0.40" / "repeat-0" / "requests.parquet")
     assert set(table["class"]) == {"urgent", "bulk"} and (table["status"] == 200).all()
     for path in (campaign / "predictions" / "level-0.40" / "profile" / "profile.yaml",

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field, ValidationError, field_validator
@@ -27,6 +28,7 @@ from simulator.testbed.results import DERIVED_COLUMNS, TIMESTAMPS_NS
 
 CAMPAIGN_FILE = "campaign.json"
 PREDICTIONS_DIR = "predictions"
+SNAPSHOT = "snapshot"  # the profile table's column: the snapshot a request was profiled in
 MAX_CAMPAIGN_RUNS = 10_000  # levels, repeats and runs a campaign file may list
 MAX_CAMPAIGN_FILE_BYTES = 50_000_000
 # what the readers of a run's (and the profile's) table of requests use of it
@@ -89,6 +91,7 @@ class _CampaignFile(Settings):
     levels: list[Annotated[float, Field(gt=0, lt=1)]] = Field(min_length=1, max_length=MAX_CAMPAIGN_RUNS)
     repeats: int = Field(ge=1, le=MAX_CAMPAIGN_RUNS)
     duration_s: DurationS
+    profile_snapshots: int = Field(1, ge=1, le=MAX_CAMPAIGN_RUNS)
     runs: list[_RunEntry] = Field(max_length=MAX_CAMPAIGN_RUNS)
 
 
@@ -115,6 +118,11 @@ def read_campaign(directory: Path) -> dict[str, Any]:
     return campaign
 
 
+def profile_snapshots(profile: pd.DataFrame) -> pd.Series:
+    """Each profiled request's snapshot (all 0 for a profile taken in one, as campaigns before snapshots were)."""
+    return profile[SNAPSHOT] if SNAPSHOT in profile else pd.Series(0, index=profile.index, name=SNAPSHOT)
+
+
 def _check_records(path: Path) -> None:
     """A table of requests the campaign lists is there, readable, with the columns a testbed run writes."""
     if not path.is_file():
@@ -126,6 +134,10 @@ def _check_records(path: Path) -> None:
     missing = [name for name in RECORD_COLUMNS if name not in names]
     if missing:
         raise TestbedError(f"{path}: lacks the columns {', '.join(missing[:5])} a testbed run writes")
+    if SNAPSHOT in names:
+        snapshots = pq.read_table(path, columns=[SNAPSHOT]).column(SNAPSHOT)
+        if not pa.types.is_integer(snapshots.type) or snapshots.null_count:
+            raise TestbedError(f"{path}: its column {SNAPSHOT} must hold a profile snapshot's number (an integer) in every row")
 
 
 def _check_summary(path: Path) -> None:

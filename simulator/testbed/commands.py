@@ -108,6 +108,10 @@ def run_command(
     threads: ThreadsOption = 1,
     workers: Annotated[Optional[int], typer.Option(min=1, max=64, help="worker threads (default: the scenario's node workers)")] = None,
     model_size: Annotated[str, typer.Option(help="standard, or tiny: the zoo's small test model (a quick trial)")] = "standard",
+    profile_snapshots: Annotated[
+        int, typer.Option(min=1, max=100, help="closed-loop profile snapshots, each by a fresh server, one after the other")
+    ] = 5,
+    profile_requests: Annotated[int, typer.Option(min=10, max=1_000_000, help="requests per profile snapshot")] = 1000,
     max_p99_lateness_ms: Annotated[
         float, typer.Option(min=0.001, max=1e6, help="a run whose sender's p99 lateness exceeds this is invalid")
     ] = 1.0,
@@ -120,7 +124,8 @@ def run_command(
 
     campaign = run_campaign(
         scenario, _levels(levels), repeats, out, duration_s=duration_s, seed=seed, intra_op_threads=threads,
-        workers=workers, model_size=model_size, max_p99_lateness_ms=max_p99_lateness_ms, max_lateness_ms=max_lateness_ms,
+        workers=workers, model_size=model_size, profile_snapshots=profile_snapshots, profile_requests=profile_requests,
+        max_p99_lateness_ms=max_p99_lateness_ms, max_lateness_ms=max_lateness_ms,
     )
     invalid = [entry for entry in campaign["runs"] if not entry["valid"]]
     typer.echo(f"{len(campaign['runs']) - len(invalid)} of {len(campaign['runs'])} runs valid; campaign in {out}")

@@ -3,7 +3,7 @@
 (a) **from the profile** taken before the runs (what a user has), optionally calibrated on an
 earlier campaign (``calibrate``: the machine at the measured rate nearest the run's), with a
 *prediction band* from the uncertainty of its inputs: the prediction is repeated on bootstrap
-resamples of the profile (and, calibrated, with each calibration run's machine alone — its drift
+resamples of the profile (over its snapshots; over its requests if it has one) (and, calibrated, with each calibration run's machine alone — its drift
 from run to run — and with the profile taken in a slow or a fast stretch of the machine: the
 calibration's ``profile_drift``), and the band is the range of their estimates together with the
 simulation's confidence interval;
@@ -30,7 +30,7 @@ from simulator.runner.api import run
 from simulator.scenario.loader import load_scenario
 from simulator.scenario.schema import Scenario
 from simulator.testbed.calibrate import MachineAt, machine_at
-from simulator.testbed.campaign_file import PREDICTIONS_DIR, campaign_scenario, read_campaign
+from simulator.testbed.campaign_file import PREDICTIONS_DIR, campaign_scenario, profile_snapshots, read_campaign
 from simulator.testbed.scenario import (
     WARMUP_FRACTION,
     measured_scenario,
@@ -82,10 +82,18 @@ def predicted_statistics(
 
 
 def _resampled_profile(profile_dir: Path, out_dir: Path, seed: int) -> Path:
-    """A bootstrap resample of a closed-loop profile (its rows drawn with replacement), for prediction bands."""
+    """A bootstrap resample of a closed-loop profile, for prediction bands: its snapshots drawn whole with replacement
+    (a snapshot's requests share its stretch of the machine), or with one snapshot its rows."""
     profile = pd.read_parquet(Path(profile_dir) / "profile.parquet")
+    snapshots = profile_snapshots(profile)
     out_dir.mkdir(parents=True, exist_ok=True)
-    profile.sample(len(profile), replace=True, random_state=seed).to_parquet(out_dir / "profile.parquet", index=False)
+    names = snapshots.unique()
+    if len(names) > 1:
+        drawn = np.random.default_rng(seed).choice(names, size=len(names))
+        resample = pd.concat([profile[snapshots == name] for name in drawn], ignore_index=True)
+    else:
+        resample = profile.sample(len(profile), replace=True, random_state=seed)
+    resample.to_parquet(out_dir / "profile.parquet", index=False)
     return out_dir
 
 
