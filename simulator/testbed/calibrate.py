@@ -25,11 +25,12 @@ From the valid runs of a campaign (the requests after each run's first 10 %):
 
 And the **profile's drift**: a profile snapshot is a second or two of the machine, and the
 machine's speed drifts. The kernel times of the campaign's runs, cut into windows as long as a
-snapshot of its profile, give the ratios of a window's mean over its run's mean; the mean of as
-many windows as the profile has snapshots, drawn at random from them all (snapshots taken some
-seconds apart, as independent stretches), gives the 5th and 95th percentiles: how far a profile's
-mean may sit from the machine's usual speed. A prediction's band includes the calibrated machine
-with its speed divided by each (a profile taken in fast or slow stretches).
+snapshot of its profile, give the 5th and 95th percentiles of a window's mean over its run's mean:
+how far a profile's mean may sit from the machine's usual speed. Not narrowed for a profile of
+several snapshots: taken within a minute, they share the machine's slower changes (measured: the
+profile-to-run speed ratio moved 10–25 % between campaigns minutes apart, as far as one window's
+drift and twice that of five independent windows). A prediction's band includes the calibrated
+machine with its speed divided by each (a profile taken in a fast or a slow stretch).
 
 A prediction at a rate takes the calibration of the measured level whose rate is nearest: the
 slowdown comes from the work the machine does (the event loop and the load generator share the
@@ -65,7 +66,6 @@ SPEED_STATES = 2
 HMM_SAMPLES = 20_000  # the kernel sequence a speed model is fitted on (the latest calls)
 MACHINE_SETTINGS = ("speed", "device")  # the node settings a level's calibration gives (besides the overhead)
 DRIFT_QUANTILES = (0.05, 0.95)
-DRIFT_DRAWS = 10_000  # random profiles of windows the drift's percentiles are read from
 MIN_WINDOW_CALLS = 20  # a window with fewer calls says nothing of the machine's speed
 MAX_CALIBRATION_RUNS = 1000  # levels in a calibration file, and runs per level
 MIN_CONCURRENCY_SHARE = 0.01  # a concurrency k seen for less than this share of the kernel time keeps k − 1's factor
@@ -217,23 +217,18 @@ def calibrate(directory: Path) -> dict[str, Any]:
         })
     snapshots = profile_snapshots(profile)
     spans_ms = profile.groupby(snapshots)["reply_received_ms"].max() - profile.groupby(snapshots)["scheduled_ms"].min()
-    drift = _drift([run.calls for runs in by_level.values() for run in runs], float(spans_ms.mean()), spans_ms.size)
+    drift = _drift([run.calls for runs in by_level.values() for run in runs], float(spans_ms.mean()))
     return {"overhead": _overhead(pd.concat(solo_calls, ignore_index=True)), "profile_drift": drift, "levels": levels}
 
 
-def _drift(runs_calls: list[pd.DataFrame], window_ms: float, windows_per_profile: int = 1) -> list[float]:
-    """The 5th and 95th percentiles of the mean of ``windows_per_profile`` ``window_ms`` windows' mean kernel
-    times, each over its run's mean (one window: every window's ratio; more: random draws of that many)."""
+def _drift(runs_calls: list[pd.DataFrame], window_ms: float) -> list[float]:
+    """The 5th and 95th percentiles of a ``window_ms`` window's mean kernel time over its run's mean."""
     ratios = []
     for calls in runs_calls:
         windows = calls.groupby((calls["kernel_start_ms"] // window_ms).astype(int))["kernel_ms"].agg(["mean", "size"])
         ratios.append(windows.loc[windows["size"] >= MIN_WINDOW_CALLS, "mean"] / calls["kernel_ms"].mean())
-    ratios = pd.concat(ratios).to_numpy(float)
-    if not len(ratios):
-        return [1.0, 1.0]
-    if windows_per_profile > 1:
-        ratios = np.random.default_rng(0).choice(ratios, size=(DRIFT_DRAWS, windows_per_profile)).mean(axis=1)
-    return [float(q) for q in np.quantile(ratios, DRIFT_QUANTILES)]
+    ratios = pd.concat(ratios)
+    return [float(q) for q in np.quantile(ratios, DRIFT_QUANTILES)] if len(ratios) else [1.0, 1.0]
 
 
 def _solo(run: _Run, factors: np.ndarray) -> pd.DataFrame:
