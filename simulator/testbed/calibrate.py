@@ -28,7 +28,7 @@ machine's speed drifts. The kernel times of the campaign's runs, cut into window
 snapshot of its profile, give the 5th and 95th percentiles of a window's mean over its run's mean:
 how far a profile's mean may sit from the machine's usual speed. Not narrowed for a profile of
 several snapshots: taken within a minute, they share the machine's slower changes (measured: the
-profile-to-run speed ratio moved 10–25 % between campaigns minutes apart, as far as one window's
+profile-to-run speed ratio moved 11–29 % between campaigns minutes apart, as far as one window's
 drift and twice that of five independent windows). A prediction's band includes the calibrated
 machine with its speed divided by each (a profile taken in a fast or a slow stretch).
 
