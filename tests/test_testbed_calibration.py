@@ -1,7 +1,8 @@
 """The calibration's concurrency model: how much of each kernel ran beside others, and the slowdown
 by the number of kernels running that explains the kernel times; and the occupancy, counted as the
 model counts it, that the overhead is fitted on; how far a profile may sit from the machine's usual
-speed, and the bootstrap over its snapshots (no server needed)."""
+speed, the bootstrap over its snapshots, and how the band's sources of uncertainty add up (no
+server needed)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 pytest.importorskip("aiohttp")
 
 from simulator.testbed.calibrate import _drift, concurrency_shares, concurrency_slowdown, server_occupancy  # noqa: E402
-from simulator.testbed.compare import _resampled_profile  # noqa: E402
+from simulator.testbed.compare import _resampled_profile, combined_band  # noqa: E402
 
 
 def kernels(*intervals: tuple[float, float]) -> pd.DataFrame:
@@ -103,3 +104,21 @@ def test_a_profile_in_one_snapshot_is_resampled_a_request_at_a_time(tmp_path):
     resample = pd.read_parquet(_resampled_profile(tmp_path, tmp_path / "resample", 0) / "profile.parquet")
     assert len(resample) == 50 and resample["request_id"].isin(profile["request_id"]).all()
     assert resample["request_id"].duplicated().any()  # drawn with replacement
+
+
+def test_independent_sources_of_uncertainty_add_in_quadrature():
+    assert combined_band(10.0, [[7.0, 12.0]]) == (7.0, 12.0)  # one source: its own range
+    low, high = combined_band(10.0, [[7.0, 13.0], [6.0, 14.0], [10.5, 11.0]])
+    assert low == pytest.approx(5.0) and high == pytest.approx(10.0 + (9 + 16 + 1) ** 0.5)
+    assert combined_band(10.0, [[11.0, 12.0]]) == (10.0, 12.0)  # a source that only errs above widens only above
+
+
+def test_a_band_stays_within_what_the_statistic_can_be():
+    assert combined_band(0.9, [[0.5, 1.0], [0.6, 1.0]], upper_bound=1.0)[1] == 1.0  # a ratio stops at 1
+    assert combined_band(1.0, [[0.2], [0.1]])[0] == 0.0  # a latency does not go below 0
+
+
+def test_unknown_estimates_are_left_out_and_an_unstable_prediction_has_its_variants_range():
+    assert combined_band(10.0, [[None, 12.0], [None], []]) == (10.0, 12.0)
+    assert combined_band(None, [[7.0, None], [12.0]]) == (7.0, 12.0)
+    assert combined_band(None, [[None], []]) == (None, None)

@@ -85,8 +85,8 @@ def test_calibration_holds_overhead_and_per_level_speed_and_outside_time(campaig
     assert 0 < low <= high
     at = machine_at(calibration, 1e6)  # the measured level of the nearest rate
     assert at.level == 0.4 and at.main["overhead"] == calibration["overhead"]
-    assert len(at.variants) == 2 + 2  # one per run, one per end of the profile's drift
-    assert at.variants[-1]["speed"]["factors"] == pytest.approx([f / high for f in at.main["speed"]["factors"]])
+    assert len(at.variants["runs"]) == 2 and len(at.variants["drift"]) == 2  # one per run, one per end of the profile's drift
+    assert at.variants["drift"][-1]["speed"]["factors"] == pytest.approx([f / high for f in at.main["speed"]["factors"]])
 
 
 def test_compare_predicts_every_run_two_ways_and_reports(campaign, tmp_path):

@@ -28,7 +28,7 @@ machine's speed drifts. The kernel times of the campaign's runs, cut into window
 snapshot of its profile, give the 5th and 95th percentiles of a window's mean over its run's mean:
 how far a profile's mean may sit from the machine's usual speed. Not narrowed for a profile of
 several snapshots: taken within a minute, they share the machine's slower changes (measured: the
-profile-to-run speed ratio moved 11–29 % between campaigns minutes apart, as far as one window's
+profile-to-run speed ratio moved 11–33 % between campaigns minutes apart, as far as one window's
 drift and twice that of five independent windows). A prediction's band includes the calibrated
 machine with its speed divided by each (a profile taken in a fast or a slow stretch).
 
@@ -74,14 +74,15 @@ MIN_CONCURRENCY_SHARE = 0.01  # a concurrency k seen for less than this share of
 @dataclass(frozen=True)
 class MachineAt:
     """The calibrated machine at one load level (its mean offered rate): ``main`` from its runs together,
-    ``variants`` one per run and one per end of the profile's drift. Each is scenario settings:
+    ``variants`` by source of uncertainty: ``runs`` one per run, ``drift`` one per end of the profile's
+    drift. Each is scenario settings:
     ``overhead``, ``speed``, ``outside`` (a response-leg delay model) and, with more than one worker,
     ``device`` (the concurrency slowdown)."""
 
     level: float
     rate_per_s: float
     main: dict[str, Any]
-    variants: list[dict[str, Any]]
+    variants: dict[str, list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -317,5 +318,8 @@ def machine_at(calibration: dict[str, Any], rate_per_s: float) -> MachineAt:
         level=nearest["level"],
         rate_per_s=nearest["rate_per_s"],
         main=main,
-        variants=[{"overhead": overhead, **_settings(run), "outside": run["outside"]} for run in nearest["runs"]] + drifted,
+        variants={
+            "runs": [{"overhead": overhead, **_settings(run), "outside": run["outside"]} for run in nearest["runs"]],
+            "drift": drifted,
+        },
     )

@@ -3,9 +3,10 @@
 (a) **from the profile** taken before the runs (what a user has), optionally calibrated on an
 earlier campaign (``calibrate``: the machine at the measured rate nearest the run's), with a
 *prediction band* from the uncertainty of its inputs: the prediction is repeated on bootstrap
-resamples of the profile (over its snapshots; over its requests if it has one) (and, calibrated, with each calibration run's machine alone — its drift
-from run to run — and with the profile taken in a slow or a fast stretch of the machine: the
-calibration's ``profile_drift``), and the band is the range of their estimates together with the
+resamples of the profile (over its snapshots; over its requests if it has one) (and, calibrated, with
+each calibration run's machine alone — its drift from run to run — and with the profile taken in a
+slow or a fast stretch of the machine: the calibration's ``profile_drift``); each source's reach below
+and above the estimate is added in quadrature (independent errors), and the band is shown beside the
 simulation's confidence interval;
 (b) **from the run itself** (its arrivals, its calls' service times in order, its transport delays):
 the error left is the queueing model's own.
@@ -38,6 +39,7 @@ from simulator.testbed.scenario import (
 )
 
 QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
+UPPER_BOUNDS = {"deadline_met_ratio": 1.0}  # a statistic's band stops at its largest possible value
 LATENCY_STATISTICS = ("mean", *QUANTILES)
 BAND_RESAMPLES = 5
 PREDICTION_REQUESTS = 20_000
@@ -101,24 +103,53 @@ def _with_band(
     scenario: Scenario, profile_dir: Path, rate_per_s: float, out_dir: Path, machine: MachineAt | None,
     class_names: list[str], size: dict[str, int], band_resamples: int,
 ) -> tuple[dict, dict]:
-    """A prediction from the profile, and per statistic the range of its estimates over bootstrap resamples
-    of the profile and over the calibration's variants (its runs one by one, the profile's drift)."""
+    """A prediction from the profile, and per statistic its band: how far the estimate moves over bootstrap
+    resamples of the profile and over each source of the calibration's variants (its runs one by one, the
+    profile's drift), the sources combined as independent (``combined_band``)."""
     main = None if machine is None else machine.main
     stats = predicted_statistics(profile_scenario(scenario, profile_dir, rate_per_s, out_dir, main, **size), class_names, True)
-    others = []
+    sources: dict[str, list[dict]] = {"profile": []}
     for resample in range(band_resamples):
         copy_dir = _resampled_profile(profile_dir, out_dir / f"resample-{resample}", seed=resample)
-        others.append(predicted_statistics(profile_scenario(scenario, copy_dir, rate_per_s, copy_dir, main, **size), class_names))
-    for index, variant in enumerate([] if machine is None else machine.variants):
-        variant_dir = out_dir / f"calibration-variant-{index}"
-        others.append(predicted_statistics(profile_scenario(scenario, profile_dir, rate_per_s, variant_dir, variant, **size), class_names))
-
-    def extent(estimates: list[float | None]) -> tuple[float | None, float | None]:
-        known = [estimate for estimate in estimates if estimate is not None]
-        return (min(known), max(known)) if known else (None, None)
-
-    band = {name: {key: extent([r[name][key]["estimate"] for r in others]) for key in values} for name, values in stats.items()}
+        sources["profile"].append(predicted_statistics(profile_scenario(scenario, copy_dir, rate_per_s, copy_dir, main, **size), class_names))
+    index = 0
+    for source, variants in ({} if machine is None else machine.variants).items():
+        sources[source] = []
+        for variant in variants:
+            variant_dir = out_dir / f"calibration-variant-{index}"
+            index += 1
+            sources[source].append(
+                predicted_statistics(profile_scenario(scenario, profile_dir, rate_per_s, variant_dir, variant, **size), class_names)
+            )
+    band = {
+        name: {
+            key: combined_band(estimate["estimate"], [[r[name][key]["estimate"] for r in runs] for runs in sources.values()],
+                               UPPER_BOUNDS.get(key))
+            for key, estimate in values.items()
+        }
+        for name, values in stats.items()
+    }
     return stats, band
+
+
+def combined_band(
+    estimate: float | None, sources: list[list[float | None]], upper_bound: float | None = None
+) -> tuple[float | None, float | None]:
+    """The band of an estimate whose inputs are uncertain in several independent ways: each source's reach
+    below and above the estimate (its variants' lowest and highest), added in quadrature, as independent
+    errors add. The range of all variants would be the largest single source's reach: too narrow when the
+    profile's stretch of the machine, the next run's and the profile's sampling all err at once. An unstable
+    prediction (no estimate) has the range of its variants."""
+    known = [[value for value in values if value is not None and math.isfinite(value)] for values in sources]
+    everything = [value for values in known for value in values]
+    if not everything:
+        return None, None
+    if estimate is None or not math.isfinite(estimate):
+        return min(everything), max(everything)
+    below = math.hypot(*(max(0.0, estimate - min(values)) for values in known if values))
+    above = math.hypot(*(max(0.0, max(values) - estimate) for values in known if values))
+    high = estimate + above
+    return max(0.0, estimate - below), high if upper_bound is None else min(upper_bound, high)
 
 
 def compare_campaign(
