@@ -6,7 +6,8 @@ workers) two campaigns are measured: A, whose calibration is used to predict B, 
 (another seed, measured after A). A is compared without calibration (predictions (a) and (b)),
 B with A's calibration. Printed per configuration: the median |relative error| of p50 and p99 for
 each prediction over the levels, and at how many levels ≤ 0.7 the calibrated prediction's band
-overlaps the measured run-to-run band. Campaigns already in ``--out`` are reused (measure once,
+overlaps the measured run-to-run band, and how wide that band is (median over those levels, relative to
+the prediction: a band can always be made to overlap by being wide). Campaigns already in ``--out`` are reused (measure once,
 compare again after a change to the predictions).
 
     python benchmarks/bench_testbed.py --out out/testbed --json benchmarks/results/DATE-testbed.json
@@ -62,6 +63,13 @@ def all_classes(table: pd.DataFrame, max_level: float = 1.0) -> dict[tuple[str, 
     return {(row.prediction, row.statistic): row for row in summary[summary["class"] == "all"].itertuples()}
 
 
+def band_width(table: pd.DataFrame, statistic: str) -> float:
+    """The calibrated band's median width over the levels ≤ ``BAND_LEVEL`` (all classes), relative to its prediction."""
+    rows = table[(table["prediction"] == CALIBRATED) & (table["class"] == "all") & (table["statistic"] == statistic)
+                 & (table["level"] <= BAND_LEVEL + 1e-9)].drop_duplicates("level")
+    return float(((rows["band_high"] - rows["band_low"]) / rows["predicted"]).median())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="campaigns folder (reused when it holds finished ones)")
@@ -97,6 +105,7 @@ def main() -> int:
             "calibrated_band_overlaps_levels_le_0.7": {
                 statistic: (round(entry.levels_overlapping * entry.levels), int(entry.levels)) for statistic, entry in banded.items()
             },
+            "calibrated_band_width_levels_le_0.7": {statistic: band_width(fresh, statistic) for statistic in ("p50", "p99")},
             "runs": {campaign: int(table.drop_duplicates(["level", "repeat"]).shape[0]) for campaign, table in zip(SEEDS, (first, fresh))},
         }
         row = results[name]
@@ -106,6 +115,8 @@ def main() -> int:
             f"p99 {errors['profile/p99']:.1%} | (a) calibrated p50 {errors['calibrated/p50']:.1%} p99 {errors['calibrated/p99']:.1%} | "
             f"band overlaps (≤ {BAND_LEVEL}): " + ", ".join(
                 f"{statistic} {hit}/{of}" for statistic, (hit, of) in row["calibrated_band_overlaps_levels_le_0.7"].items()
+            ) + " | band width " + ", ".join(
+                f"{statistic} {width:.0%}" for statistic, width in row["calibrated_band_width_levels_le_0.7"].items()
             ) + f" | valid runs A {row['runs']['A']}, B {row['runs']['B']}",
             flush=True,
         )
