@@ -112,15 +112,12 @@ def _with_band(
     for resample in range(band_resamples):
         copy_dir = _resampled_profile(profile_dir, out_dir / f"resample-{resample}", seed=resample)
         sources["profile"].append(predicted_statistics(profile_scenario(scenario, copy_dir, rate_per_s, copy_dir, main, **size), class_names))
-    index = 0
-    for source, variants in ({} if machine is None else machine.variants).items():
-        sources[source] = []
-        for variant in variants:
-            variant_dir = out_dir / f"calibration-variant-{index}"
-            index += 1
-            sources[source].append(
-                predicted_statistics(profile_scenario(scenario, profile_dir, rate_per_s, variant_dir, variant, **size), class_names)
-            )
+    variants = [] if machine is None else [(source, variant) for source, listed in machine.variants.items() for variant in listed]
+    for index, (source, variant) in enumerate(variants):
+        variant_dir = out_dir / f"calibration-variant-{index}"
+        sources.setdefault(source, []).append(
+            predicted_statistics(profile_scenario(scenario, profile_dir, rate_per_s, variant_dir, variant, **size), class_names)
+        )
     band = {
         name: {
             key: combined_band(estimate["estimate"], [[r[name][key]["estimate"] for r in runs] for runs in sources.values()],
