@@ -29,7 +29,8 @@ from common import ROOT, report_header, write_report  # this folder is on sys.pa
 sys.path.insert(0, str(ROOT))
 
 from simulator.report.testbed import write_testbed_report  # noqa: E402
-from simulator.testbed.calibrate import read_calibration, write_calibration  # noqa: E402
+from simulator.scenario.calibration import read_calibration  # noqa: E402
+from simulator.testbed.calibrate import write_calibration  # noqa: E402
 from simulator.testbed.compare import CALIBRATED, MEASURED, PROFILE, compare_campaign, error_summary  # noqa: E402
 
 CONFIGURATIONS = {  # name → (scenario, workers)

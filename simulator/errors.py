@@ -15,3 +15,7 @@ class UnstableSystemError(LatsimError):
 
 class ProfileBundleError(LatsimError):
     """A profile bundle that cannot be used: the message names the file and what is wrong with it."""
+
+
+class CalibrationError(LatsimError):
+    """Request logs or a calibration file that cannot be used, or logs that cannot identify what is asked of them."""

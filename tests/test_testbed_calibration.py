@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("aiohttp")
 
-from simulator.testbed.calibrate import _drift, concurrency_shares, concurrency_slowdown, server_occupancy  # noqa: E402
+from simulator.fitting.calibration import _drift, concurrency_shares, concurrency_slowdown, server_occupancy  # noqa: E402
 from simulator.testbed.compare import _resampled_profile, combined_band  # noqa: E402
 
 

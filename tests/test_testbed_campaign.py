@@ -14,7 +14,8 @@ pytest.importorskip("torch")
 
 from simulator.report.testbed import write_testbed_report  # noqa: E402
 from simulator.scenario.loader import load_scenario  # noqa: E402
-from simulator.testbed.calibrate import machine_at, read_calibration, write_calibration  # noqa: E402
+from simulator.scenario.calibration import machine_at, read_calibration  # noqa: E402
+from simulator.testbed.calibrate import write_calibration  # noqa: E402
 from simulator.testbed.campaign import run_campaign  # noqa: E402
 from simulator.testbed.campaign_file import read_campaign  # noqa: E402
 from simulator.testbed.compare import (  # noqa: E402

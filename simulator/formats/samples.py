@@ -47,7 +47,7 @@ def read_sample_column(path: Path, column: str | None, what: str) -> np.ndarray:
     ``what`` names the scenario field that uses the file (``service.empirical``); every error is a
     ScenarioError naming it, the file and, where it applies, the column and the first bad row.
     """
-    frame = _read_frame(path, None if column is None else [column], what)
+    frame = read_frame(path, None if column is None else [column], what)
     if column is None:
         if frame.shape[1] != 1:
             raise ScenarioError(f"{what}: {path} has columns {_names(frame.columns)}; name one with 'column'")
@@ -58,7 +58,7 @@ def read_sample_column(path: Path, column: str | None, what: str) -> np.ndarray:
                 "add a header line naming the column (e.g. latency_ms)"
             )
     _require_columns(frame, [column], path, what)
-    return _finite_numbers(frame[column], path, column, what)
+    return finite_numbers(frame[column], path, column, what)
 
 
 def expression_columns(expression: str) -> tuple[str, ...]:
@@ -82,9 +82,9 @@ def read_sample_expression(path: Path, expression: str, what: str) -> np.ndarray
     except ValueError as error:
         raise ScenarioError(f"{what}: expression {_cut(expression, 80)!r}: {error}") from None
     names = expression_columns(expression)
-    frame = _read_frame(path, list(names), what)
+    frame = read_frame(path, list(names), what)
     _require_columns(frame, names, path, what)
-    columns = {name: _finite_numbers(frame[name], path, name, what) for name in names}
+    columns = {name: finite_numbers(frame[name], path, name, what) for name in names}
     with np.errstate(all="ignore"):
         values = np.broadcast_to(np.asarray(_evaluate(tree.body, columns), dtype=float), (len(frame),)).copy()
     bad = np.flatnonzero(~np.isfinite(values))
@@ -151,7 +151,7 @@ def _evaluate(node: ast.expr, columns: dict[str, np.ndarray]) -> np.ndarray | fl
     return _OPERATORS[type(node.op)](_evaluate(node.left, columns), _evaluate(node.right, columns))
 
 
-def _read_frame(path: Path, columns: list[str] | None, what: str) -> pd.DataFrame:
+def read_frame(path: Path, columns: list[str] | None, what: str) -> pd.DataFrame:
     try:
         handle = open_regular_file(path, MAX_FILE_BYTES)
     except UnusableFile as reason:
@@ -221,7 +221,7 @@ def _read_parquet(handle: BinaryIO, path: Path, columns: list[str] | None, what:
         raise ScenarioError(f"{what}: cannot read {path} as parquet: {_cut(error)}") from None
 
 
-def _finite_numbers(series: pd.Series, path: Path, column: Any, what: str) -> np.ndarray:
+def finite_numbers(series: pd.Series, path: Path, column: Any, what: str) -> np.ndarray:
     """The column as floats: every value a finite number (not text, true/false, missing, inf or NaN), at least one."""
     where = f"{what}: {path}, column {column!r}"
     if len(series) == 0:

@@ -156,7 +156,7 @@ def compare(
 ) -> None:
     """Predict every run two ways and write the comparison (CSV, Markdown, HTML, plots)."""
     from simulator.report.testbed import write_testbed_report
-    from simulator.testbed.calibrate import read_calibration
+    from simulator.scenario.calibration import read_calibration
     from simulator.testbed.compare import compare_campaign
 
     calibrating = None if calibration is None else read_calibration(calibration)

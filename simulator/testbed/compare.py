@@ -30,7 +30,7 @@ from simulator.metrics.summary import ALL
 from simulator.runner.api import run
 from simulator.scenario.loader import load_scenario
 from simulator.scenario.schema import Scenario
-from simulator.testbed.calibrate import MachineAt, machine_at
+from simulator.scenario.calibration import MachineAt, machine_at
 from simulator.testbed.campaign_file import PREDICTIONS_DIR, campaign_scenario, profile_snapshots, read_campaign
 from simulator.testbed.scenario import (
     WARMUP_FRACTION,

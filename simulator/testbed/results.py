@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simulator.fitting.calibration import handoff_ms
 from simulator.testbed.workers import NO_DEADLINE_NS
 
 NS_PER_MS = 1_000_000
@@ -69,7 +70,7 @@ def join_records(server: pd.DataFrame, client: pd.DataFrame, origin_ns: int, bat
     table["kernel_ms"] = span("kernel_start_ns", "kernel_end_ns")
     table["worker_overhead_ms"] = span("dequeue_ns", "kernel_start_ns") + span("kernel_end_ns", "reply_sent_ns")
     table["worker_busy_ms"] = span("dequeue_ns", "worker_done_ns")
-    table["handoff_ms"] = np.nan if batching else _handoff_ms(table)
+    table["handoff_ms"] = np.nan if batching else handoff_ms(table)
     table["service_ms"] = table["worker_busy_ms"] + table["handoff_ms"].fillna(0.0)
     table["transport_ms"] = table["latency_ms"] - table["server_ms"]
     table["outside_ms"] = table["latency_ms"] - span("enqueue_ns", "worker_done_ns")
@@ -80,16 +81,6 @@ def join_records(server: pd.DataFrame, client: pd.DataFrame, origin_ns: int, bat
     table["met_deadline"] = (table["status"] == 200) & ~(table["latency_ms"] > table["deadline_ms"])
     integers = ["worker", "batch_id", "batch_size", "priority", "in_system_at_arrival", "in_system_at_dequeue"]
     return table.astype({column: "Int64" for column in integers}).sort_values("scheduled_ms", ignore_index=True)
-
-
-def _handoff_ms(table: pd.DataFrame) -> pd.Series:
-    """Per request, its call's wait that no queue explains: from the moment the call's worker could have taken
-    it (the call's last request enqueued, or the worker's previous call ended) to its dequeue."""
-    calls = table.dropna(subset=["dequeue_ms", "worker_done_ms"]).drop_duplicates("batch_id").sort_values("dequeue_ms")
-    previous_done = calls.groupby("worker")["worker_done_ms"].shift()
-    last_enqueue = calls["batch_id"].map(table.groupby("batch_id")["enqueue_ms"].max())
-    handoff = (calls["dequeue_ms"] - np.fmax(last_enqueue, previous_done)).clip(lower=0.0)
-    return table["batch_id"].map(pd.Series(handoff.to_numpy(), index=calls["batch_id"].to_numpy())).astype("float64")
 
 
 def _percentiles(values: pd.Series) -> dict[str, float] | None:
