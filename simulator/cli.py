@@ -347,11 +347,49 @@ def validate(scenarios: Annotated[list[Path], typer.Argument(help="scenario YAML
 
 
 @app.command()
-def schema() -> None:
-    """Print the JSON Schema of scenario files (for editor autocompletion and validation)."""
+def schema(
+    request_log: Annotated[bool, typer.Option("--request-log", help="the schema of one request-log record instead")] = False,
+) -> None:
+    """Print the JSON Schema of scenario files (for editor autocompletion and validation), or of request logs."""
+    if request_log:
+        from simulator.formats.request_log import request_log_schema
+
+        typer.echo(json.dumps(request_log_schema(), indent=2))
+        return
     from simulator.scenario.schema import Scenario
 
     typer.echo(json.dumps(Scenario.model_json_schema(), indent=2))
+
+
+@app.command()
+def calibrate(
+    logs: Annotated[list[Path], typer.Argument(help="request logs (.parquet, .csv, .jsonl), one run each")],
+    scenario: Annotated[Path, typer.Option(help="the scenario whose node served these requests (its service model is the reference)")],
+    out: Annotated[Path, typer.Option(help="calibration YAML to write (outside-time CSV files go beside it)")],
+    node: Annotated[Optional[str], typer.Option(help="the node spec the logs measured (default: the scenario's only one)")] = None,
+    server: Annotated[str, typer.Option(help="what served the logs (hardware, framework), recorded in the file")] = "",
+) -> None:
+    """Fit a real server's machine — speed process, overhead by occupancy, concurrency slowdown, time outside the
+    server — from its request logs, as a calibration file that nodes[].calibration and plans take.
+
+    Example: latsim calibrate runs/*.parquet --scenario scenarios/testbed-cnn-fifo.yaml --out cal/cnn.yaml
+    """
+    from simulator.files import check_output_file
+    from simulator.fitting.from_logs import write_calibration_from_logs
+    from simulator.scenario.loader import load_scenario
+
+    with _user_errors():
+        check_output_file(out)
+        if any(path.resolve() == out.resolve() for path in [*logs, scenario]):
+            raise LatsimError(f"--out {out} is one of the inputs; write the calibration elsewhere")
+        loaded = load_scenario(scenario)
+        written, fitted_on = write_calibration_from_logs(
+            logs, loaded, out, node=node, server=server, progress=lambda line: stderr.print(escape(line), highlight=False)
+        )
+        method = fitted_on["method"].replace("_", "-")
+        low, high = fitted_on["rate_per_s"]
+        typer.echo(f"wrote {written}: {method} calibration from {len(logs)} run(s), "
+                   f"{fitted_on['requests']:,} served requests at {low:.4g}–{high:.4g}/s")
 
 
 @app.command()

@@ -1,8 +1,10 @@
-"""Small scenarios built as plain data, as a YAML file would hold them."""
+"""Small scenarios built as plain data, as a YAML file would hold them, and the CLI run as a child process."""
 
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from typing import Any
 
 
@@ -19,3 +21,8 @@ def base_scenario(**overrides: Any) -> dict[str, Any]:
     }
     scenario.update(copy.deepcopy(overrides))
     return scenario
+
+
+def run_cli(*arguments: str, timeout_s: float = 600) -> subprocess.CompletedProcess:
+    """``latsim ARGUMENTS`` in a child process (killed at ``timeout_s``), its output captured as text."""
+    return subprocess.run([sys.executable, "-m", "simulator", *arguments], capture_output=True, text=True, timeout=timeout_s)

@@ -36,6 +36,7 @@ from simulator.errors import LatsimError
 from simulator.metrics.collector import ALL, QUANTILES
 from simulator.model.build import service_models
 from simulator.registry import PARTITIONERS
+from simulator.runner.calibration import calibrated
 from simulator.runner.inputs import class_rates_per_s, key_popularity
 from simulator.scenario.schema import Scenario
 from simulator.service.base import ServiceTimeModel, build_service_model
@@ -602,7 +603,7 @@ def analyze(scenario: Scenario, seed: int | None = None) -> AnalyticReport:
     ``seed`` only matters for arrival processes whose mean rate is drawn (default: the scenario's).
     """
     try:
-        return _Analysis(scenario, seed).run()
+        return _Analysis(calibrated(scenario, seed), seed).run()
     except ValueError as error:  # an analytic function refusing an input the walk let through
         raise LatsimError(f"{scenario.source}: analysis: {error}") from None
 

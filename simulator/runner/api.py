@@ -76,6 +76,6 @@ def run(
             f"MSER finds a transient of up to {longest_transient} requests, longer than run.warmup_requests = "
             f"{plan.warmup_requests}: raise it (or leave it out to let the run extend the warm-up itself)"
         )
-    summary = summarize(scenario, plan.seed, plan.requests, results, load, notes, batch_means)
+    summary = summarize(plan.scenario, plan.seed, plan.requests, results, load, notes, batch_means)
     summary = {"scenario": summary.pop("scenario"), "engine": plan.engine, **summary}
     return RunResult(plan, summary, results)

@@ -9,6 +9,7 @@ from simulator.model.capacity import offered_load
 from simulator.registry import PARTITIONERS
 from simulator.random_streams import stream
 from simulator.registry import ARRIVAL_PROCESSES
+from simulator.runner.calibration import calibration_notes
 from simulator.runner.inputs import built_policy, class_rates_per_s, key_popularity
 from simulator.runner.plan import RunPlan
 from simulator.scenario.schema import Scenario
@@ -110,7 +111,7 @@ def run_notes(plan: RunPlan) -> tuple[list[str], bool]:
     """What a reader of the results must know about how the scenario's input shapes them, and
     whether a single replication may give batch-means intervals (only a stationary run may)."""
     scenario = plan.scenario
-    notes = []
+    notes = calibration_notes(scenario)
     expected_s = horizon_s(plan)
     for index, event in enumerate(scenario.events):
         start_field = _start_field(event)

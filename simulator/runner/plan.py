@@ -8,6 +8,7 @@ from typing import Literal
 from simulator.errors import ScenarioError
 from simulator.fastpath import compiler_available
 from simulator.fastpath.eligibility import ineligibility
+from simulator.runner.calibration import calibrated
 from simulator.scenario.schema import Scenario
 
 Engine = Literal["simpy", "fast"]
@@ -36,7 +37,9 @@ def plan_run(
     engine: EngineChoice = "auto",
 ) -> RunPlan:
     """Apply overrides to the scenario's run settings (a shorter run keeps a tenth as warm-up unless one is set)
-    and choose the engine (``auto``: the fast one wherever it serves the scenario, for runs worth loading it)."""
+    and choose the engine (``auto``: the fast one wherever it serves the scenario, for runs worth loading it); nodes
+    with a calibration file take its machine (``runner.calibration``)."""
+    scenario = calibrated(scenario, seed)
     run = scenario.run
     measured = requests or run.requests
     warmup = run.warmup if requests is None or run.warmup_requests is not None else measured // 10

@@ -71,16 +71,6 @@ class CalibrationFile(Settings):
     levels: list[CalibratedLevel] = Field(min_length=1, max_length=MAX_LEVELS)
 
 
-class NodeCalibration(Settings):
-    """A node's calibration: the file, and whether its time outside the server joins the latency."""
-
-    file: str = Field(min_length=1, max_length=4096, description="calibration YAML (latsim calibrate --out), relative to the scenario file")
-    outside: bool = Field(
-        True, description="add the measured time outside the server (network, request parsing, reply writing) as the "
-        "network's response leg, when the scenario has no network of its own",
-    )
-
-
 @dataclass(frozen=True)
 class MachineAt:
     """The calibrated machine at one load level (its mean offered rate): ``main`` from its runs together,

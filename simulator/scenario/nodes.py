@@ -248,6 +248,29 @@ class SpeedSpec(Settings):
         return self
 
 
+class AppliedCalibration(Settings):
+    """Where a node's calibration was read, set by latsim when it applies the file (not written by hand)."""
+
+    level: float = Field(gt=0, le=1e3, description="the calibrated load level taken (its measured utilisation or level)")
+    level_rate_per_s: float = Field(ge=0, le=1e12, description="that level's offered rate")
+    rate_per_s: float = Field(ge=0, le=1e12, description="the rate per node instance the level was chosen for")
+    method: str = Field("", max_length=100)
+    settings: list[Literal["speed", "overhead", "device", "network"]] = Field(
+        default_factory=list, description="the settings the calibration gave"
+    )
+
+
+class NodeCalibration(Settings):
+    """A node's calibration: a file ``latsim calibrate`` wrote from a real server's request logs."""
+
+    file: str = Field(min_length=1, max_length=4096, description="calibration YAML (latsim calibrate --out), relative to the scenario file")
+    outside: bool = Field(
+        True, description="add the measured time outside the server (network, request parsing, reply writing) as the "
+        "network's response leg, when the scenario has no network of its own",
+    )
+    applied: AppliedCalibration | None = Field(None, description="set by latsim when the file is applied; leave it out")
+
+
 # -- the node ------------------------------------------------------------------------------------
 
 
@@ -273,6 +296,10 @@ class NodeSpec(Settings):
     speed: SpeedSpec | None = Field(None, description="the machine's speed as a process over calls (a multiplier)")
     occupancy_slowdown: OccupancySlowdownSpec | None = Field(
         None, description="a factor on each call's service time by the requests at the node when it starts"
+    )
+    calibration: NodeCalibration | None = Field(
+        None, description="a calibration file (latsim calibrate): the real server's speed process, overhead, concurrency "
+        "slowdown and outside time, on top of this node's service model"
     )
 
     @model_validator(mode="after")

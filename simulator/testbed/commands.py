@@ -69,7 +69,7 @@ def load(
     scenario: ScenarioArgument,
     url: Annotated[str, typer.Option(help="the server's base URL, as `latsim testbed serve` printed it")],
     rate: Annotated[float, typer.Option(min=1e-3, max=1e6, help="Poisson arrivals per second")],
-    out: Annotated[Path, typer.Option(help="folder for the client records (load-client.parquet) and summary")],
+    out: Annotated[Path, typer.Option(help="folder for the client records (load-client.parquet, request_log.parquet) and summary")],
     duration_s: Annotated[float, typer.Option(min=0.1, max=86_400, help="seconds of load")] = 30.0,
     seed: Annotated[int, typer.Option(min=0)] = 0,
     id_start: Annotated[int, typer.Option(min=0, help="first request id (ids must not repeat on one server)")] = 0,
@@ -81,7 +81,10 @@ def load(
         write_text_atomically,
     )
     from simulator.scenario.loader import load_scenario
+    from simulator.formats.request_log import write_request_log
     from simulator.testbed.load import LoadSpec, run_load
+    from simulator.testbed.results import request_log_frame
+    from simulator.testbed.run import REQUEST_LOG_FILE
 
     classes = load_scenario(scenario).workload.classes
     spec = LoadSpec.parse({
@@ -91,6 +94,10 @@ def load(
     folder = make_output_folder(out)
     records, summary = run_load(spec)
     write_atomically(folder / "load-client.parquet", lambda path: records.to_parquet(path, index=False))
+    origin_ns = float(records["scheduled_ns"].min())
+    in_ms = records.assign(**{name.removesuffix("_ns") + "_ms": (records[name].where(records[name] >= 0) - origin_ns) / 1e6
+                              for name in ("scheduled_ns", "send_ns", "reply_received_ns")})
+    write_request_log(request_log_frame(in_ms, rate), folder / REQUEST_LOG_FILE)
     write_text_atomically(folder / "load-client.json", json.dumps(summary, indent=2))
     verdict = "valid" if summary["valid"] else "INVALID: " + "; ".join(summary["invalid_reasons"])
     typer.echo(f"{summary['ok']} of {summary['requests']} requests answered; sender lateness p99 "

@@ -117,3 +117,23 @@ def summarize(table: pd.DataFrame, workers: int) -> dict[str, Any]:
         },
         "latency_ms_by_class": {str(name): _percentiles(group["latency_ms"]) for name, group in table.groupby("class")},
     }
+
+
+REQUEST_LOG_COLUMNS = {  # request-log column → the joined table's column
+    "request_id": "request_id", "class": "class", "status": "status",
+    "scheduled_send_ms": "scheduled_ms", "client_send_ms": "send_ms", "client_receive_ms": "reply_received_ms",
+    "server_arrival_ms": "enqueue_ms", "dequeue_ms": "dequeue_ms", "service_start_ms": "kernel_start_ms",
+    "service_end_ms": "kernel_end_ms", "worker_free_ms": "worker_done_ms", "worker_id": "worker",
+    "batch_id": "batch_id", "batch_size": "batch_size",
+}
+
+
+def request_log_frame(table: pd.DataFrame, target_rate_per_s: float | None = None, level: float | None = None) -> pd.DataFrame:
+    """A run's table (joined, or the client's alone with times in ms) in the request-log format (``formats.request_log``)."""
+    frame = pd.DataFrame({log: table[column] for log, column in REQUEST_LOG_COLUMNS.items() if column in table})
+    frame["class"] = frame["class"].astype(str)
+    if target_rate_per_s is not None:
+        frame["target_rate_per_s"] = float(target_rate_per_s)
+    if level is not None:
+        frame["level"] = float(level)
+    return frame

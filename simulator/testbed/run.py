@@ -43,10 +43,11 @@ from typing import Any, Self
 import pandas as pd
 
 from simulator.files import write_text_atomically
+from simulator.formats.request_log import write_request_log
 from simulator.testbed.config import TestbedConfig
 from simulator.testbed.errors import TestbedError
 from simulator.testbed.load import LoadSpec, make_schedule
-from simulator.testbed.results import join_records, summarize
+from simulator.testbed.results import join_records, request_log_frame, summarize
 
 SERVER_START_TIMEOUT_S = 900.0  # building a zoo model trains it first
 SERVER_STOP_TIMEOUT_S = 120.0
@@ -54,6 +55,7 @@ CLOSED_LOOP_TIMEOUT_S = 1800.0
 BUSY_MACHINE_CORES = 0.2  # other processes busier than this during the load: warn that timings are perturbed
 LOG_TAIL_CHARS = 2000
 
+REQUEST_LOG_FILE = "request_log.parquet"  # the run in the request-log format: what latsim calibrate reads
 
 def _log(message: str) -> None:
     print(f"testbed: {message}", file=sys.stderr, flush=True)
@@ -322,6 +324,8 @@ def run_level(
     server_records = pd.read_parquet(out_dir / "server.parquet")
     table = join_records(server_records, client, load_summary["t0_ns"], config.batching.dynamic)
     table.to_parquet(out_dir / "requests.parquet", index=False)
+    level = rate_per_s / capacity_per_s if rate_per_s and capacity_per_s else None
+    write_request_log(request_log_frame(table, rate_per_s, level), out_dir / REQUEST_LOG_FILE)
     reasons = list(load_summary["invalid_reasons"])
     unserved = int(table["server_ms"].isna().sum())
     if unserved:
