@@ -368,6 +368,7 @@ def calibrate(
     out: Annotated[Path, typer.Option(help="calibration YAML to write (outside-time CSV files go beside it)")],
     node: Annotated[Optional[str], typer.Option(help="the node spec the logs measured (default: the scenario's only one)")] = None,
     server: Annotated[str, typer.Option(help="what served the logs (hardware, framework), recorded in the file")] = "",
+    time_unit: Annotated[str, typer.Option(help="what the logs' *_ms columns hold: ms, s, us or ns")] = "ms",
 ) -> None:
     """Fit a real server's machine — speed process, overhead by occupancy, concurrency slowdown, time outside the
     server — from its request logs, as a calibration file that nodes[].calibration and plans take.
@@ -384,7 +385,7 @@ def calibrate(
             raise LatsimError(f"--out {out} is one of the inputs; write the calibration elsewhere")
         loaded = load_scenario(scenario)
         written, fitted_on = write_calibration_from_logs(
-            logs, loaded, out, node=node, server=server, progress=lambda line: stderr.print(escape(line), highlight=False)
+            logs, loaded, out, node=node, server=server, time_unit=time_unit, progress=lambda line: stderr.print(escape(line), highlight=False)
         )
         method = fitted_on["method"].replace("_", "-")
         low, high = fitted_on["rate_per_s"]

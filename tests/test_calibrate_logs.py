@@ -203,3 +203,20 @@ def test_calibration_outside_files_must_lie_beside_it(tmp_path: Path, scenario_f
     out.write_text(yaml.safe_dump(document))
     with pytest.raises(CalibrationError, match="outside the calibration's folder"):
         read_calibration(out)
+
+
+def test_an_overloading_finite_trace_is_simulated_not_refused(tmp_path: Path) -> None:
+    """A trace replayed at offered load above 1 (as a real server was sent it) runs to its end, with a note."""
+    arrivals = np.cumsum(np.random.default_rng(0).exponential(1000.0 / 510.0, 5000))  # 510/s into a 500/s server
+    pd.DataFrame({"arrival_ms": arrivals}).to_csv(tmp_path / "trace.csv", index=False)
+    data = {
+        "name": "overloaded-trace", "run": {"requests": 4500, "warmup_requests": 500, "replications": 1},
+        "workload": {"arrival": {"process": "trace", "file": "trace.csv"}, "classes": [{"name": "a"}]},
+        "nodes": [{"name": "n", "service": {"distribution": "deterministic", "value_ms": 2.0}}],
+    }
+    path = tmp_path / "trace.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = run(load_scenario(path))
+    assert result.status == "ok"
+    assert result.summary["offered_load"] >= 1
+    assert any("the trace overloads the system" in note for note in result.summary["notes"])

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 import scipy.optimize
 
 from simulator.analytic import mmc_sojourn_quantile_ms
@@ -148,3 +149,27 @@ def test_the_load_is_scaled_by_one_factor_over_every_arrival_process():
     }), base_dir=ROOT / "scenarios")
     with pytest.raises(ScenarioError, match=r"workload\.arrival: a plan scales the load by rate, and a 'trace' process"):
         at_rate(traced, 100)
+
+
+def test_a_calibrated_plan_sizes_for_the_real_server_and_shows_the_raw_answer(tmp_path):
+    """A calibration that says the real server takes 1.5× the profile's time needs 5 replicas where the raw profile's
+    M/M/1 replicas need 3 (p90 of the sojourn ln 10 / (μ − λ) ≤ 70 ms at 150/s split at random: 62.8 ms at 5, 78.9 at
+    4; raw 46.1 at 3, 92.1 at 2); the plan reports the raw profiles' cheaper, optimistic answer beside its own."""
+    calibration = {
+        "fitted_on": {"method": "server_side", "rate_per_s": [40.0, 80.0]},
+        "overhead": {"occupancy": [1.0], "mean_ms": [0.0]},
+        "levels": [{"level": 0.8, "rate_per_s": 80.0, "speed": {"factors": [1.5], "transition": [[1.0]]},
+                    "outside": {"distribution": "deterministic", "value_ms": 0.5}}],
+    }
+    (tmp_path / "cal.yaml").write_text(yaml.safe_dump(calibration))
+    slos = {"a": {"percentile": "p90", "latency_ms": 70}}
+    data = plan_scenario({"replicas": [1, 2, 3, 4, 5, 6, 7, 8]}, slos, max_load_tolerance=0.1)
+    data["router"] = {"policy": "random"}
+    data["nodes"][0]["calibration"] = {"file": "cal.yaml"}
+    document = plan(scenario_from_dict(data, base_dir=tmp_path), tmp_path / "plan")
+    costs = {c["id"]: c["cost_per_hour"] for c in document["configurations"]}
+    assert document["calibration"]["calibrated"] and document["calibration"]["files"] == ["cal.yaml"]
+    assert costs[document["winner"]["id"]] == 5.0  # 5 replicas at 1.0 per hour
+    assert document["calibration"]["raw_profile"]["cost_per_hour"] == 3.0
+    uncalibrated = plan(scenario_from_dict(plan_scenario({"replicas": [1, 2, 3]}, max_load_tolerance=0.1)), tmp_path / "raw")
+    assert not uncalibrated["calibration"]["calibrated"] and "43-58 % low at p50" in uncalibrated["calibration"]["note"]

@@ -49,13 +49,14 @@ SIMULATION_SEED = 20261207
 
 def calibrate_from_logs(
     logs: list[Path], scenario: Scenario, node: str | None = None, server: str = "",
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | None = None, time_unit: str = "ms",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The calibration of the scenario's node ``node`` (the only one by default) from request logs, and what it was fitted on."""
+    """The calibration of the scenario's node ``node`` (the only one by default) from request logs (their times in
+    ``time_unit``), and what it was fitted on."""
     say = progress or (lambda _: None)
     index = _node_index(scenario, node)
     spec = scenario.nodes[index]
-    read = [read_request_log(path) for path in logs]
+    read = [read_request_log(path, time_unit) for path in logs]
     if not read:
         raise CalibrationError("give at least one request log")
     _check_classes(read, scenario)

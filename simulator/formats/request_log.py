@@ -29,7 +29,8 @@ from simulator.formats.samples import MAX_FILE_BYTES, MAX_ROWS, finite_numbers, 
 
 FORMAT_VERSION = 1
 PARQUET_VERSION_KEY = b"latsim.request_log.version"
-MAX_TIME_MS = 1e12  # about 31 years: a clock reading beyond this is not in milliseconds
+MAX_TIME_MS = 1e14  # about 3,000 years: Unix-epoch milliseconds fit; a reading beyond this is not in milliseconds
+TIME_UNITS_PER_MS = {"ms": 1.0, "s": 1e-3, "us": 1e3, "ns": 1e6}  # what a log's times may be in, per millisecond
 MAX_CLASS_CHARS = 200
 OK_STATUS = (200, 300)  # HTTP-like: a status in [200, 300) is a served request; anything else failed
 
@@ -89,10 +90,13 @@ class RequestLog:
         return (len(sends) - 1) / span_ms * 1000.0 if span_ms > 0 else float("nan")
 
 
-def read_request_log(path: Path) -> RequestLog:
+def read_request_log(path: Path, time_unit: str = "ms") -> RequestLog:
     """A request log file (``.parquet``, ``.csv``, ``.jsonl``/``.ndjson``), checked column by column: a
-    CalibrationError names the file, the column, the first bad row and what is allowed."""
+    CalibrationError names the file, the column, the first bad row and what is allowed. ``time_unit``: what the
+    ``*_ms`` columns really hold (``s``, ``ms``, ``us``, ``ns``), converted to ms."""
     path = Path(path)
+    if time_unit not in TIME_UNITS_PER_MS:
+        raise CalibrationError(f"time unit {time_unit!r}: one of {', '.join(TIME_UNITS_PER_MS)}")
     where = f"request log {path}"
     frame = _read_json_lines(path, where) if path.suffix in (".jsonl", ".ndjson") else _read_table(path, where)
     if any(not isinstance(name, str) for name in frame.columns):
@@ -111,7 +115,7 @@ def read_request_log(path: Path) -> RequestLog:
     table["status"] = _integers(frame["status"], where, "status", 0, 999)
     table["ok"] = (table["status"] >= OK_STATUS[0]) & (table["status"] < OK_STATUS[1])
     for name in TIME_COLUMNS:
-        table[name] = _times(frame, name, table["ok"], where)
+        table[name] = _times(frame, name, table["ok"], where, TIME_UNITS_PER_MS[time_unit])
     for name in ("level", "target_rate_per_s"):
         table[name] = _optional_numbers(frame, name, where, 1e-9, 1e9)
     table["batch_size"] = _integers(frame["batch_size"], where, "batch_size", 1, 10_000_000) if "batch_size" in frame else np.nan
@@ -206,9 +210,9 @@ def _check_version(frame: pd.DataFrame, path: Path, where: str) -> None:
         raise CalibrationError(f"{where}: format version {sorted(unknown)[0]}; this latsim reads version {FORMAT_VERSION}")
 
 
-def _times(frame: pd.DataFrame, name: str, ok: pd.Series, where: str) -> pd.Series:
-    """A time column as floats: finite and in [0, MAX_TIME_MS] where given; required times given on every row,
-    server times allowed to be missing (a request the server never saw)."""
+def _times(frame: pd.DataFrame, name: str, ok: pd.Series, where: str, units_per_ms: float) -> pd.Series:
+    """A time column as ms: finite and in [0, MAX_TIME_MS] where given; required times given on every served
+    request, server times allowed to be missing (a request the server never saw)."""
     if name not in frame:
         return pd.Series(np.nan, index=frame.index)
     series = frame[name]
@@ -220,13 +224,13 @@ def _times(frame: pd.DataFrame, name: str, ok: pd.Series, where: str) -> pd.Seri
     values = np.full(len(series), np.nan)
     given = ~missing
     if given.any():
-        values[given] = _numbers(series[given], where, name)
+        values[given] = _numbers(series[given], where, name) / units_per_ms
     bad = np.flatnonzero(given & ((values < 0) | (values > MAX_TIME_MS)))
     if bad.size:
         row = int(bad[0])
         raise CalibrationError(
-            f"{where}, column {name!r}: row {row + 1} holds {values[row]:g}; times are ms in [0, {MAX_TIME_MS:g}] "
-            "(from any origin on the side's clock)"
+            f"{where}, column {name!r}: row {row + 1} holds {values[row]:g}; times lie in [0, {MAX_TIME_MS:g}] "
+            "(from any origin on the side's clock, Unix-epoch milliseconds included)"
         )
     return pd.Series(values, index=frame.index)
 

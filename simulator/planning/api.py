@@ -20,7 +20,7 @@ from simulator.files import UnusableFile, make_output_folder, read_regular_file,
 from simulator.planning.load import target_rates_per_s, with_load_curve
 from simulator.planning.points import Evaluator, ProgressCallback, versions
 from simulator.planning.search import MaxLoad, Outcome, PlanContext, Planner
-from simulator.planning.space import Configuration, Space
+from simulator.planning.space import Configuration, Space, without_calibration
 from simulator.planning.store import ResultStore
 from simulator.planning.theory import latency_targets
 from simulator.planning.verdict import plan_checks, requests_per_replication, tail_events
@@ -33,6 +33,12 @@ FORMAT_VERSION = 1
 MIN_REPLICATIONS = 10  # fewer make a report INVALID: intervals from fewer rest on too few degrees of freedom
 MIN_TAIL_EVENTS = 1_000  # requests beyond the SLO's tail per replication a VALID verdict rests on
 MAX_RESULT_BYTES = 200_000_000
+RAW_PROFILE_FOLDER = "raw-profile"  # the same plan from raw profiles, when the plan's nodes are calibrated
+RAW_PROFILE_NOTE = (
+    "sized from raw profiles: on a real server (latsim's testbed, a CPU CNN, FIFO and priority, 1 and 2 workers) "
+    "predictions from the profile alone were 43-58 % low at p50 and 59-85 % low at p99 "
+    "(benchmarks/results/2026-12-03-testbed.json); calibrate from the server's logs (latsim calibrate) for an answer that holds"
+)
 
 
 def plan(
@@ -46,6 +52,26 @@ def plan(
     """Search the scenario's plan, write ``out/plan.json`` and return it; points already in ``out`` are reused."""
     if scenario.plan is None:
         raise ScenarioError(f"{scenario.source}: no plan section: add `plan:` with load, slos and space (see README, Capacity planning)")
+    make_output_folder(out)
+    executor = executor or InProcessExecutor()
+    started = time.perf_counter()
+    planner, finalists, views = _search(scenario, Path(out), executor, progress, exhaustive)
+    raw = without_calibration(scenario)
+    raw_answer = None
+    if raw is not None:  # the same plan from the raw profiles, to show what the calibration changed
+        raw_folder = make_output_folder(Path(out) / RAW_PROFILE_FOLDER)
+        raw_planner, raw_finalists, raw_views = _search(raw, raw_folder, executor, progress, exhaustive)
+        raw_answer = _raw_answer(raw_planner, raw_finalists, raw_views)
+    document = _document(planner, finalists, views, time.perf_counter() - started, executor.describe(), exhaustive, command)
+    document["calibration"] = _calibration(planner, raw_answer)
+    write_text_atomically(Path(out) / RESULT_FILE, json.dumps(document, indent=1, allow_nan=False) + "\n")
+    return document
+
+
+def _search(
+    scenario: Scenario, out: Path, executor: Executor, progress: ProgressCallback | None, exhaustive: bool
+) -> tuple[Planner, list[Configuration], dict[Any, Any]]:
+    """The plan's phases on one scenario, its points kept in ``out``: the planner, its finalists and the winner's views."""
     spec = scenario.plan
     base = with_load_curve(scenario.replace("plan", None), spec.load)
     space = Space(base, spec)
@@ -57,10 +83,7 @@ def plan(
         full_requests=requests_per_replication(checks, precision.tail_events, precision.min_requests, precision.max_requests),
         screen_requests=requests_per_replication(checks, precision.screen_tail_events, precision.min_requests, precision.max_requests),
     )
-    make_output_folder(out)
     store = ResultStore(out)
-    executor = executor or InProcessExecutor()
-    started = time.perf_counter()
     try:
         evaluator = Evaluator(base, space, context.seed, store, executor, progress)
         planner = Planner(context, evaluator)
@@ -70,9 +93,29 @@ def plan(
         views = planner.winner_views(finalists[0]) if finalists else {}
     finally:
         store.close()
-    document = _document(planner, finalists, views, time.perf_counter() - started, executor.describe(), exhaustive, command)
-    write_text_atomically(Path(out) / RESULT_FILE, json.dumps(document, indent=1, allow_nan=False) + "\n")
-    return document
+    return planner, finalists, views
+
+
+def _raw_answer(planner: Planner, finalists: list[Configuration], views: dict[Any, Any]) -> dict[str, Any]:
+    """The raw profiles' answer: their winner, its cost and the load it sustains."""
+    if not finalists:
+        return {"winner": None, "label": None, "cost_per_hour": None, "max_load": None}
+    winner = finalists[0]
+    return {
+        "winner": winner.id, "label": winner.label(), "cost_per_hour": planner.ctx.space.cost_per_hour(winner),
+        "max_load": _max_load(views.get("max_load")),
+    }
+
+
+def _calibration(planner: Planner, raw_answer: dict[str, Any] | None) -> dict[str, Any]:
+    """Which answer the plan gives: calibrated from a real server (with the raw profiles' answer beside it), or from
+    raw profiles alone, with how optimistic raw profiles were measured to be."""
+    space = planner.ctx.space
+    files = sorted({option.calibration for option in space.hardware.values() if option.calibration}
+                   | {spec.calibration.file for spec in planner.ctx.scenario.nodes if spec.calibration is not None})
+    if files:
+        return {"calibrated": True, "files": files, "raw_profile": raw_answer}
+    return {"calibrated": False, "files": [], "raw_profile": None, "note": RAW_PROFILE_NOTE}
 
 
 def load_result(folder: Path) -> dict[str, Any]:

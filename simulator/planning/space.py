@@ -230,6 +230,7 @@ class Space:
             option = self.hardware[params["hardware"]]
             result = result.replace(f"{node}.service", self._profile(option, params["variant"], "compute" if option.staged else "end_to_end"))
             result = result.replace(f"{node}.device", self._device(option, params["variant"], scenario) if option.staged else None)
+            result = result.replace(f"{node}.calibration", {"file": option.calibration} if option.calibration else None)
         if "batching" in params:
             result = result.replace(f"{node}.batching", params["batching"])
         if "cache_capacity_entries" in params:
@@ -255,3 +256,16 @@ class Space:
             "copy_engines": base.copy_engines if base is not None else 1,
             "concurrency_slowdown": slowdown | ({"threads": option.threads} if option.threads is not None else {}),
         }
+
+
+def without_calibration(scenario: Scenario) -> Scenario | None:
+    """The plan's scenario with every calibration left out (its raw profiles), or None if nothing in it is calibrated."""
+    result = scenario
+    for index, spec in enumerate(scenario.nodes):
+        if spec.calibration is not None:
+            result = result.replace(f"nodes[{index}].calibration", None)
+    hardware = scenario.plan.space.hardware if scenario.plan is not None else None
+    for index, option in enumerate(hardware or []):
+        if option.calibration is not None:
+            result = result.replace(f"plan.space.hardware[{index}].calibration", None)
+    return None if result is scenario else result

@@ -31,8 +31,10 @@ from simulator.analytic import erlang_c, mmc_sojourn_quantile_ms
 from simulator.errors import UnstableSystemError
 from simulator.metrics.collector import ALL, QUANTILES
 from simulator.model.build import service_models
+from simulator.model.machine import mean_speed_factor
 from simulator.planning.verdict import Check
 from simulator.registry import ROUTERS
+from simulator.runner.calibration import calibrated
 from simulator.runner.checks import check_stability
 from simulator.runner.inputs import class_rates_per_s
 from simulator.runner.plan import plan_run
@@ -86,8 +88,13 @@ class NodeTheory:
     """
 
     def __init__(self, scenario: Scenario, node_index: int, rate_per_s: float) -> None:
+        scenario = calibrated(scenario)
         self.scenario = scenario
         spec = scenario.nodes[node_index]
+        # a speed process can make calls faster than the profile: no sound lower bound from the profile's times then
+        self.machine = spec.speed is not None or spec.overhead is not None or spec.occupancy_slowdown is not None
+        self.speed_factor = mean_speed_factor(spec.speed) if spec.speed is not None else 1.0
+        self.least_overhead_ms = min(spec.overhead.mean_ms) if spec.overhead is not None else 0.0
         load = offered_load(scenario)
         self.capacity_per_s = rate_per_s / load if load > 0 else math.inf
         self.replicas, self.workers = spec.replicas, spec.workers
@@ -127,7 +134,7 @@ class NodeTheory:
 
     def lower_bound_ms(self, target: LatencyTarget, rate_per_s: float) -> tuple[float | None, str]:
         """A sound lower bound on the target's percentile and how it was found (None: no bound for this layout)."""
-        if not self.single_path:
+        if not self.single_path or self.machine:
             return None, ""
         margin = 3 * math.sqrt(target.level * (1 - target.level) / DRAWS)
         level = max(0.0, target.level - margin)
@@ -153,7 +160,8 @@ class NodeTheory:
                 batch = size
                 break
         calls_per_ms = arrival_per_ms / batch
-        every = np.concatenate([self.samples[(k, batch)] for k in range(len(self.models)) if mix[k] > 0]) + self.copy_ms[batch]
+        every = np.concatenate([self.samples[(k, batch)] for k in range(len(self.models)) if mix[k] > 0])
+        every = every * self.speed_factor + self.least_overhead_ms + self.copy_ms[batch]
         mean_ms, scv = float(every.mean()), float(every.var() / every.mean() ** 2)
         offered = calls_per_ms * mean_ms
         if offered >= servers:
@@ -204,6 +212,7 @@ def _markovian(scenario: Scenario, node_index: int, models: list) -> bool:
     same_mean = len({m.mean_ms() for m in models}) == 1
     plain = (
         (spec.batching is None or spec.batching.max_batch_size == 1) and spec.device is None and spec.model_cache is None
+        and spec.speed is None and spec.overhead is None and spec.occupancy_slowdown is None
         and spec.queue_capacity is None and spec.queue_policy is None and spec.admission.policy == "none"
         and scenario.cache is None and scenario.partitioning.partitions == 1 and not scenario.events
     )

@@ -10,7 +10,7 @@ from typing import Literal
 from simulator.errors import UnstableSystemError
 from simulator.metrics.records import concatenate_parquet
 from simulator.metrics.summary import summarize
-from simulator.runner.checks import check_stability, run_notes
+from simulator.runner.checks import check_stability, finite_arrivals, run_notes
 from simulator.runner.executors import available_cpus
 from simulator.runner.plan import EngineChoice, plan_run
 from simulator.runner.replication import ProgressCallback, simulate_replication
@@ -70,6 +70,11 @@ def run(
             raise
         return RunResult(plan, {}, [], status="unstable", message=str(error))
     notes, batch_means = run_notes(plan)
+    if load >= 1 and finite_arrivals(plan.scenario):
+        notes.append(
+            f"offered load {load:.3f} of capacity (≥ 1): the trace overloads the system, so its queues grow over the "
+            "trace; simulated as it is (the statistics are of this finite trace, not of a steady state)"
+        )
     longest_transient = max(r["transient_requests"] for r in results)
     if plan.warmup_fixed and longest_transient > min(r["warmup_requests"] for r in results):
         notes.append(

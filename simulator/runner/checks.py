@@ -88,13 +88,22 @@ def check_stability(plan: RunPlan) -> float:
             copy_ms[spec.name] = lambda batch, copies=copies: sum(copy.mean_ms(batch) for copy in copies)
             concurrency[spec.name] = _device_concurrency(slowdown_factors(spec.device, scenario.base_dir), spec.workers)
     load = offered_load(scenario, class_rates_per_s(scenario, plan.seed), service_models(scenario), shares, copy_ms, concurrency)
-    if load >= 1 and scenario.cache is None and all(spec.queue_capacity is None for spec in scenario.nodes):
+    if load >= 1 and scenario.cache is None and all(spec.queue_capacity is None for spec in scenario.nodes) and not finite_arrivals(scenario):
         raise UnstableSystemError(
             f"{scenario.source}: offered load is {load:.3f} of capacity (≥ 1): queues grow without "
             "bound and no steady state exists. Add workers/nodes, lower the arrival rate, or set "
             "nodes[].queue_capacity to simulate a loss system."
         )
     return load
+
+
+def finite_arrivals(scenario: Scenario) -> bool:
+    """True when every arrival stream is a finite trace: the run ends with it, so an overload is simulated as it is
+    (its queues grow over the trace), not refused."""
+    processes = [c.arrival for c in scenario.workload.classes if c.arrival is not None]
+    if scenario.workload.arrival is not None:
+        processes.append(scenario.workload.arrival)
+    return bool(processes) and all(process.process == "trace" for process in processes)
 
 
 def _device_concurrency(factors: list[float] | str, workers: int) -> float:

@@ -82,6 +82,12 @@ class HardwareOption(Settings):
         description="end_to_end: one measured call per batch (CPU default); device: H2D copy, compute and D2H copy "
         "as separate stages with the measured concurrency slowdown (cuda default)",
     )
+    calibration: str | None = Field(
+        None, min_length=1, max_length=4096,
+        description="calibration file of a real server on this hardware (latsim calibrate), relative to the scenario "
+        "file: its speed process, overhead and outside time apply on top of the bundle's profiles; the plan also "
+        "reports the answer from the raw profiles beside it",
+    )
 
     @property
     def staged(self) -> bool:
