@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,10 @@ def load_result(folder: Path) -> dict[str, Any]:
 
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
+
+
+def _number(value: Fraction | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def _outcome(outcome: Outcome | None, planner: Planner) -> dict[str, Any] | None:
@@ -211,7 +216,7 @@ def _validity(planner: Planner, finalists: list[Configuration], views: dict[Any,
         requests = planner.at_target[finalists[0]]["full"].requests
         events = tail_events(ctx.checks, requests)
         if events is not None and events < MIN_TAIL_EVENTS:
-            reasons.append(f"{events:,.0f} tail events per replication for the strictest SLO (fewer than {MIN_TAIL_EVENTS:,}): raise precision.tail_events")
+            reasons.append(f"{float(events):,.0f} tail events per replication for the strictest SLO (fewer than {MIN_TAIL_EVENTS:,}): raise precision.tail_events")
         if views["max_load"].high_per_s is None:
             reasons.append("the winner's maximum load was not bracketed")
     return not reasons, reasons
@@ -242,7 +247,8 @@ def _document(
             "slos": [{"label": c.label, "scope": c.scope, "metric": c.metric, "bound": c.bound, "upper": c.upper} for c in ctx.checks],
             "precision": {
                 **spec.precision.model_dump(mode="json"), "full_requests": ctx.full_requests, "screen_requests": ctx.screen_requests,
-                "full_tail_events": tail_events(ctx.checks, ctx.full_requests), "screen_tail_events_expected": tail_events(ctx.checks, ctx.screen_requests),
+                "full_tail_events": _number(tail_events(ctx.checks, ctx.full_requests)),
+                "screen_tail_events_expected": _number(tail_events(ctx.checks, ctx.screen_requests)),
                 "max_load_tolerance": spec.max_load_tolerance,
             },
             "node": space.scenario.nodes[space.node_index].name, "space": space.dimensions(), "space_size": space.size,
