@@ -41,6 +41,11 @@ def percent(value: float | None) -> str:
     return "—" if value is None or value != value else f"{100 * value:+.1f} %"
 
 
+def headroom(value: float | None) -> str:
+    """A headroom already in percent (max load / target − 1, × 100): ``headroom +12.5 %``."""
+    return "headroom —" if value is None or value != value else f"headroom {value:+.1f} %"
+
+
 def share(value: float | None) -> str:
     """A share in percent (a level or a tolerance): ``95 %``."""
     return "—" if value is None or value != value else f"{100 * value:g} %"
@@ -64,7 +69,7 @@ def environment(html: bool) -> jinja2.Environment:
         loader=jinja2.PackageLoader("simulator.report", "templates"),
         autoescape=html, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     )
-    env.filters.update(number=number, interval=interval, percent=percent, share=share, rounded_share=rounded_share, md=markdown_escape)
+    env.filters.update(number=number, interval=interval, percent=percent, headroom=headroom, share=share, rounded_share=rounded_share, md=markdown_escape)
     return env
 
 
