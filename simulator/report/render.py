@@ -60,7 +60,9 @@ def markdown_escape(text: Any) -> str:
     """User text safe inside Markdown (and inside a Markdown table cell): punctuation backslashed, HTML as entities."""
     escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", str(text)).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     escaped = " ".join(escaped.split())  # one line: a newline would end a table row or start a block
-    return "\\" + escaped if escaped[:1] in ("#", "-", "+", "=") or re.match(r"\d+[.)]", escaped) else escaped
+    if escaped[:1] in ("#", "-", "+", "="):
+        return "\\" + escaped
+    return re.sub(r"^(\d+)([.)])(?=\s|$)", r"\1\\\2", escaped)  # "1. x" would start a list: "1\. x"; "0.1.0" is text
 
 
 def environment(html: bool) -> jinja2.Environment:
