@@ -468,7 +468,7 @@ def plan(
 
 def _print_plan(document: dict, console: Console) -> None:
     """The answer of a plan in a few lines: the best configurations, validity, what the search did."""
-    from simulator.report.render import interval, number, percent
+    from simulator.report.render import headroom, interval, number, percent
 
     configurations = {config["id"]: config for config in document["configurations"]}
     for rank, identifier in enumerate(document["finalists"], start=1):
@@ -477,7 +477,12 @@ def _print_plan(document: dict, console: Console) -> None:
         console.print(escape(f"{rank}. {config['label']} ({identifier}): {number(config['cost_per_hour'])} per hour; {bounds}"), highlight=False)
     if document["winner"] is not None and document["winner"]["max_load"] is not None:
         found = document["winner"]["max_load"]
-        console.print(escape(f"   maximum sustainable load {number(found['low_per_s'])}–{number(found['high_per_s'])} requests/s"), highlight=False)
+        console.print(escape(
+            f"   maximum sustainable load {number(found['low_per_s'])}–{number(found['high_per_s'])} requests/s ({headroom(found['headroom_percent'])})"
+        ), highlight=False)
+    for config in document.get("inconclusive_cheaper", []):
+        bounds = "; ".join(f"{item['label']}: {interval(item)}" for item in config["items"] if item["verdict"] != "met")
+        console.print(escape(f"   cheaper but inconclusive: {config['label']} ({config['id']}): {number(config['cost_per_hour'])} per hour; {bounds}"), highlight=False)
     if not document["finalists"]:
         console.print("no configuration of the space meets every SLO at the target load", highlight=False)
     console.print("[bold green]VALID[/]" if document["valid"] else "[bold red]INVALID:[/] " + escape("; ".join(document["invalid_reasons"])))

@@ -115,10 +115,33 @@ def test_a_tandem_of_m_m_1_stages_is_exact_and_a_ttl_cache_is_exact():
     assert any("mix hits and misses" in ruled.reason for ruled in report.ruled_out)
 
 
+def test_m_m_1_k_matches_the_closed_form_at_any_load():
+    """M/M/1/K at ρ 1.5 with 5 waiting places (K 6): blocking (1 − ρ)ρ^K / (1 − ρ^{K+1}), and Little's law for the wait."""
+    report = report_of(scenario(rate_per_s=150, queue_capacity=5))
+    rho, places = 1.5, 6
+    p = [(1 - rho) * rho**n / (1 - rho ** (places + 1)) for n in range(places + 1)]
+    assert value(report, "drop_ratio") == pytest.approx(p[-1])
+    queue = sum((n - 1) * p[n] for n in range(1, places + 1))
+    assert value(report, "mean_queue_length", "n", "node") == pytest.approx(queue)
+    assert value(report, "wait_ms.mean") == pytest.approx(queue / (0.15 * (1 - p[-1])))
+    assert "M/M/1/6" in report.get("drop_ratio", "a").formula
+
+
+def test_m_m_c_k_agrees_with_simulation():
+    """M/M/2/5 at ρ 0.9: blocking, mean wait and the p90 wait of admitted requests inside the simulation's 0.999 intervals."""
+    data = scenario(rate_per_s=180, workers=2, queue_capacity=3)
+    data["run"].update(requests=60000, replications=4, confidence=0.999, seed=21)
+    report = report_of(data)
+    result = run(scenario_from_dict(data))
+    for metric in ("drop_ratio", "wait_ms.mean", "wait_ms.p90", "wait_probability"):
+        simulated = result.estimate(metric, "a")
+        assert simulated.ci_low <= value(report, metric) <= simulated.ci_high, (metric, simulated, value(report, metric))
+
+
 REFUSALS = {
     "batching": ({"batching": {"max_batch_size": 4}}, "batching"),
     "jsq": ({"replicas": 2}, "load-aware routing (jsq)"),
-    "finite-room": ({"queue_capacity": 5}, "finite waiting room"),
+    "finite-room": ({"queue_capacity": 5, "service": {"distribution": "deterministic", "value_ms": 10.0}}, "exact for M/M/c/K"),
     "timeouts": ({"queue_policy": {"default": {"timeout_ms": 50}}}, "queue policy"),
     "device-slowdown": ({"device": {"concurrency_slowdown": [1.0, 1.5]}}, "concurrency slowdown"),
     "occupancy-slowdown": ({"occupancy_slowdown": {"occupancy": [1, 2], "factors": [1.0, 1.2]}}, "node occupancy_slowdown"),

@@ -69,6 +69,12 @@ def test_markdown_escape_keeps_a_table_cell_one_cell():
     assert markdown_escape("# title") == r"\# title"
 
 
+def test_markdown_escape_shows_a_version_as_written_and_still_stops_a_list():
+    """"0.1.0" starts no list (no space after the dot): shown as is, not as \\0.1.0; "1. x" and "2) y" are escaped."""
+    assert markdown_escape("0.1.0") == "0.1.0" and markdown_escape("3.11.7") == "3.11.7"
+    assert markdown_escape("1. x") == r"1\. x" and markdown_escape("2) y") == r"2\) y" and markdown_escape("7.") == r"7\."
+
+
 def test_a_plan_nothing_meets_still_reports_every_section(tmp_path):
     """An SLO below the service time: theory rules every configuration out, and the report says so (INVALID)."""
     data = plan_scenario({"replicas": [1, 2]}, slos={"a": {"percentile": "p90", "latency_ms": 5}})

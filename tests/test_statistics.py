@@ -177,3 +177,24 @@ def test_one_replication_of_a_trace_gets_no_batch_means():
     result = run(scenario_from_dict(data, base_dir=SCENARIOS))
     assert result.summary["ci_method"] == "none"
     assert np.isnan(result.estimate("latency_ms.mean").ci_low or np.nan)
+
+
+def test_estimate_reads_every_statistic_the_summary_holds():
+    """Every statistic of every class and node summary (found by walking the summary, not from a list) through
+    ``estimate``/``node_estimate``: percentiles with dots (p99.9), latency_or_drop_ms and drop ratios per reason."""
+    data = base_scenario(run={"requests": 4000, "warmup_requests": 500, "replications": 2, "seed": 3})
+    data["workload"]["arrival"]["rate_per_s"] = 90
+    data["nodes"][0]["queue_policy"] = {"default": {"timeout_ms": 30, "max_queue_size": 4}}
+    result = run(scenario_from_dict(data))
+    checked = set()
+    for scope, entries, read in (("classes", result.summary["classes"], result.estimate), ("nodes", result.summary["nodes"], None)):
+        for name, stats in entries.items():
+            for metric, value in _leaves(stats):
+                got = read(metric, name) if read is not None else result.node_estimate(metric, name)
+                assert (got.estimate, got.ci_low, got.ci_high) == (value["estimate"], value["ci_low"], value["ci_high"]), metric
+                checked.add(f"{scope}.{metric}")
+    reasons = {metric.rsplit(".", 1)[1] for metric in checked if metric.startswith("classes.drop_ratio_by_reason.")}
+    assert len(reasons) >= 2, checked  # timeouts and a full queue both drop here
+    assert {"classes.latency_or_drop_ms.p99", "classes.latency_ms.p99.9", "nodes.utilization"} <= checked
+    with pytest.raises(KeyError, match=r"'latency_ms\.p42': no such statistic of class 'all'; the statistics are .*latency_ms\.p99"):
+        result.estimate("latency_ms.p42")

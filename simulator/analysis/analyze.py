@@ -418,8 +418,6 @@ class _Analysis:
             raise _Refused("model cache: cold loads depend on the order of models requested")
         if spec.queue_policy is not None:
             raise _Refused("queue policy (timeouts, per-priority limits): requests leave the queue unserved")
-        if spec.queue_capacity not in (None, 0):
-            raise _Refused(f"a finite waiting room (queue_capacity {spec.queue_capacity}): M/G/c/K has no formula here")
         if spec.admission.policy != "none" and any(c.kind == "firm" for c in self.classes):
             raise _Refused(f"admission control ({spec.admission.policy}) drops firm requests: the queue is not M/G/c")
         for feature in ("overhead", "speed", "occupancy_slowdown"):
@@ -460,14 +458,20 @@ def _station_figures(
         return figures
     if spec.device is not None:
         return _processor_sharing(figures, c, active, means, total, mean_ms, arrivals)
-    if rho >= 1:
-        raise _Refused(f"offered load {rho:.3f} ≥ 1: unstable, no steady state")
-    figures.append((None, "utilization", rho, "λE[S]/c", "exact"))
     policy = spec.discipline.policy
     exponential = {_exponential_rate_per_ms(configs[k]) for k in active}
     rate = exponential.pop() if len(exponential) == 1 and None not in exponential else None
     levels = sorted({classes[k].priority for k in active})
-    if policy == "fifo" or (policy in ("priority", "preemptive_priority") and len(levels) == 1):
+    fifo = policy == "fifo" or (policy in ("priority", "preemptive_priority") and len(levels) == 1)
+    if spec.queue_capacity is not None:
+        if not (arrivals.poisson and rate is not None and fifo):
+            raise _Refused(f"a finite waiting room (queue_capacity {spec.queue_capacity}): exact for M/M/c/K (FIFO) only")
+        _finite_waiting_room(figures, analytic.mmck(c, c + spec.queue_capacity, total, rate), active)
+        return figures
+    if rho >= 1:
+        raise _Refused(f"offered load {rho:.3f} ≥ 1: unstable, no steady state")
+    figures.append((None, "utilization", rho, "λE[S]/c", "exact"))
+    if fifo:
         _fifo(figures, c, total, mean_ms, second_ms2, active, means, arrivals, rate, models, mix)
     elif policy == "priority":
         _priority(figures, c, rates, active, means, seconds, classes, levels, arrivals, rate)
@@ -483,6 +487,20 @@ def _station_figures(
     else:
         raise _Refused(f"discipline {policy}: no formula")
     return figures
+
+
+def _finite_waiting_room(figures: _Figures, queue: analytic.MMcK, active: list[int]) -> None:
+    """M/M/c/K (FIFO): the birth–death chain's stationary law, at any load; waits are of admitted requests."""
+    name = f"M/M/{queue.servers}/{queue.places} (birth–death)"
+    figures.append((None, "utilization", queue.utilization, name, "exact"))
+    figures.append((None, "mean_queue_length", queue.mean_queue_length, name, "exact"))
+    for k in active:
+        figures.append((k, "drop_ratio", queue.blocking_probability, f"{name}: P(all {queue.places} places taken)", "exact"))
+        figures.append((k, "wait_ms.mean", queue.mean_wait_ms, name, "exact"))
+        figures.append((k, "latency_ms.mean", queue.mean_wait_ms + 1 / queue.service_per_ms, name, "exact"))
+        figures.append((k, "wait_probability", queue.wait_probability, name, "exact"))
+        for level, q in QUANTILES.items():
+            figures.append((k, f"wait_ms.{level}", queue.wait_quantile_ms(q), f"{name} wait tail (Erlang mixture)", "exact"))
 
 
 def _fifo(

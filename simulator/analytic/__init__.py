@@ -2,7 +2,7 @@
 
 Times are in ms and rates per ms throughout (divide a per-second rate by 1000). One concept per
 module: ``queueing`` (M/M/c, M/G/1), ``priority`` (several classes), ``approximations`` (G/G/c
-approximations and bounds), ``loss`` (Erlang B, Engset), ``processor_sharing`` (M/G/1-PS),
+approximations and bounds), ``loss`` (Erlang B, Engset), ``finite_queue`` (M/M/c/K), ``processor_sharing`` (M/G/1-PS),
 ``networks`` (Jackson networks, tandems), ``caching`` (hit ratios); all re-exported here.
 Only numpy is imported eagerly; scipy is imported by the few functions that solve for a root.
 """
@@ -20,6 +20,7 @@ from simulator.analytic.caching import (
     ttl_hit_ratio,
     zipf_popularity,
 )
+from simulator.analytic.finite_queue import MMcK, mmck
 from simulator.analytic.loss import (
     engset_call_congestion,
     engset_time_congestion,
@@ -60,6 +61,8 @@ from simulator.analytic.queueing import (
 )
 
 __all__ = [
+    "MMcK",
+    "mmck",
     "JacksonNetwork",
     "allen_cunneen_mean_wait_ms",
     "che_characteristic_time",

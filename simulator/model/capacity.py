@@ -8,9 +8,24 @@ import numpy as np
 
 from simulator.model.machine import mean_speed_factor
 from simulator.registry import ROUTERS
+from simulator.scenario.nodes import NodeSpec
 from simulator.scenario.schema import Scenario
+from simulator.scenario.workload import RequestClass
 from simulator.service.base import ServiceTimeModel
 from simulator.units import MS_PER_S
+
+
+def waiting_bounded(spec: NodeSpec, classes: Sequence[RequestClass]) -> bool:
+    """Whether a node's waiting room stays bounded at any load, as a queue capacity keeps it: a queue policy that rejects
+    the requests of every priority after a timeout or past a queue size (reneging), or admission that drops every
+    class as firm. Such a node is a loss system: it has a steady state however high its offered load."""
+    if spec.queue_capacity is not None:
+        return True
+    if spec.queue_policy is not None:
+        policies = [spec.queue_policy.for_priority(c.priority) for c in classes]
+        if all(p.max_queue_size is not None or (p.timeout_ms is not None and p.timeout_action == "reject") for p in policies):
+            return True
+    return spec.admission.policy != "none" and all(c.kind == "firm" for c in classes)
 
 
 def offered_load(

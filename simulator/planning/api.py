@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -72,20 +73,10 @@ def _search(
     scenario: Scenario, out: Path, executor: Executor, progress: ProgressCallback | None, exhaustive: bool
 ) -> tuple[Planner, list[Configuration], dict[Any, Any]]:
     """The plan's phases on one scenario, its points kept in ``out``: the planner, its finalists and the winner's views."""
-    spec = scenario.plan
-    base = with_load_curve(scenario.replace("plan", None), spec.load)
-    space = Space(base, spec)
-    checks = plan_checks(base, spec)
-    precision = spec.precision
-    context = PlanContext(
-        scenario=scenario, spec=spec, base=base, space=space, checks=checks, targets=latency_targets(base, checks),
-        rates_per_s=target_rates_per_s(base, spec.load), seed=scenario.run.seed,
-        full_requests=requests_per_replication(checks, precision.tail_events, precision.min_requests, precision.max_requests),
-        screen_requests=requests_per_replication(checks, precision.screen_tail_events, precision.min_requests, precision.max_requests),
-    )
+    context = plan_context(scenario)
     store = ResultStore(out)
     try:
-        evaluator = Evaluator(base, space, context.seed, store, executor, progress)
+        evaluator = Evaluator(context.base, context.space, context.seed, store, executor, progress)
         planner = Planner(context, evaluator)
         candidates = planner.candidates(exhaustive)
         planner.screen_max_loads(candidates)
@@ -118,6 +109,20 @@ def _calibration(planner: Planner, raw_answer: dict[str, Any] | None) -> dict[st
     return {"calibrated": False, "files": [], "raw_profile": None, "note": RAW_PROFILE_NOTE}
 
 
+def plan_context(scenario: Scenario) -> PlanContext:
+    """What the search of a scenario's plan works from: base scenario, space, SLO checks, targets and run lengths."""
+    spec = scenario.plan
+    base = with_load_curve(scenario.replace("plan", None), spec.load)
+    checks = plan_checks(base, spec)
+    precision = spec.precision
+    return PlanContext(
+        scenario=scenario, spec=spec, base=base, space=Space(base, spec), checks=checks, targets=latency_targets(base, checks),
+        rates_per_s=target_rates_per_s(base, spec.load), seed=scenario.run.seed,
+        full_requests=requests_per_replication(checks, precision.tail_events, precision.min_requests, precision.max_requests),
+        screen_requests=requests_per_replication(checks, precision.screen_tail_events, precision.min_requests, precision.max_requests),
+    )
+
+
 def load_result(folder: Path) -> dict[str, Any]:
     """The ``plan.json`` of a results folder, checked to be one (a ScenarioError naming the file otherwise)."""
     path = Path(folder) / RESULT_FILE
@@ -137,6 +142,10 @@ def load_result(folder: Path) -> dict[str, Any]:
 
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
+
+
+def _number(value: Fraction | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def _outcome(outcome: Outcome | None, planner: Planner) -> dict[str, Any] | None:
@@ -166,13 +175,20 @@ def _batch_sizes(summary: dict[str, Any]) -> dict[str, int]:
     return dict(sorted(sizes.items(), key=lambda item: int(item[0])))
 
 
-def _max_load(found: MaxLoad | None) -> dict[str, Any] | None:
+def _max_load(found: MaxLoad | None, target_per_s: float) -> dict[str, Any] | None:
+    """A maximum load's bracket, the loads left inconclusive inside it, and its headroom over the top target in %."""
     if found is None:
         return None
     return {
         "low_per_s": found.low_per_s, "high_per_s": _finite(found.high_per_s), "full": found.full,
-        "evaluations": len(found.outcomes), "limit": found.limit,
+        "headroom_percent": headroom_percent(found.low_per_s, target_per_s),
+        "inconclusive_per_s": found.inconclusive_per_s, "evaluations": len(found.outcomes), "limit": found.limit,
     }
+
+
+def headroom_percent(max_load_per_s: float, target_per_s: float) -> float | None:
+    """How far a maximum load is above the target, in % of the target (max load / target − 1; None: no load met)."""
+    return 100 * (max_load_per_s / target_per_s - 1) if max_load_per_s > 0 else None
 
 
 def _theory(planner: Planner, config: Configuration, rate_per_s: float) -> dict[str, Any] | None:
@@ -195,7 +211,9 @@ def _configuration(planner: Planner, config: Configuration) -> dict[str, Any]:
         "id": config.id, "label": config.label(), "params": config.params, "cost_per_hour": space.cost_per_hour(config),
         "quality": space.quality(config), "fate": {"category": fate[0], "reason": fate[1]} if fate else None,
         "screen": _outcome(outcomes.get("screen"), planner), "full": _outcome(outcomes.get("full"), planner),
-        "max_load": {"screen": _max_load(loads.get("screen")), "full": _max_load(loads.get("full"))},
+        "max_load": {
+            "screen": _max_load(loads.get("screen"), planner.ctx.top_rate_per_s), "full": _max_load(loads.get("full"), planner.ctx.top_rate_per_s),
+        },
         "theory": _theory(planner, config, planner.ctx.top_rate_per_s),
     }
 
@@ -227,9 +245,21 @@ def _winner(planner: Planner, winner: Configuration, views: dict[Any, Any]) -> d
     if detail is not None:
         detail = {**detail, "batch_sizes": _batch_sizes(detail_result["summary"]), "replications": detail_result["summary"]["replications"]}
     return {
-        "id": winner.id, "target_per_s": target, "max_load": _max_load(views["max_load"]), "curve": curve,
+        "id": winner.id, "target_per_s": target, "max_load": _max_load(views["max_load"], target), "curve": curve,
         "knee_per_s": _knee(curve), "what_if": what_if, "variants": variants, "detail": detail,
     }
+
+
+def _inconclusive_cheaper(planner: Planner, finalists: list[Configuration]) -> list[dict[str, Any]]:
+    """Configurations cheaper than the winner (any, without one) whose last verdict at the target load stayed inconclusive."""
+    space = planner.ctx.space
+    ceiling = space.cost_per_hour(finalists[0]) if finalists else math.inf
+    found = []
+    for config, outcomes in planner.at_target.items():
+        last = outcomes.get("full") or outcomes.get("screen")
+        if last.verdict == "inconclusive" and space.cost_per_hour(config) < ceiling:
+            found.append({"id": config.id, "label": config.label(), "cost_per_hour": space.cost_per_hour(config), **_outcome(last, planner)})
+    return sorted(found, key=lambda item: (item["cost_per_hour"], item["id"]))
 
 
 def _knee(curve: list[dict[str, Any]]) -> float | None:
@@ -254,7 +284,7 @@ def _validity(planner: Planner, finalists: list[Configuration], views: dict[Any,
         requests = planner.at_target[finalists[0]]["full"].requests
         events = tail_events(ctx.checks, requests)
         if events is not None and events < MIN_TAIL_EVENTS:
-            reasons.append(f"{events:,.0f} tail events per replication for the strictest SLO (fewer than {MIN_TAIL_EVENTS:,}): raise precision.tail_events")
+            reasons.append(f"{float(events):,.0f} tail events per replication for the strictest SLO (fewer than {MIN_TAIL_EVENTS:,}): raise precision.tail_events")
         if views["max_load"].high_per_s is None:
             reasons.append("the winner's maximum load was not bracketed")
     return not reasons, reasons
@@ -285,13 +315,15 @@ def _document(
             "slos": [{"label": c.label, "scope": c.scope, "metric": c.metric, "bound": c.bound, "upper": c.upper} for c in ctx.checks],
             "precision": {
                 **spec.precision.model_dump(mode="json"), "full_requests": ctx.full_requests, "screen_requests": ctx.screen_requests,
-                "full_tail_events": tail_events(ctx.checks, ctx.full_requests), "screen_tail_events_expected": tail_events(ctx.checks, ctx.screen_requests),
+                "full_tail_events": _number(tail_events(ctx.checks, ctx.full_requests)),
+                "screen_tail_events_expected": _number(tail_events(ctx.checks, ctx.screen_requests)),
                 "max_load_tolerance": spec.max_load_tolerance,
             },
             "node": space.scenario.nodes[space.node_index].name, "space": space.dimensions(), "space_size": space.size,
-            "hardware": [{"name": name, "cost_per_hour": option.cost_per_hour, "device": option.device, **space.bundles[name].describe()}
+            "hardware": [{"name": name, "cost_per_hour": option.cost_per_hour, "cost_per_worker_per_hour": option.cost_per_worker_per_hour,
+                          "device": option.device, **space.bundles[name].describe()}
                          for name, option in space.hardware.items()],
-            "cost_per_hour": spec.cost_per_hour, "versions": versions(), "executor": executor, "command": command, "exhaustive": exhaustive,
+            "cost_per_hour": spec.cost_per_hour, "cost_per_worker_per_hour": spec.cost_per_worker_per_hour, "versions": versions(), "executor": executor, "command": command, "exhaustive": exhaustive,
         },
         "search": {
             "seconds": seconds, "points_simulated": evaluator.simulated, "points_reused": evaluator.reused,
@@ -303,6 +335,7 @@ def _document(
         "configurations": [_configuration(planner, config) for config in space.configurations()],
         "finalists": [config.id for config in finalists],
         "winner": _winner(planner, finalists[0], views) if finalists else None,
+        "inconclusive_cheaper": _inconclusive_cheaper(planner, finalists),
         "valid": valid, "invalid_reasons": reasons,
     }
 

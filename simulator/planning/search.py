@@ -8,7 +8,9 @@
    ladder from the analytic guess. More replicas never lower capacity, so a violated count rules
    out every smaller one, and a count that is not violated makes every larger one unneeded.
 3. **Maximum sustainable load** of each group's candidate: bracket from the analytic estimate, then
-   bisect on the arrival rate with the same verdict rule, to ``max_load_tolerance``.
+   bisect on the arrival rate with the same verdict rule, to ``max_load_tolerance``. A load the
+   configuration met already (the target) is the floor of the bracket; a load left inconclusive is
+   neither met nor violated, and the bisection narrows each side of it.
 4. **Confirmation** with full runs (``precision.tail_events``), cheapest first, until ``top``
    configurations meet every SLO and no unconfirmed candidate could rank above them; a candidate
    that fails is replaced by its group's next replica count.
@@ -84,12 +86,14 @@ class Outcome:
 
 @dataclass
 class MaxLoad:
-    """The maximum sustainable load: met at ``low_per_s``, not met at ``high_per_s`` (None: no bracket found)."""
+    """The maximum sustainable load: met at ``low_per_s``, violated at ``high_per_s`` (None: no bracket found), and
+    neither at the loads ``inconclusive_per_s`` between them."""
 
     low_per_s: float
     high_per_s: float | None
     full: bool
     outcomes: list[Outcome] = field(default_factory=list)
+    inconclusive_per_s: list[float] = field(default_factory=list)
 
     @property
     def limit(self) -> str:
@@ -204,43 +208,67 @@ class Planner:
             for rate in self.ctx.rates_per_s for target in self.ctx.targets
         )
 
-    def max_load(self, config: Configuration, full: bool, start_per_s: float | None = None, step: float = BRACKET_STEP) -> Search[MaxLoad]:
-        """The highest load the configuration meets the SLOs at: bracket from ``start_per_s``, then bisect."""
+    def met_floor_per_s(self, config: Configuration, full: bool) -> float | None:
+        """The top target load if the configuration met every SLO at the targets (at full length; or at screening too when
+        ``full`` is False): a load it is known to sustain, so the floor of its maximum load's bracket (None: none known)."""
+        outcomes = self.at_target.get(config, {})
+        kinds = ("full",) if full else ("screen", "full")
+        met = any(kind in outcomes and outcomes[kind].verdict == "met" for kind in kinds)
+        return self.ctx.top_rate_per_s if met else None
+
+    def max_load(
+        self, config: Configuration, full: bool, start_per_s: float | None = None, step: float = BRACKET_STEP,
+        floor_per_s: float | None = None,
+    ) -> Search[MaxLoad]:
+        """The highest load the configuration meets the SLOs at: step up from ``start_per_s`` to a violated load (and down to
+        a met one), then bisect between the highest met load and the lowest violated one. A load left inconclusive is
+        neither: the bisection narrows each side of it. ``floor_per_s``, a load already met, is the bracket's floor."""
         theory = self.theory(config)
         capacity = theory.capacity_per_s if theory.unbounded else math.inf
-        rate = rounded_rate(min(start_per_s or theory.start_rate_per_s(self.ctx.targets), 0.999 * capacity))
+        verdicts: dict[float, str] = {} if floor_per_s is None else {floor_per_s: "met"}
         outcomes: list[Outcome] = []
+        ceiling: list[float] = []  # the capacity, once the steps up reach it (theory: no steady state from there on)
 
-        def met(rate_per_s: float) -> Search[bool]:
+        def judge_at(rate_per_s: float) -> Search[None]:
             outcome = yield from self.decide(config, rate_per_s, full)
             outcomes.append(outcome)
-            return outcome.verdict == "met"
+            verdicts[rate_per_s] = outcome.verdict
 
-        low, high = 0.0, None
-        for _ in range(MAX_BRACKET_STEPS):
-            if (yield from met(rate)):
-                low = rate
-                if high is not None:
-                    break
-                rate = rounded_rate(rate * step)
-                if rate >= capacity:
-                    high = capacity  # theory: no steady state from here on
-                    break
-            else:
-                high = rate
-                if low > 0:
-                    break
-                rate = rounded_rate(rate / step)
-        tolerance = self.ctx.spec.max_load_tolerance * (1 if full else SCREEN_TOLERANCE_FACTOR)
-        while high is not None and low > 0 and (high - low) / low > tolerance:
-            middle = rounded_rate(math.sqrt(low * high))
-            if middle in (low, high):
+        def bracket() -> tuple[float, float | None, list[float]]:
+            """The highest met load below the lowest violated one (0: none), that violated load, and the inconclusive between."""
+            violated = [rate for rate, verdict in verdicts.items() if verdict == "violated"] + ceiling
+            high = min(violated) if violated else None
+            low = max((rate for rate, verdict in verdicts.items() if verdict == "met" and (high is None or rate < high)), default=0.0)
+            inside = sorted(r for r, v in verdicts.items() if v == "inconclusive" and low < r and (high is None or r < high))
+            return low, high, inside
+
+        rate = rounded_rate(min(start_per_s or theory.start_rate_per_s(self.ctx.targets), 0.999 * capacity))
+        if floor_per_s is not None and rate <= floor_per_s:
+            rate = rounded_rate(floor_per_s * step)
+        steps = 0
+        while bracket()[1] is None and steps < MAX_BRACKET_STEPS:
+            if rate >= capacity:
+                ceiling.append(capacity)
                 break
-            if (yield from met(middle)):
-                low = middle
-            else:
-                high = middle
-        result = MaxLoad(low, high, full, outcomes)
+            yield from judge_at(rate)
+            steps += 1
+            rate = rounded_rate(rate * step)
+        while bracket()[0] == 0 and steps < MAX_BRACKET_STEPS:
+            yield from judge_at(rounded_rate(min(verdicts) / step))
+            steps += 1
+        tolerance = self.ctx.spec.max_load_tolerance * (1 if full else SCREEN_TOLERANCE_FACTOR)
+        while True:
+            low, high, inside = bracket()
+            if high is None or low == 0:
+                break
+            gaps = [(low, inside[0]), (inside[-1], high)] if inside else [(low, high)]
+            wide = [(below, above) for below, above in gaps if (above - below) / below > tolerance]
+            middle = rounded_rate(math.sqrt(wide[0][0] * wide[0][1])) if wide else None
+            if middle is None or middle in verdicts:
+                break
+            yield from judge_at(middle)
+        low, high, inside = bracket()
+        result = MaxLoad(low, high, full, outcomes, inside)
         self.max_loads.setdefault(config, {})["full" if full else "screen"] = result
         return result
 
@@ -275,7 +303,13 @@ class Planner:
         return list(fewest.values())
 
     def screen_max_loads(self, candidates: list[Configuration]) -> None:
-        self.evaluator.drive({config: self.max_load(config, full=False) for config in candidates if config not in self.max_loads})
+        """Screened maximum loads of the candidates not searched yet, or searched below the target load they have met since."""
+        floors = {config: self.met_floor_per_s(config, full=False) for config in candidates}
+        wanted = [
+            config for config in candidates
+            if "screen" not in self.max_loads.get(config, {}) or self.max_loads[config]["screen"].low_per_s < (floors[config] or 0)
+        ]
+        self.evaluator.drive({config: self.max_load(config, full=False, floor_per_s=floors[config]) for config in wanted})
 
     def objective(self, config: Configuration) -> float:
         """What the plan minimises: cost per hour, or cost per million requests at the (screened) maximum load."""
@@ -312,7 +346,7 @@ class Planner:
                     finalists.append(config)
                 elif (successor := self._next_rung(config)) is not None:
                     successors.append(successor)
-            self.screen_max_loads(successors)
+            self.screen_max_loads(successors + [config for config in wave if config in finalists])
             queue = sorted(queue + successors, key=lambda c: (self.objective(c), c.id))
         for config in queue:
             self.fate.setdefault(config, ("cost", f"not confirmed: {self.ctx.spec.top} configurations rank above it"))
@@ -332,7 +366,7 @@ class Planner:
         screened = self.max_loads.get(winner, {}).get("screen")
         start = screened.low_per_s if screened is not None and screened.low_per_s > 0 else None
         searches: dict[Any, Search[Any]] = {
-            "max_load": self.max_load(winner, True, start, 1 + 2 * self.ctx.spec.max_load_tolerance),
+            "max_load": self.max_load(winner, True, start, 1 + 2 * self.ctx.spec.max_load_tolerance, self.met_floor_per_s(winner, True)),
             "detail": self.detail(winner),
         }
         for fraction in CURVE_FRACTIONS:

@@ -186,10 +186,14 @@ class Space:
     # -- what a configuration costs and is ----------------------------------------------------
 
     def cost_per_hour(self, config: Configuration) -> float:
-        """Replicas (in every partition) times the cost of one replica per hour."""
+        """Replicas (in every partition) times the cost of one replica per hour: its own, plus its workers' cost each."""
         hardware = config.params.get("hardware")
-        unit = self.hardware[hardware].cost_per_hour if hardware is not None else self.spec.cost_per_hour
-        return config.replicas * self.scenario.partitioning.partitions * float(unit or 0.0)
+        if hardware is not None:
+            replica, worker = self.hardware[hardware].cost_per_hour, self.hardware[hardware].cost_per_worker_per_hour
+        else:
+            replica, worker = self.spec.cost_per_hour or 0.0, self.spec.cost_per_worker_per_hour or 0.0
+        workers = config.params.get("workers", self.scenario.nodes[self.node_index].workers)
+        return config.replicas * self.scenario.partitioning.partitions * float(replica + workers * worker)
 
     def quality(self, config: Configuration) -> dict[str, float] | None:
         """The variant's measured quality on that hardware (accuracy, agreement with fp32), or None if not profiled."""

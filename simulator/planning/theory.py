@@ -35,7 +35,7 @@ from simulator.model.machine import mean_speed_factor
 from simulator.planning.verdict import Check
 from simulator.registry import ROUTERS
 from simulator.runner.calibration import calibrated
-from simulator.runner.checks import check_stability
+from simulator.runner.checks import check_stability, unbounded_queues
 from simulator.runner.inputs import class_rates_per_s
 from simulator.runner.plan import plan_run
 from simulator.scenario.schema import Scenario
@@ -98,7 +98,7 @@ class NodeTheory:
         load = offered_load(scenario)
         self.capacity_per_s = rate_per_s / load if load > 0 else math.inf
         self.replicas, self.workers = spec.replicas, spec.workers
-        self.unbounded = scenario.cache is None and all(node.queue_capacity is None for node in scenario.nodes)
+        self.unbounded = unbounded_queues(scenario)
         rates = np.asarray(class_rates_per_s(scenario, scenario.run.seed), dtype=float)
         self.class_shares = rates / rates.sum()
         self.models = service_models(scenario)[node_index]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from simulator.errors import ScenarioError
@@ -29,7 +30,7 @@ class Check:
     bound: float
     upper: bool
     label: str
-    tail_probability: float | None  # the tail a latency bound is about (sizes the runs); None for drop ratios and rates
+    tail_probability: Fraction | None  # the tail a latency bound is about (sizes the runs), exact; None for drop ratios and rates
 
     def judge(self, summary: dict[str, Any]) -> dict[str, Any]:
         """This bound against one run: estimate, interval, verdict and margin (None when infinite)."""
@@ -66,11 +67,11 @@ def plan_checks(scenario: Scenario, spec: PlanSpec) -> list[Check]:
         who = "" if scope == ALL else f"{scope} "
         if slo.percentile is not None and slo.latency_ms is not None:
             distribution = "latency_or_drop_ms" if slo.count_drops else "latency_ms"
-            tail = 1 - QUANTILES[slo.percentile]
+            tail = 1 - exact_fraction(QUANTILES[slo.percentile])
             checks.append(Check(scope, f"{distribution}.{slo.percentile}", slo.latency_ms, True, f"{who}{slo.percentile} ≤ {slo.latency_ms:g} ms", tail))
         if slo.min_deadline_met_ratio is not None:
             ratio = slo.min_deadline_met_ratio
-            checks.append(Check(scope, "deadline_met_ratio", ratio, False, f"{who}deadline met ≥ {ratio:.4g}", 1 - ratio or None))
+            checks.append(Check(scope, "deadline_met_ratio", ratio, False, f"{who}deadline met ≥ {ratio:.4g}", 1 - exact_fraction(ratio) or None))
         if slo.max_drop_ratio is not None:
             checks.append(Check(scope, "drop_ratio", slo.max_drop_ratio, True, f"{who}drops ≤ {slo.max_drop_ratio:.4g}", None))
         if slo.min_goodput_per_s is not None:
@@ -104,14 +105,19 @@ def judge(result: dict[str, Any], checks: list[Check]) -> Judgement:
     return Judgement(verdict, items, margin, f"{verdict}: {', '.join(failing)}" if failing else "")
 
 
+def exact_fraction(value: float) -> Fraction:
+    """A level as the decimal the user wrote (0.9 → 9/10; the binary 0.9 is 0.9000000000000000222…): tail counts stay exact."""
+    return Fraction(repr(value))
+
+
 def requests_per_replication(checks: list[Check], tail_events: int, minimum: int, maximum: int) -> int:
     """Measured requests per replication that put ``tail_events`` requests beyond the strictest bound's tail."""
     tails = [check.tail_probability for check in checks if check.tail_probability]
-    needed = math.ceil(round(tail_events / min(tails), 6)) if tails else minimum  # 1 − 0.9 is not 0.1 in floating point
+    needed = math.ceil(tail_events / min(tails)) if tails else minimum
     return max(minimum, min(maximum, needed))
 
 
-def tail_events(checks: list[Check], requests: int) -> float | None:
-    """Expected requests per replication beyond the strictest bound's tail, at ``requests`` per replication."""
+def tail_events(checks: list[Check], requests: int) -> Fraction | None:
+    """Expected requests per replication beyond the strictest bound's tail, at ``requests`` per replication (exact)."""
     tails = [check.tail_probability for check in checks if check.tail_probability]
     return requests * min(tails) if tails else None

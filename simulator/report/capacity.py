@@ -19,7 +19,7 @@ from markupsafe import Markup
 from simulator.files import make_output_folder, write_atomically, write_text_atomically
 from simulator.planning.api import load_result
 from simulator.report.plan_plots import FIGURES, draw_all
-from simulator.report.render import environment, interval, number, percent
+from simulator.report.render import environment, headroom, interval, number, percent
 
 CATEGORIES = {  # why a configuration was never confirmed with full runs, in words
     "quality floor": "its model variant is below the quality floor",
@@ -60,20 +60,31 @@ def _sentence(document: dict[str, Any], top: list[dict[str, Any]]) -> str:
     targets = ", ".join(f"{number(rate)}/s" for rate in document["inputs"]["targets_per_s"])
     validity = "VALID" if document["valid"] else "INVALID (" + "; ".join(document["invalid_reasons"]) + ")"
     if not top:
-        return f"No configuration of the {document['inputs']['space_size']} searched meets every SLO at {targets}. {validity}."
+        return f"No configuration of the {document['inputs']['space_size']} searched meets every SLO at {targets}.{_inconclusive(document)} {validity}."
     best = top[0]
     margins = "; ".join(f"{item['label']}: {interval(item)}, margin {percent(item['margin'])}" for item in best["items"])
     load = best["max_load"]
     sustained = (
-        f"it sustains up to {number(load['low_per_s'])}/s (at {number(load['high_per_s'])}/s: {load['limit']})" if load
+        f"it sustains up to {number(load['low_per_s'])}/s ({headroom(load.get('headroom_percent'))} over the target; "
+        f"at {number(load['high_per_s'])}/s: {load['limit']})" if load
         else "its maximum load was not found"
     )
     return (
         f"Best configuration: {best['label']}, at {number(best['cost_per_hour'])} per hour "
         f"({number(best['cost_per_million_target'])} per million requests at {targets}; "
         f"{number(best['cost_per_million_max'])} at its maximum load). It meets every SLO at {targets} ({margins}); "
-        f"{sustained}. {validity}."
+        f"{sustained}.{_inconclusive(document)} {validity}."
     )
+
+
+def _inconclusive(document: dict[str, Any]) -> str:
+    """The cheaper configurations whose verdict at the target stayed inconclusive, with their intervals (empty: none)."""
+    found = [
+        f"{config['label']} at {number(config['cost_per_hour'])} per hour ("
+        + "; ".join(f"{item['label']}: {interval(item)}" for item in config["items"] if item["verdict"] != "met") + ")"
+        for config in document.get("inconclusive_cheaper", [])
+    ]
+    return f" Cheaper, but left inconclusive (neither met nor violated at this precision): {', '.join(found)}." if found else ""
 
 
 def report_context(document: dict[str, Any]) -> dict[str, Any]:

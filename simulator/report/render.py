@@ -41,6 +41,11 @@ def percent(value: float | None) -> str:
     return "—" if value is None or value != value else f"{100 * value:+.1f} %"
 
 
+def headroom(value: float | None) -> str:
+    """A headroom already in percent (max load / target − 1, × 100): ``headroom +12.5 %``."""
+    return "headroom —" if value is None or value != value else f"headroom {value:+.1f} %"
+
+
 def share(value: float | None) -> str:
     """A share in percent (a level or a tolerance): ``95 %``."""
     return "—" if value is None or value != value else f"{100 * value:g} %"
@@ -55,7 +60,9 @@ def markdown_escape(text: Any) -> str:
     """User text safe inside Markdown (and inside a Markdown table cell): punctuation backslashed, HTML as entities."""
     escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", str(text)).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     escaped = " ".join(escaped.split())  # one line: a newline would end a table row or start a block
-    return "\\" + escaped if escaped[:1] in ("#", "-", "+", "=") or re.match(r"\d+[.)]", escaped) else escaped
+    if escaped[:1] in ("#", "-", "+", "="):
+        return "\\" + escaped
+    return re.sub(r"^(\d+)([.)])(?=\s|$)", r"\1\\\2", escaped)  # "1. x" would start a list: "1\. x"; "0.1.0" is text
 
 
 def environment(html: bool) -> jinja2.Environment:
@@ -64,7 +71,7 @@ def environment(html: bool) -> jinja2.Environment:
         loader=jinja2.PackageLoader("simulator.report", "templates"),
         autoescape=html, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     )
-    env.filters.update(number=number, interval=interval, percent=percent, share=share, rounded_share=rounded_share, md=markdown_escape)
+    env.filters.update(number=number, interval=interval, percent=percent, headroom=headroom, share=share, rounded_share=rounded_share, md=markdown_escape)
     return env
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from simulator.errors import ScenarioError, UnstableSystemError
 from simulator.model.build import service_models
-from simulator.model.capacity import offered_load
+from simulator.model.capacity import offered_load, waiting_bounded
 from simulator.registry import PARTITIONERS
 from simulator.random_streams import stream
 from simulator.registry import ARRIVAL_PROCESSES
@@ -88,11 +88,12 @@ def check_stability(plan: RunPlan) -> float:
             copy_ms[spec.name] = lambda batch, copies=copies: sum(copy.mean_ms(batch) for copy in copies)
             concurrency[spec.name] = _device_concurrency(slowdown_factors(spec.device, scenario.base_dir), spec.workers)
     load = offered_load(scenario, class_rates_per_s(scenario, plan.seed), service_models(scenario), shares, copy_ms, concurrency)
-    if load >= 1 and scenario.cache is None and all(spec.queue_capacity is None for spec in scenario.nodes) and not finite_arrivals(scenario):
+    if load >= 1 and unbounded_queues(scenario) and not finite_arrivals(scenario):
         raise UnstableSystemError(
             f"{scenario.source}: offered load is {load:.3f} of capacity (≥ 1): queues grow without "
-            "bound and no steady state exists. Add workers/nodes, lower the arrival rate, or set "
-            "nodes[].queue_capacity to simulate a loss system."
+            "bound and no steady state exists. Add workers/nodes, lower the arrival rate, or bound the waiting "
+            "(nodes[].queue_capacity, a queue_policy that rejects after timeout_ms or past max_queue_size, or "
+            "admission with firm classes) to simulate a loss system."
         )
     return load
 
@@ -104,6 +105,13 @@ def finite_arrivals(scenario: Scenario) -> bool:
     if scenario.workload.arrival is not None:
         processes.append(scenario.workload.arrival)
     return bool(processes) and all(process.process == "trace" for process in processes)
+
+
+def unbounded_queues(scenario: Scenario) -> bool:
+    """True when an overload would grow queues forever: no cache (whose hits lighten the load) and no node whose
+    waiting room is bounded (a queue capacity, reneging, a maximum queue size or admission)."""
+    classes = scenario.workload.classes
+    return scenario.cache is None and not any(waiting_bounded(spec, classes) for spec in scenario.nodes)
 
 
 def _device_concurrency(factors: list[float] | str, workers: int) -> float:

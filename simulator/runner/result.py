@@ -62,14 +62,14 @@ class RunResult:
         return combined
 
     def estimate(self, metric: str, cls: str = ALL) -> Estimate:
-        """``metric`` is a dotted path inside a class summary, e.g. ``latency_ms.p99``."""
-        node: Any = self.summary["classes"][cls]
-        for part in _split(metric):
-            node = node[part]
-        return Estimate(node["estimate"], node["ci_low"], node["ci_high"])
+        """``metric`` is a dotted path inside a class summary, e.g. ``latency_ms.p99`` or ``drop_ratio_by_reason.timeout``
+        (any statistic ``to_frame`` lists)."""
+        value = _statistic(self.summary["classes"][cls], metric, f"class {cls!r}")
+        return Estimate(value["estimate"], value["ci_low"], value["ci_high"])
 
     def node_estimate(self, metric: str, node: str) -> Estimate:
-        value = self.summary["nodes"][node][metric]
+        """``metric`` is a dotted path inside a node summary, e.g. ``utilization``."""
+        value = _statistic(self.summary["nodes"][node], metric, f"node {node!r}")
         return Estimate(value["estimate"], value["ci_low"], value["ci_high"])
 
     def to_frame(self) -> pd.DataFrame:
@@ -89,11 +89,25 @@ class RunResult:
         write_text_atomically(path, self.to_json() + "\n")
 
 
-def _split(metric: str) -> list[str]:
-    head, _, tail = metric.partition(".")
-    if head in ("latency_ms", "wait_ms", "service_ms") and tail:
-        return [head, tail]
-    return [metric]
+def _statistic(stats: dict, metric: str, scope: str) -> dict:
+    """The statistic at a dotted path; keys may hold dots themselves (``p99.9``), so the whole remainder is tried first."""
+    found = _walk(stats, metric)
+    if found is None:
+        known = ", ".join(name for name, _ in _leaves(stats))
+        raise KeyError(f"{metric!r}: no such statistic of {scope}; the statistics are {known}")
+    return found
+
+
+def _walk(stats: dict, path: str) -> dict | None:
+    value = stats.get(path)
+    if isinstance(value, dict) and "estimate" in value:
+        return value
+    for key, inner in stats.items():
+        if isinstance(inner, dict) and path.startswith(key + "."):
+            found = _walk(inner, path[len(key) + 1:])
+            if found is not None:
+                return found
+    return None
 
 
 def _leaves(stats: dict, prefix: str = ""):

@@ -75,7 +75,10 @@ class HardwareOption(Settings):
     name: str = Field(min_length=1, max_length=200)
     bundle: str = Field(description="profile bundle directory, relative to the scenario file")
     device: Literal["cpu", "cuda"] = "cpu"
-    cost_per_hour: float = Field(ge=0, le=1e9, description="cost of one replica (node instance) per hour")
+    cost_per_hour: float = Field(ge=0, le=1e9, description="cost of one replica (node instance) per hour, whatever its workers")
+    cost_per_worker_per_hour: float = Field(
+        0.0, ge=0, le=1e9, description="cost of each worker (a device or a core) of a replica per hour, added to cost_per_hour"
+    )
     threads: int | None = Field(None, ge=1, le=1024, description="intra-op threads of the samples (default: the bundle's serving count)")
     stages: Literal["end_to_end", "device"] | None = Field(
         None,
@@ -169,7 +172,12 @@ class PlanSpec(Settings):
     slos: dict[str, ClassSlo] = Field(min_length=1, max_length=1_000, description="SLOs per class name (or all)")
     space: SearchSpace
     cost_per_hour: float | None = Field(
-        None, ge=0, le=1e9, description="cost of one replica per hour when the space has no hardware options"
+        None, ge=0, le=1e9, description="cost of one replica per hour, whatever its workers, when the space has no hardware options"
+    )
+    cost_per_worker_per_hour: float | None = Field(
+        None, ge=0, le=1e9,
+        description="cost of each worker (a device or a core) of a replica per hour, added to cost_per_hour, when the space "
+        "has no hardware options: a plan over workers then prefers fewer",
     )
     objective: Literal["cost_per_hour", "cost_per_million_requests"] = Field(
         "cost_per_hour",
@@ -184,8 +192,12 @@ class PlanSpec(Settings):
 
     @model_validator(mode="after")
     def _costed(self) -> PlanSpec:
-        if self.space.hardware is None and self.cost_per_hour is None:
-            raise ValueError("cost_per_hour: give the cost of one replica per hour (or hardware options with theirs)")
+        if self.space.hardware is None and self.cost_per_hour is None and self.cost_per_worker_per_hour is None:
+            raise ValueError(
+                "cost_per_hour: give the cost of one replica per hour and/or cost_per_worker_per_hour (or hardware options with theirs)"
+            )
+        if self.space.hardware is not None and self.cost_per_worker_per_hour is not None:
+            raise ValueError("cost_per_worker_per_hour: the space has hardware options; give each option its cost_per_worker_per_hour")
         if any(not 0 < factor <= 100 for factor in self.what_if_loads):
             raise ValueError("what_if_loads: multipliers in (0, 100]")
         return self
