@@ -97,7 +97,6 @@ app = typer.Typer(
     help="Discrete-event latency simulator and capacity planner for real-time model serving.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
 TABLE_WIDTH = 160  # when output is not a terminal (a file, a pipe, CI logs), print full-width tables
 stderr = Console(stderr=True)
@@ -117,10 +116,22 @@ PROGRESS_LINE_EVERY_S = 10.0  # without a terminal (a log, CI), a progress line 
 _debug = False
 
 
+def _print_version(asked: bool) -> None:
+    """``latsim --version``: the installed package's version, from its metadata."""
+    if asked:
+        from importlib.metadata import version
+
+        typer.echo(f"latsim {version('latsim')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global_options(
     debug: Annotated[
         bool, typer.Option("--debug", help="on an internal error, show its traceback instead of a one-line report")
+    ] = False,
+    _version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_print_version, help="print latsim's version and exit")
     ] = False,
 ) -> None:
     global _debug
@@ -633,6 +644,35 @@ def analyze(
             progress = None if quiet else _progress_lines(f"simulating {_shown(loaded.name)}", plan.requests * plan.replications)
             result = run_scenario(loaded, seed=seed, replications=replications, requests=requests, progress=progress)
         _print_analytic(report, result, _console(to_stderr=False))
+
+
+EXAMPLES = {  # each command's --help ends with these; tests/test_cli_conventions.py checks every one and runs the cheap ones
+    "run": ["latsim run scenarios/quickstart.yaml",
+            "latsim run scenarios/serving-cluster.yaml --jobs 4 --out results/cluster --plots results/cluster/plots"],
+    "validate": ["latsim validate scenarios/quickstart.yaml scenarios/serving-cluster.yaml"],
+    "schema": ["latsim schema > scenario.schema.json"],
+    "plan": ["latsim plan scenarios/plan-cpu.yaml --out results/plan-cpu --report results/plan-cpu/report"],
+    "report": ["latsim report results/plan-cpu --out results/plan-cpu/report"],
+    "fit": ["latsim fit profiles/cpu-amd-epyc-2c-avx512/zoo --family cnn --out fitted-cnn.yaml --jobs 2"],
+    "analyze": ["latsim analyze scenarios/theory-mmc.yaml", "latsim analyze scenarios/quickstart.yaml --no-simulate"],
+    "profile": ["latsim profile --family cnn --variant fp32 --quick", "latsim profile --table profiles/cpu-amd-epyc-2c-avx512/zoo"],
+    "testbed serve": ["latsim testbed serve scenarios/testbed-cnn-fifo.yaml --out results/server"],
+    "testbed load": ["latsim testbed load scenarios/testbed-cnn-fifo.yaml --url http://127.0.0.1:8000 --rate 50 --out results/client"],
+    "testbed run": ["latsim testbed run scenarios/testbed-cnn-fifo.yaml --out campaigns/cnn-fifo --levels 0.3,0.5,0.7"],
+    "testbed calibrate": ["latsim testbed calibrate campaigns/cnn-fifo --out calibration.yaml"],
+    "testbed compare": ["latsim testbed compare campaigns/cnn-fifo --calibration calibration.yaml"],
+}
+
+
+def _add_examples() -> None:
+    """Each command's examples as its --help epilog (one paragraph per example, so they keep their lines)."""
+    for prefix, typer_app in (("", app), ("testbed ", testbed_app)):
+        for info in typer_app.registered_commands:
+            name = prefix + (info.name or info.callback.__name__.replace("_", "-"))
+            info.epilog = "Examples:\n\n" + "\n\n".join(EXAMPLES[name])
+
+
+_add_examples()
 
 
 def main() -> None:
