@@ -139,8 +139,9 @@ def _global_options(
 
 
 def _console(to_stderr: bool) -> Console:
+    """A terminal's own width, or the width COLUMNS names; else (a file, a pipe) TABLE_WIDTH."""
     probe = Console(stderr=to_stderr)
-    return probe if probe.is_terminal else Console(stderr=to_stderr, width=TABLE_WIDTH)
+    return probe if probe.is_terminal or os.environ.get("COLUMNS", "").isdigit() else Console(stderr=to_stderr, width=TABLE_WIDTH)
 
 
 def _print_error(label: str, message: str) -> None:
@@ -474,19 +475,19 @@ def report(
         typer.echo(f"wrote {written[0]}, {written[1]} and {len(written) - 2} plots")
 
 
-def _print_frame(frame: object, console: Console, title: str) -> None:
-    """A DataFrame as a rich table: numbers to 4 significant digits, missing values as a dash."""
-    from rich.table import Table
+def _print_frame(frame: object, console: Console, title: str, keys: int = 1) -> None:
+    """A DataFrame as a terminal table fitted to the width (``keys`` leading columns repeated if split): numbers to
+    4 significant digits, missing values as a dash."""
+    from simulator.report.table import Column, print_table
 
-    table = Table(title=title, title_justify="left", show_lines=False)
-    for column in frame.columns:
-        table.add_column(escape(str(column)), overflow="fold")
-    for row in frame.itertuples(index=False):
-        table.add_row(*(
-            "—" if value is None or value != value else f"{value:.4g}" if isinstance(value, float) else escape(str(value))
-            for value in row
-        ))
-    console.print(table)
+    rows = [
+        ["—" if value is None or value != value else f"{value:.4g}" if isinstance(value, float) else escape(str(value)) for value in row]
+        for row in frame.itertuples(index=False)
+    ]
+    numeric = [frame[column].dtype.kind in "iuf" for column in frame.columns]
+    columns = [Column(str(name), "right" if is_number else "left", free=not is_number and index >= keys)
+               for index, (name, is_number) in enumerate(zip(frame.columns, numeric))]
+    print_table(console, escape(title), columns, rows, keys=keys)
 
 
 @app.command()
@@ -610,7 +611,7 @@ def _print_analytic(report: object, result: object | None, console: Console) -> 
         ]
         frame = frame[["scope", "name", "metric", "value", "simulated [CI]", "verdict", "kind", "formula"]]
     if len(frame):
-        _print_frame(frame.rename(columns={"value": "theory"}), console, f"Queueing theory for {report.scenario}")
+        _print_frame(frame.rename(columns={"value": "theory"}), console, f"Queueing theory for {report.scenario}", keys=3)
     else:
         console.print(escape(f"No formula applies to {report.scenario}."), highlight=False)
     for ruled in report.ruled_out:
