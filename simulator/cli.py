@@ -184,11 +184,12 @@ def _bounded_jobs(jobs: int, replications: int) -> int:
     return bounded
 
 
-def _progress_lines(description: str, total: int) -> Callable[[int], None]:
-    """Progress for a log or pipe (no live bar there): a line at the start and then every PROGRESS_LINE_EVERY_S."""
+def _progress_lines(description: str, total: int, unit: str = "measured requests") -> Callable[[int], None]:
+    """Progress for a log or pipe (no live bar there): a line at the start and then every PROGRESS_LINE_EVERY_S,
+    with the time left at the pace so far."""
     done = 0
-    last = time.monotonic()
-    stderr.print(escape(f"{description}: {total:,} measured requests in all"), highlight=False)
+    started = last = time.monotonic()
+    stderr.print(escape(f"{description}: {total:,} {unit} in all"), highlight=False)
 
     def advance(finished: int) -> None:
         nonlocal done, last
@@ -196,7 +197,8 @@ def _progress_lines(description: str, total: int) -> Callable[[int], None]:
         now = time.monotonic()
         if now - last >= PROGRESS_LINE_EVERY_S:
             last = now
-            stderr.print(escape(f"{description}: {done:,} of {total:,} measured requests ({done / total:.1%})"), highlight=False)
+            left = f", about {(now - started) / done * (total - done):.0f} s left" if 0 < done < total else ""
+            stderr.print(escape(f"{description}: {done:,} of {total:,} {unit} ({done / total:.1%}){left}"), highlight=False)
 
     return advance
 
@@ -524,7 +526,7 @@ def fit(
     plots: Annotated[Optional[Path], typer.Option(help="folder for diagnostic plots of each fitted group")] = None,
     jobs: Annotated[int, typer.Option(min=1, max=256, help="cells fitted in parallel processes (identical results)")] = 1,
     seed: Annotated[int, typer.Option(min=0, help="seed of the bootstraps and simulations (same seed, same file)")] = 0,
-    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    quiet: Annotated[bool, typer.Option(help="no progress bar (or, outside a terminal, progress lines)")] = False,
 ) -> None:
     """Fit service-time models to measured times: candidate laws per cell chosen by AIC and tail fit, batch-size
     curves, the service process (autocorrelation, drift, block length, hidden Markov chain, whether order changes
@@ -574,13 +576,24 @@ def fit(
             console=stderr, transient=True, disable=quiet or not stderr.is_terminal,
         ) as progress:
             task = progress.add_task(escape(f"fitting {source}"), total=None)
+            lines: list[Callable[[int], None]] = []  # outside a terminal: progress lines, once the number of cells is known
+
+            def on_work(cells: int) -> None:
+                progress.update(task, total=cells)
+                if not quiet and not stderr.is_terminal:
+                    lines.append(_progress_lines(f"fitting {source}", cells, "cells"))
+
+            def advance(cells: int) -> None:
+                progress.advance(task, cells)
+                for line in lines:
+                    line(cells)
+
             if is_bundle:
                 if column or expression:
                     raise typer.BadParameter("a profile bundle has no columns to choose", param_hint="--column/--expression")
                 models = fit_bundle(
                     source, settings, _names(family), _names(variant), batch_size, _names(stage), threads,
-                    relative_to=out.resolve().parent, progress=partial(progress.advance, task),
-                    on_work=lambda cells: progress.update(task, total=cells), plots=plots_folder,
+                    relative_to=out.resolve().parent, progress=advance, on_work=on_work, plots=plots_folder,
                 )
             else:
                 names, variants = _names(family) or [None], _names(variant) or ["measured"]
