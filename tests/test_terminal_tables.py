@@ -60,3 +60,15 @@ def test_a_wide_table_folds_intervals_then_splits_repeating_its_keys():
         assert f"{1234.5678 * index:.2f}" in words and f"+{index:.2f}/−{index / 2:.2f}" in words
     assert narrow.count("interactive") == narrow.count("title (")  # the key column in every part
     assert "P(miss)" in narrow and "0.021)" in narrow
+
+
+def test_a_firm_class_without_target_says_why_it_has_no_verdict(tmp_path):
+    from simulator import load_scenario, run
+    from simulator.report.table import print_summary
+
+    summary = run(load_scenario(REPO / "scenarios" / "quickstart.yaml"), requests=2000, replications=2).summary
+    summary["classes"]["interactive"]["slo"]["verdict"] = None  # what a firm class without `target` gets
+    buffer = io.StringIO()
+    print_summary(summary, Console(file=buffer, width=200))
+    row = next(line for line in buffer.getvalue().splitlines() if "interactive" in line and "firm" in line)
+    assert "not judged: give the class a target" in row

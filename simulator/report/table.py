@@ -107,8 +107,8 @@ def _value(stat: dict[str, Any] | None, digits: int = 2, percent: bool = False) 
 
 def _verdict(entry: dict[str, Any]) -> str:
     slo = entry.get("slo")
-    if not slo or slo["verdict"] is None:
-        return ""
+    if not slo or slo["verdict"] is None:  # a firm class without `target` states no share that must meet its deadline
+        return "not judged: give the class a target" if entry.get("kind") == "firm" else ""
     bounds = slo["miss_probability"]
     allowance = f"miss ≤ {slo['miss_allowance']:.2g}"
     seen = f"{slo['misses']} of {slo['finished']} missed, P(miss) ≤ {bounds['upper_bound']:.2g}"
