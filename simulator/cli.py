@@ -317,7 +317,8 @@ def run(
 
             timeseries = result.timeseries
             first = timeseries[timeseries["replication"] == 0].drop(columns="replication").set_index("window")
-            paths = plot_timeseries(first, plots, f"{loaded.name} (replication 0)")
+            deadlines_ms = {c.name: c.deadline_ms for c in loaded.workload.classes if c.deadline_ms is not None}
+            paths = plot_timeseries(first, plots, f"{loaded.name} (replication 0)", deadlines_ms)
             console.print(escape(f"plotted {len(paths)} figures into {plots}"))
         if analytic:
             from simulator.analysis.analyze import analyze as analyze_scenario
