@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> dict:
     for _ in range(args.repeats):  # interleaved, so that other load on the machine hits both alike
         seconds, _ = timed(lambda: run(plain, engine="simpy"))
         plain_s.append(seconds)
-        seconds, summary = timed(lambda: run(loaded, requests=args.requests))
+        seconds, summary = timed(lambda: run(loaded, requests=args.requests, replications=1))
         serving_s.append(seconds)
     load_after = os.getloadavg()
     everyone = summary["classes"]["all"]

@@ -97,7 +97,6 @@ app = typer.Typer(
     help="Discrete-event latency simulator and capacity planner for real-time model serving.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
 TABLE_WIDTH = 160  # when output is not a terminal (a file, a pipe, CI logs), print full-width tables
 stderr = Console(stderr=True)
@@ -117,10 +116,22 @@ PROGRESS_LINE_EVERY_S = 10.0  # without a terminal (a log, CI), a progress line 
 _debug = False
 
 
+def _print_version(asked: bool) -> None:
+    """``latsim --version``: the installed package's version, from its metadata."""
+    if asked:
+        from importlib.metadata import version
+
+        typer.echo(f"latsim {version('latsim')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global_options(
     debug: Annotated[
         bool, typer.Option("--debug", help="on an internal error, show its traceback instead of a one-line report")
+    ] = False,
+    _version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_print_version, help="print latsim's version and exit")
     ] = False,
 ) -> None:
     global _debug
@@ -128,8 +139,9 @@ def _global_options(
 
 
 def _console(to_stderr: bool) -> Console:
+    """A terminal's own width, or the width COLUMNS names; else (a file, a pipe) TABLE_WIDTH."""
     probe = Console(stderr=to_stderr)
-    return probe if probe.is_terminal else Console(stderr=to_stderr, width=TABLE_WIDTH)
+    return probe if probe.is_terminal or os.environ.get("COLUMNS", "").isdigit() else Console(stderr=to_stderr, width=TABLE_WIDTH)
 
 
 def _print_error(label: str, message: str) -> None:
@@ -172,11 +184,12 @@ def _bounded_jobs(jobs: int, replications: int) -> int:
     return bounded
 
 
-def _progress_lines(description: str, total: int) -> Callable[[int], None]:
-    """Progress for a log or pipe (no live bar there): a line at the start and then every PROGRESS_LINE_EVERY_S."""
+def _progress_lines(description: str, total: int, unit: str = "measured requests") -> Callable[[int], None]:
+    """Progress for a log or pipe (no live bar there): a line at the start and then every PROGRESS_LINE_EVERY_S,
+    with the time left at the pace so far."""
     done = 0
-    last = time.monotonic()
-    stderr.print(escape(f"{description}: {total:,} measured requests in all"), highlight=False)
+    started = last = time.monotonic()
+    stderr.print(escape(f"{description}: {total:,} {unit} in all"), highlight=False)
 
     def advance(finished: int) -> None:
         nonlocal done, last
@@ -184,7 +197,8 @@ def _progress_lines(description: str, total: int) -> Callable[[int], None]:
         now = time.monotonic()
         if now - last >= PROGRESS_LINE_EVERY_S:
             last = now
-            stderr.print(escape(f"{description}: {done:,} of {total:,} measured requests ({done / total:.1%})"), highlight=False)
+            left = f", about {(now - started) / done * (total - done):.0f} s left" if 0 < done < total else ""
+            stderr.print(escape(f"{description}: {done:,} of {total:,} {unit} ({done / total:.1%}){left}"), highlight=False)
 
     return advance
 
@@ -303,7 +317,8 @@ def run(
 
             timeseries = result.timeseries
             first = timeseries[timeseries["replication"] == 0].drop(columns="replication").set_index("window")
-            paths = plot_timeseries(first, plots, f"{loaded.name} (replication 0)")
+            deadlines_ms = {c.name: c.deadline_ms for c in loaded.workload.classes if c.deadline_ms is not None}
+            paths = plot_timeseries(first, plots, f"{loaded.name} (replication 0)", deadlines_ms)
             console.print(escape(f"plotted {len(paths)} figures into {plots}"))
         if analytic:
             from simulator.analysis.analyze import analyze as analyze_scenario
@@ -507,19 +522,19 @@ def report(
         typer.echo(f"wrote {written[0]}, {written[1]} and {len(written) - 2} plots")
 
 
-def _print_frame(frame: object, console: Console, title: str) -> None:
-    """A DataFrame as a rich table: numbers to 4 significant digits, missing values as a dash."""
-    from rich.table import Table
+def _print_frame(frame: object, console: Console, title: str, keys: int = 1) -> None:
+    """A DataFrame as a terminal table fitted to the width (``keys`` leading columns repeated if split): numbers to
+    4 significant digits, missing values as a dash."""
+    from simulator.report.table import Column, print_table
 
-    table = Table(title=title, title_justify="left", show_lines=False)
-    for column in frame.columns:
-        table.add_column(escape(str(column)), overflow="fold")
-    for row in frame.itertuples(index=False):
-        table.add_row(*(
-            "—" if value is None or value != value else f"{value:.4g}" if isinstance(value, float) else escape(str(value))
-            for value in row
-        ))
-    console.print(table)
+    rows = [
+        ["—" if value is None or value != value else f"{value:.4g}" if isinstance(value, float) else escape(str(value)) for value in row]
+        for row in frame.itertuples(index=False)
+    ]
+    numeric = [frame[column].dtype.kind in "iuf" for column in frame.columns]
+    columns = [Column(str(name), "right" if is_number else "left", free=not is_number and index >= keys)
+               for index, (name, is_number) in enumerate(zip(frame.columns, numeric))]
+    print_table(console, escape(title), columns, rows, keys=keys)
 
 
 @app.command()
@@ -556,7 +571,7 @@ def fit(
     plots: Annotated[Optional[Path], typer.Option(help="folder for diagnostic plots of each fitted group")] = None,
     jobs: Annotated[int, typer.Option(min=1, max=256, help="cells fitted in parallel processes (identical results)")] = 1,
     seed: Annotated[int, typer.Option(min=0, help="seed of the bootstraps and simulations (same seed, same file)")] = 0,
-    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    quiet: Annotated[bool, typer.Option(help="no progress bar (or, outside a terminal, progress lines)")] = False,
 ) -> None:
     """Fit service-time models to measured times: candidate laws per cell chosen by AIC and tail fit, batch-size
     curves, the service process (autocorrelation, drift, block length, hidden Markov chain, whether order changes
@@ -606,13 +621,24 @@ def fit(
             console=stderr, transient=True, disable=quiet or not stderr.is_terminal,
         ) as progress:
             task = progress.add_task(escape(f"fitting {source}"), total=None)
+            lines: list[Callable[[int], None]] = []  # outside a terminal: progress lines, once the number of cells is known
+
+            def on_work(cells: int) -> None:
+                progress.update(task, total=cells)
+                if not quiet and not stderr.is_terminal:
+                    lines.append(_progress_lines(f"fitting {source}", cells, "cells"))
+
+            def advance(cells: int) -> None:
+                progress.advance(task, cells)
+                for line in lines:
+                    line(cells)
+
             if is_bundle:
                 if column or expression:
                     raise typer.BadParameter("a profile bundle has no columns to choose", param_hint="--column/--expression")
                 models = fit_bundle(
                     source, settings, _names(family), _names(variant), batch_size, _names(stage), threads,
-                    relative_to=out.resolve().parent, progress=partial(progress.advance, task),
-                    on_work=lambda cells: progress.update(task, total=cells), plots=plots_folder,
+                    relative_to=out.resolve().parent, progress=advance, on_work=on_work, plots=plots_folder,
                 )
             else:
                 names, variants = _names(family) or [None], _names(variant) or ["measured"]
@@ -643,7 +669,7 @@ def _print_analytic(report: object, result: object | None, console: Console) -> 
         ]
         frame = frame[["scope", "name", "metric", "value", "simulated [CI]", "verdict", "kind", "formula"]]
     if len(frame):
-        _print_frame(frame.rename(columns={"value": "theory"}), console, f"Queueing theory for {report.scenario}")
+        _print_frame(frame.rename(columns={"value": "theory"}), console, f"Queueing theory for {report.scenario}", keys=3)
     else:
         console.print(escape(f"No formula applies to {report.scenario}."), highlight=False)
     for ruled in report.ruled_out:
@@ -677,6 +703,35 @@ def analyze(
             progress = None if quiet else _progress_lines(f"simulating {_shown(loaded.name)}", plan.requests * plan.replications)
             result = run_scenario(loaded, seed=seed, replications=replications, requests=requests, progress=progress)
         _print_analytic(report, result, _console(to_stderr=False))
+
+
+EXAMPLES = {  # each command's --help ends with these; tests/test_cli_conventions.py checks every one and runs the cheap ones
+    "run": ["latsim run scenarios/quickstart.yaml",
+            "latsim run scenarios/serving-cluster.yaml --jobs 4 --out results/cluster --plots results/cluster/plots"],
+    "validate": ["latsim validate scenarios/quickstart.yaml scenarios/serving-cluster.yaml"],
+    "schema": ["latsim schema > scenario.schema.json"],
+    "plan": ["latsim plan scenarios/plan-cpu.yaml --out results/plan-cpu --report results/plan-cpu/report"],
+    "report": ["latsim report results/plan-cpu --out results/plan-cpu/report"],
+    "fit": ["latsim fit profiles/cpu-amd-epyc-2c-avx512/zoo --family cnn --out fitted-cnn.yaml --jobs 2"],
+    "analyze": ["latsim analyze scenarios/theory-mmc.yaml", "latsim analyze scenarios/quickstart.yaml --no-simulate"],
+    "profile": ["latsim profile --family cnn --variant fp32 --quick", "latsim profile --table profiles/cpu-amd-epyc-2c-avx512/zoo"],
+    "testbed serve": ["latsim testbed serve scenarios/testbed-cnn-fifo.yaml --out results/server"],
+    "testbed load": ["latsim testbed load scenarios/testbed-cnn-fifo.yaml --url http://127.0.0.1:8000 --rate 50 --out results/client"],
+    "testbed run": ["latsim testbed run scenarios/testbed-cnn-fifo.yaml --out campaigns/cnn-fifo --levels 0.3,0.5,0.7"],
+    "testbed calibrate": ["latsim testbed calibrate campaigns/cnn-fifo --out calibration.yaml"],
+    "testbed compare": ["latsim testbed compare campaigns/cnn-fifo --calibration calibration.yaml"],
+}
+
+
+def _add_examples() -> None:
+    """Each command's examples as its --help epilog (one paragraph per example, so they keep their lines)."""
+    for prefix, typer_app in (("", app), ("testbed ", testbed_app)):
+        for info in typer_app.registered_commands:
+            name = prefix + (info.name or info.callback.__name__.replace("_", "-"))
+            info.epilog = "Examples:\n\n" + "\n\n".join(EXAMPLES[name])
+
+
+_add_examples()
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ The bundle holds one model whose times are lognormal (so the fit is checkable) a
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -214,3 +215,15 @@ def test_fit_refuses_bad_options_cleanly(fitted, tmp_path):
     assert result.exit_code == 2 and "no cells match" in result.output
     result = runner.invoke(app, ["fit", str(tmp_path / "none"), "--out", str(tmp_path / "x.yaml")])
     assert result.exit_code == 2
+
+
+def test_fit_prints_progress_lines_outside_a_terminal(fitted, tmp_path, monkeypatch):
+    """Without a terminal (a log, CI) there is no live bar: lines say how many cells are done, never past their total."""
+    import simulator.cli
+    from tests.test_progress import assert_never_past_total
+
+    monkeypatch.setattr(simulator.cli, "PROGRESS_LINE_EVERY_S", 0.0)
+    result = CliRunner().invoke(app, ["fit", str(fitted / "zoo"), "--out", str(tmp_path / "x.yaml")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert re.search(r"fitting .*: \d+ cells in all", result.stderr), result.stderr
+    assert_never_past_total(result.stderr)

@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,8 +25,13 @@ from tests.hostile import REPO, WIDE, write_scenario
 PROMPT_S = 5.0  # from the signal to the exit
 
 
-def _start(tmp_path: Path, *options: str) -> tuple[subprocess.Popen, Path]:
-    """``latsim run`` of a scenario long enough to interrupt (millions of requests); stderr goes to a file."""
+@contextmanager
+def _running(tmp_path: Path, *options: str) -> Iterator[tuple[subprocess.Popen, Path]]:
+    """``latsim run`` of a scenario long enough to interrupt (millions of requests); stderr goes to a file.
+
+    The run starts in its own process group, and on the way out (a failed assertion too) the whole
+    group is killed and reaped: no replication worker is left simulating after the test.
+    """
     data = base_scenario()
     data["run"].update(requests=10_000_000, replications=4)
     scenario = write_scenario(tmp_path, data)
@@ -32,9 +39,16 @@ def _start(tmp_path: Path, *options: str) -> tuple[subprocess.Popen, Path]:
     with open(log, "w") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-m", "simulator", "run", str(scenario), *options],
-            stdout=subprocess.DEVNULL, stderr=stderr, cwd=REPO, env={**os.environ, **WIDE},
+            stdout=subprocess.DEVNULL, stderr=stderr, cwd=REPO, env={**os.environ, **WIDE}, start_new_session=True,
         )
-    return process, log
+    try:
+        yield process, log
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # the group is gone: every process of the run has exited
+        process.wait(timeout=30)
 
 
 def _wait_for(log: Path, text: str, seconds: float = 30) -> None:
@@ -48,10 +62,7 @@ def _interrupt(process: subprocess.Popen, log: Path, signum: int) -> str:
     """Send ``signum``; the process must exit promptly, 128 + signum, with one line and no traceback."""
     process.send_signal(signum)
     sent = time.monotonic()
-    try:
-        returncode = process.wait(timeout=30)
-    finally:
-        process.kill()
+    returncode = process.wait(timeout=30)
     stderr = log.read_text()
     assert time.monotonic() - sent < PROMPT_S, f"took {time.monotonic() - sent:.1f} s to stop"
     assert returncode == 128 + signum, (returncode, stderr)
@@ -75,17 +86,17 @@ def _wait_for_library(process: subprocess.Popen, name: str, seconds: float = 30)
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_while_importing(tmp_path, signum):
     """Right when numpy starts loading: the run command's imports (numpy, pandas, scipy) take about a second."""
-    process, log = _start(tmp_path, "--quiet")
-    _wait_for_library(process, "_multiarray_umath")
-    _interrupt(process, log, signum)
+    with _running(tmp_path, "--quiet") as (process, log):
+        _wait_for_library(process, "_multiarray_umath")
+        _interrupt(process, log, signum)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_while_simulating(tmp_path, signum):
-    process, log = _start(tmp_path)
-    _wait_for(log, "measured requests in all")
-    time.sleep(0.3)
-    _interrupt(process, log, signum)
+    with _running(tmp_path) as (process, log):
+        _wait_for(log, "measured requests in all")
+        time.sleep(0.3)
+        _interrupt(process, log, signum)
 
 
 def _processes_naming(text: str) -> list[int]:
@@ -100,25 +111,36 @@ def _processes_naming(text: str) -> list[int]:
 
 
 def test_parallel_replications_stop_too(tmp_path):
-    process, log = _start(tmp_path, "--jobs", "2")
-    _wait_for(log, "measured requests in all")
-    time.sleep(1.0)  # the workers are simulating
-    _interrupt(process, log, signal.SIGTERM)
-    time.sleep(0.5)
-    assert _processes_naming(str(tmp_path)) == []
+    with _running(tmp_path, "--jobs", "2") as (process, log):
+        _wait_for(log, "measured requests in all")
+        time.sleep(1.0)  # the workers are simulating
+        _interrupt(process, log, signal.SIGTERM)
+        time.sleep(0.5)
+        assert _processes_naming(str(tmp_path)) == []
 
 
 def test_an_out_folder_is_left_marked_incomplete(tmp_path):
     out = tmp_path / "out"
-    process, log = _start(tmp_path, "--out", str(out))
-    _wait_for(log, "measured requests in all")
-    time.sleep(0.5)
-    _interrupt(process, log, signal.SIGINT)
+    with _running(tmp_path, "--out", str(out)) as (process, log):
+        _wait_for(log, "measured requests in all")
+        time.sleep(0.5)
+        _interrupt(process, log, signal.SIGINT)
     assert sorted(path.name for path in out.iterdir()) == [INCOMPLETE]  # no records, no scratch folder, no summary
 
 
 def test_a_second_signal_stops_at_once(tmp_path):
-    process, log = _start(tmp_path)
-    _wait_for(log, "measured requests in all")
-    process.send_signal(signal.SIGINT)
-    _interrupt(process, log, signal.SIGINT)
+    with _running(tmp_path) as (process, log):
+        _wait_for(log, "measured requests in all")
+        process.send_signal(signal.SIGINT)
+        _interrupt(process, log, signal.SIGINT)
+
+
+def test_a_failing_test_leaves_no_run_behind(tmp_path):
+    """A test that fails while the run simulates (here on purpose) still kills the run and its workers."""
+    with pytest.raises(AssertionError, match="on purpose"), _running(tmp_path, "--jobs", "2") as (process, log):
+        _wait_for(log, "measured requests in all")
+        time.sleep(1.0)  # the workers are simulating
+        raise AssertionError("failed on purpose")
+    assert process.returncode == -signal.SIGKILL
+    time.sleep(0.5)  # killed workers leave the process table once their parent is reaped
+    assert _processes_naming(str(tmp_path)) == []

@@ -28,6 +28,10 @@ LAYERS = [
     {"simulator.cli", "simulator.__main__", "simulator"},  # 8 — the command line and the lazy public API
 ]
 
+SIDEWAYS_FORBIDDEN = [  # (importer, imported) within one layer: the report renders plain data, whatever produced it
+    ("simulator.report", "simulator.testbed"),
+]
+
 
 def _module_name(path: Path) -> str:
     parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
@@ -81,6 +85,29 @@ def test_imports_run_downward(path):
         if _layer(imported) is not None and _layer(imported) > own
     ]
     assert not upward, f"{module} (layer {own}) imports upward: {upward}"
+
+
+def _sideways(module: str, imported: list[tuple[int, str]]) -> list[str]:
+    """The imports of ``module`` that ``SIDEWAYS_FORBIDDEN`` rules out."""
+    return [
+        f"line {line}: {name}"
+        for line, name in imported
+        for importer, forbidden in SIDEWAYS_FORBIDDEN
+        if (module == importer or module.startswith(importer + ".")) and (name == forbidden or name.startswith(forbidden + "."))
+    ]
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda path: _module_name(path))
+def test_no_forbidden_sideways_import(path):
+    module = _module_name(path)
+    assert not _sideways(module, _imports(path, module)), f"{module} imports what it must not: {_sideways(module, _imports(path, module))}"
+
+
+def test_the_check_catches_the_report_importing_the_testbed(tmp_path):
+    source = tmp_path / "testbed.py"
+    source.write_text("def f():\n    from simulator.testbed.compare import PROFILE\n", encoding="utf-8")
+    module = _module_name(PACKAGE / "report" / "testbed.py")
+    assert _sideways(module, _imports(source, module)) == ["line 2: simulator.testbed.compare"]
 
 
 def test_the_check_catches_an_upward_import(tmp_path):

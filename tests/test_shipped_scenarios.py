@@ -36,3 +36,23 @@ def test_schema_command_lists_every_policy():
     text = completed.stdout
     for name in ("poisson", "mmpp", "piecewise", "diurnal", "trace", "deterministic", "scipy", "empirical", "edf", "power_of_two"):
         assert f'"{name}"' in text
+
+
+@pytest.mark.parametrize("name", ["quickstart", "serving-cluster"])
+def test_flagship_scenarios_judge_every_class_with_a_deadline_and_replicate(name):
+    """Every class with a deadline states what it needs (a verdict follows), and intervals come from ≥ 5 replications."""
+    loaded = load_scenario(Path(__file__).parent.parent / "scenarios" / f"{name}.yaml")
+    assert loaded.run.replications >= 5
+    for request_class in loaded.workload.classes:
+        if request_class.deadline_ms is not None:
+            assert request_class.miss_allowance is not None, f"{name}: class {request_class.name} gets no verdict"
+
+
+def test_quickstart_answers_its_question_without_a_note():
+    """At its own settings: a verdict for both classes, and its warm-up long enough that no note asks to raise it."""
+    summary = run(load_scenario(Path(__file__).parent.parent / "scenarios" / "quickstart.yaml")).summary
+    assert {name: entry["slo"]["verdict"] for name, entry in summary["classes"].items() if "slo" in entry} == {
+        "interactive": "met", "batch": "met"
+    }
+    assert not [note for note in summary["notes"] if "raise it" in note], summary["notes"]
+    assert summary["ci_method"] == "replications"

@@ -13,6 +13,7 @@ pytest.importorskip("aiohttp")
 pytest.importorskip("torch")
 
 from simulator.report.testbed import write_testbed_report  # noqa: E402
+from simulator.testbed.report_data import report_data  # noqa: E402
 from simulator.scenario.loader import load_scenario  # noqa: E402
 from simulator.scenario.calibration import machine_at, read_calibration  # noqa: E402
 from simulator.testbed.calibrate import write_calibration  # noqa: E402
@@ -103,7 +104,7 @@ def test_compare_predicts_every_run_two_ways_and_reports(campaign, tmp_path):
     assert (table["band_low"].notna() == (table["prediction"] != MEASURED)).all()
     summary = error_summary(table)
     assert set(summary["prediction"]) == {PROFILE, CALIBRATED, MEASURED}
-    written = write_testbed_report(campaign, table, tmp_path / "report", tmp_path / "calibration.yaml")
+    written = write_testbed_report(report_data(campaign, table, tmp_path / "calibration.yaml"), tmp_path / "report")
     names = {path.name for path in written}
     assert {"comparison.csv", "report.md", "report.html", "p99-against-load.png", "distribution-0.40.png"} <= names
     html = (tmp_path / "report" / "report.html").read_text()

@@ -364,7 +364,7 @@ class ReplicationRecorder:
         self._served = np.zeros(self.batches, dtype=np.int64)
         self.node_served = np.zeros(node_count, dtype=np.int64)
         self.node_batch_counts = np.zeros((node_count, 2))  # [node, batch size] → batches served
-        self.on_chunk: Callable[[int], None] | None = None
+        self.on_chunk: Callable[[int], None] | None = None  # called with each chunk's finished requests past the planned warm-up
 
     def flush(self) -> None:
         """Reduce the finished requests gathered so far (later arrivals, which only kept the system loaded, are dropped)."""
@@ -389,9 +389,10 @@ class ReplicationRecorder:
             for class_index, series in enumerate(self._series[:-1]):
                 series.add(chunk, np.flatnonzero(counted & (chunk.class_index == class_index)), fine, met)
         self._series[-1].add(chunk, slice(None) if counted.all() else np.flatnonzero(counted), fine, met)
-        self._add_node_counts(chunk, fine >= self.planned_cut)
-        if self.on_chunk is not None:
-            self.on_chunk(int(chunk.final.sum()))
+        after_warmup = fine >= self.planned_cut
+        self._add_node_counts(chunk, after_warmup)
+        if self.on_chunk is not None:  # progress in measured requests: the planned warm-up's are not counted
+            self.on_chunk(int((chunk.final & after_warmup).sum()))
 
     def _add_served_ends(self, fine: np.ndarray, end_ms: np.ndarray) -> None:
         """Count the served requests per fine batch and keep each batch's first and last end (for ``served_span_ms``)."""

@@ -11,9 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from matplotlib.axes import Axes
-from matplotlib.ticker import FuncFormatter
 
-from simulator.report.render import png
+from simulator.report.render import mark_limit, plain_log_ticks, png
 
 PARTS = {  # latency parts of the breakdown: record column → label
     "network_ms": "network", "cache_ms": "cache", "queue_ms": "wait", "batch_wait_ms": "batch wait",
@@ -41,10 +40,10 @@ def _latency_distribution(document: dict[str, Any], tail: bool) -> bytes | None:
             points = [(x, 1 - level if tail else level) for x, level in zip(cdf["latency_ms"], cdf["levels"])]
             points = [(x, y) for x, y in points if y > 0 or not tail]
             axes.plot([x for x, _ in points], [y for _, y in points], label=scope, linewidth=1.8 if scope == "all" else 1.0)
-        for slo in _latency_bounds(document):
-            axes.axvline(slo["bound"], color="crimson", linestyle="--", linewidth=1, label=slo["label"])
         if tail:
             axes.set_yscale("log")
+        for slo in _latency_bounds(document):
+            mark_limit(axes, slo["bound"], slo["label"], axis="x")
 
     if tail:
         return png("Latency tail (log scale)", "latency (ms)", "P(latency > x)", draw)
@@ -77,15 +76,15 @@ def latency_vs_load(document: dict[str, Any]) -> bytes | None:
             below = [item["estimate"] - (item["ci_low"] if item["ci_low"] is not None else item["estimate"]) for _, item in points]
             above = [(item["ci_high"] if item["ci_high"] is not None else item["estimate"]) - item["estimate"] for _, item in points]
             axes.errorbar([rate for rate, _ in points], estimates, yerr=[below, above], marker="o", capsize=3, color=color, label=slo["label"])
-            axes.axhline(slo["bound"], color=color, linestyle="--", linewidth=1)
         axes.axvline(winner["target_per_s"], color="0.4", linestyle=":", linewidth=1, label="target load")
         if winner["max_load"] is not None:
             axes.axvline(winner["max_load"]["low_per_s"], color="green", linewidth=1.2, label="max sustainable load")
         if winner["knee_per_s"] is not None:
             axes.axvline(winner["knee_per_s"], color="orange", linewidth=1.2, linestyle="-.", label="knee")
         axes.set_yscale("log")
-        axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-        axes.yaxis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        plain_log_ticks(axes)
+        for index, slo in enumerate(bounds):
+            mark_limit(axes, slo["bound"], f"{slo['label']} bound", color=f"C{index}")
 
     return png("Latency percentiles against offered load (dashed: each SLO bound)", "offered load (requests/s)", "latency (ms)", draw)
 
@@ -165,7 +164,7 @@ def percentiles_over_time(document: dict[str, Any]) -> bytes | None:
         for column, label in (("latency_p50_ms", "p50"), ("latency_p99_ms", "p99")):
             axes.plot(series["window_start_s"], series[column], label=label, linewidth=1)
         for slo in _latency_bounds(document):
-            axes.axhline(slo["bound"], color="crimson", linestyle="--", linewidth=1, label=slo["label"])
+            mark_limit(axes, slo["bound"], slo["label"])
 
     return png("Latency percentiles over time (chosen configuration, replication 0)", "simulated time (s)", "latency (ms)", draw)
 

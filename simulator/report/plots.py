@@ -14,9 +14,9 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
 
 from simulator.files import make_output_folder, write_atomically
+from simulator.report.render import mark_limit, plain_log_ticks
 
 FIGURE_SIZE_IN = (9.0, 4.0)
 DPI = 110
@@ -43,8 +43,9 @@ def _save(path: Path, title: str, ylabel: str, draw: Callable[[Axes], None]) -> 
     return path
 
 
-def plot_timeseries(frame: pd.DataFrame, out_dir: Path, title: str) -> list[Path]:
-    """Throughput and drops, latency p50/p99, queue length, utilization (and cache hit ratio) over time.
+def plot_timeseries(frame: pd.DataFrame, out_dir: Path, title: str, deadlines_ms: dict[str, float] | None = None) -> list[Path]:
+    """Throughput and drops, latency p50/p99 (with each class's deadline), queue length, utilization (and cache hit
+    ratio) over time.
 
     The PNG files go into ``out_dir`` (created); each is written atomically.
     """
@@ -70,7 +71,9 @@ def plot_timeseries(frame: pd.DataFrame, out_dir: Path, title: str) -> list[Path
             stairs(axes, p99, label=f"p99 {name}", linestyle="--", linewidth=0.9)
         if (frame["latency_p50_ms"] > 0).any():
             axes.set_yscale("log")
-            axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+            plain_log_ticks(axes)
+        for name, deadline_ms in (deadlines_ms or {}).items():
+            mark_limit(axes, deadline_ms, f"deadline {name}")
 
     def per_node(prefix: str) -> Callable[[Axes], None]:
         def draw(axes: Axes) -> None:

@@ -13,6 +13,7 @@ import jinja2
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 FIGURE_SIZE_IN = (8.0, 3.8)
 DPI = 100
@@ -73,6 +74,37 @@ def environment(html: bool) -> jinja2.Environment:
     )
     env.filters.update(number=number, interval=interval, percent=percent, headroom=headroom, share=share, rounded_share=rounded_share, md=markdown_escape)
     return env
+
+
+def plain_log_ticks(axes: Axes, axis: str = "y") -> None:
+    """Plain-number tick labels on a log axis (``6``, ``20``; never ``6 × 10⁰``), the minor ticks labelled too while
+    the axis spans no more than a decade (else they would crowd)."""
+    target, limits = (axes.yaxis, axes.get_ylim) if axis == "y" else (axes.xaxis, axes.get_xlim)
+
+    def minor(value: float, _position: int) -> str:
+        low, high = sorted(limits())
+        return f"{value:g}" if 0 < low and high <= 10 * low else ""
+
+    target.set_major_formatter(FuncFormatter(lambda value, _position: f"{value:g}"))
+    target.set_minor_formatter(FuncFormatter(minor))
+
+
+def mark_limit(axes: Axes, value_ms: float, label: str, axis: str = "y", color: str = "crimson") -> None:
+    """An SLO bound or deadline: a dashed line where it lies within the data's range; beyond it, an arrow at the edge
+    naming it, so the axis stays scaled to the data. Call it once the data are drawn (and the scale set)."""
+    low, high = axes.get_ylim() if axis == "y" else axes.get_xlim()
+    if low <= value_ms <= high:
+        (axes.axhline if axis == "y" else axes.axvline)(value_ms, color=color, linestyle="--", linewidth=1, label=label)
+        return
+    beyond = value_ms > high
+    edge = (0.99, 1.0 if beyond else 0.0) if axis == "y" else (1.0 if beyond else 0.0, 0.97)
+    offset = (0, -14 if beyond else 14) if axis == "y" else (-14 if beyond else 14, 0)
+    arrow = ("↑" if beyond else "↓") if axis == "y" else ("→" if beyond else "←")
+    axes.annotate(
+        f"{label}: {value_ms:g} ms {arrow}", xy=edge, xycoords="axes fraction", xytext=offset, textcoords="offset points",
+        ha="right" if axis == "y" or beyond else "left", va="center", color=color, fontsize="small",
+        arrowprops={"arrowstyle": "->", "color": color},
+    )
 
 
 def png(title: str, xlabel: str, ylabel: str, draw: Callable[[Axes], None]) -> bytes:

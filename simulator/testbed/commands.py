@@ -165,8 +165,9 @@ def compare(
     from simulator.report.testbed import write_testbed_report
     from simulator.scenario.calibration import read_calibration
     from simulator.testbed.compare import compare_campaign
+    from simulator.testbed.report_data import report_data
 
     calibrating = None if calibration is None else read_calibration(calibration)
     table = compare_campaign(campaign, calibrating, progress=_say)
-    written = write_testbed_report(campaign, table, out or Path(campaign) / "report", calibration)
+    written = write_testbed_report(report_data(campaign, table, calibration), out or Path(campaign) / "report")
     typer.echo(f"wrote {', '.join(str(path) for path in written[:3])} and {len(written) - 3} plots")
