@@ -388,7 +388,6 @@ def calibrate(
     """Fit a real server's machine — speed process, overhead by occupancy, concurrency slowdown, time outside the
     server — from its request logs, as a calibration file that nodes[].calibration and plans take.
 
-    Example: latsim calibrate runs/*.parquet --scenario scenarios/testbed-cnn-fifo.yaml --out cal/cnn.yaml
     """
     from simulator.files import check_output_file
     from simulator.fitting.from_logs import write_calibration_from_logs
@@ -709,7 +708,9 @@ EXAMPLES = {  # each command's --help ends with these; tests/test_cli_convention
     "run": ["latsim run scenarios/quickstart.yaml",
             "latsim run scenarios/serving-cluster.yaml --jobs 4 --out results/cluster --plots results/cluster/plots"],
     "validate": ["latsim validate scenarios/quickstart.yaml scenarios/serving-cluster.yaml"],
-    "schema": ["latsim schema > scenario.schema.json"],
+    "schema": ["latsim schema > scenario.schema.json", "latsim schema --request-log > request-log.schema.json"],
+    "calibrate": ["latsim calibrate logs/run-*.parquet --scenario scenarios/testbed-cnn-fifo.yaml --out calibration/cnn.yaml",
+                  "latsim calibrate logs/*.jsonl --scenario my-server.yaml --out cal.yaml --time-unit s --server 'FastAPI, 4 cores'"],
     "plan": ["latsim plan scenarios/plan-cpu.yaml --out results/plan-cpu --report results/plan-cpu/report"],
     "report": ["latsim report results/plan-cpu --out results/plan-cpu/report"],
     "fit": ["latsim fit profiles/cpu-amd-epyc-2c-avx512/zoo --family cnn --out fitted-cnn.yaml --jobs 2"],
