@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from simulator.files import make_output_folder, write_atomically
+from simulator.report.render import literal_text
 
 FIGURE_SIZE_IN = (9.0, 4.0)
 DPI = 110
@@ -39,6 +40,7 @@ def _save(path: Path, title: str, ylabel: str, draw: Callable[[Axes], None]) -> 
     axes.grid(True, alpha=0.3)
     if axes.get_legend_handles_labels()[0]:
         axes.legend(loc="best", fontsize="small")
+    literal_text(axes)
     write_atomically(path, lambda temporary: figure.savefig(temporary, format="png"))
     return path
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from simulator.metrics.collector import ALL, QUANTILES
+from simulator.terminal import plain
 
 
 def _value(stat: dict[str, Any] | None, digits: int = 2, percent: bool = False) -> str:
@@ -46,7 +46,7 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
         "batch_means": f"{summary['confidence']:.0%} batch-means CI of one replication",
         "none": "no intervals",
     }[summary["ci_method"]]
-    latency = Table(title=f"{escape(summary['scenario'])}: latency in ms (estimate and the interval's reach, {interval})")
+    latency = Table(title=f"{plain(summary['scenario'])}: latency in ms (estimate and the interval's reach, {interval})")
     latency.add_column("class")
     for column in ("done", "dropped", "mean", *QUANTILES, "max", "wait mean"):
         latency.add_column(column, justify="right")
@@ -58,7 +58,7 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     for name, entry in summary["classes"].items():
         lat = entry["latency_ms"]
         latency.add_row(
-            escape(name),
+            plain(name),
             str(entry["completed"]),
             str(sum(entry["dropped"].values())),
             _value(lat["mean"]),
@@ -68,7 +68,7 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
             end_section=name == ALL,
         )
         realtime.add_row(
-            escape(name),
+            plain(name),
             entry.get("kind") or "",
             f"{entry['deadline_ms']:g}" if entry.get("deadline_ms") is not None else "",
             _value(entry["deadline_met_ratio"], percent=True),
@@ -86,16 +86,16 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     for name, entry in summary["nodes"].items():
         loads = [str(entry.get("model_loads", "—"))] if with_loads else []
         nodes.add_row(
-            escape(name), str(entry["served"]), _value(entry["utilization"], percent=True),
+            plain(name), str(entry["served"]), _value(entry["utilization"], percent=True),
             _value(entry["mean_queue_length"]), _value(entry["availability"], percent=True), *loads,
         )
     console.print(latency)
     console.print(realtime)
     console.print(nodes)
     for note in summary.get("notes", []):
-        console.print(escape(f"note: {note}"), soft_wrap=True, highlight=False)
+        console.print(plain(f"note: {note}"), soft_wrap=True, highlight=False)
     console.print(
-        escape(
+        plain(
             f"warm-up per replication: {summary['warmup_requests']} requests "
             f"(transient found by MSER: {summary['transient_requests']})"
         ),

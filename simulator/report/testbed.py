@@ -16,6 +16,7 @@ from matplotlib.axes import Axes
 
 from simulator.files import make_output_folder, write_atomically, write_text_atomically
 from simulator.report.render import environment, png
+from simulator.testbed.campaign_file import RUN_SUMMARY, RUN_TABLE, read_campaign
 from simulator.testbed.compare import (
     CALIBRATED,
     MEASURED,
@@ -62,10 +63,9 @@ def _load_figure(table: pd.DataFrame, statistic: str) -> bytes:
                "latency (ms)", draw)
 
 
-def _cdf_figure(campaign_dir: Path, level: float) -> bytes | None:
-    """Measured latency distributions of a level's runs beside each prediction's simulated one (tail on a log scale)."""
-    level_dir = campaign_dir / f"level-{level:.2f}"
-    runs = sorted(level_dir.glob("repeat-*/requests.parquet"))
+def _cdf_figure(campaign_dir: Path, campaign: dict[str, Any], level: float) -> bytes | None:
+    """Measured latency distributions of a level's valid runs beside each prediction's simulated one (tail on a log scale)."""
+    runs = [campaign_dir / run["dir"] / RUN_TABLE for run in campaign["runs"] if run["valid"] and run["level"] == level]
     predictions = campaign_dir / "predictions" / f"level-{level:.2f}"
     simulated = {
         MEASURED: predictions / "repeat-0" / RECORDS_FILE,
@@ -119,7 +119,7 @@ def _context(campaign_dir: Path, campaign: dict[str, Any], table: pd.DataFrame, 
     utilization: dict[float, list[float]] = {}
     for run in campaign["runs"]:
         if run["valid"]:
-            summary = json.loads((campaign_dir / run["dir"] / "run.json").read_text(encoding="utf-8"))
+            summary = json.loads((campaign_dir / run["dir"] / RUN_SUMMARY).read_text(encoding="utf-8"))
             utilization.setdefault(run["level"], []).append(summary["load"]["worker_utilization"])
     return {
         "utilization": {level: float(np.mean(values)) for level, values in sorted(utilization.items())},
@@ -137,13 +137,13 @@ def _context(campaign_dir: Path, campaign: dict[str, Any], table: pd.DataFrame, 
 def write_testbed_report(campaign_dir: Path, table: pd.DataFrame, out: Path, calibration: Path | None = None) -> list[Path]:
     """Write the comparison table, the report (Markdown and HTML) and its plots into ``out``; returns the files."""
     campaign_dir = Path(campaign_dir)
-    campaign = json.loads((campaign_dir / "campaign.json").read_text(encoding="utf-8"))
+    campaign = read_campaign(campaign_dir)
     if table.empty:
         raise TestbedError(f"{campaign_dir}: no valid run to compare")
     out = make_output_folder(out)
     figures = {f"{statistic}-against-load": _load_figure(table, statistic) for statistic in ("p50", "p99")}
     for level in sorted(table["level"].unique()):
-        figure = _cdf_figure(campaign_dir, level)
+        figure = _cdf_figure(campaign_dir, campaign, level)
         if figure is not None:
             figures[f"distribution-{level:.2f}"] = figure
     context = _context(campaign_dir, campaign, table, calibration)

@@ -50,14 +50,14 @@ import yaml
 from pydantic import Field, ValidationError
 from scipy.optimize import nnls
 
-from simulator.files import write_atomically, write_text_atomically
+from simulator.files import check_output_not_input, write_atomically, write_text_atomically
 from simulator.fitting.hmm import fit_lognormal_hmm
 from simulator.fitting.overhead import fit_overhead
 from simulator.scenario.bounds import RatePerS
 from simulator.scenario.loader import read_yaml
 from simulator.scenario.nodes import DeviceSpec, OverheadSpec, SpeedSpec
 from simulator.settings import Settings
-from simulator.testbed.campaign_file import profile_snapshots, read_campaign
+from simulator.testbed.campaign_file import RUN_TABLE, campaign_inputs, profile_file, profile_snapshots, read_campaign
 from simulator.testbed.errors import TestbedError, invalid
 from simulator.testbed.scenario import MIN_TIME_MS, WARMUP_FRACTION
 
@@ -102,7 +102,7 @@ def _runs_by_level(directory: Path, campaign: dict[str, Any], workers: int) -> t
     for entry in campaign["runs"]:
         if entry["valid"]:
             rates.setdefault(float(entry["level"]), []).append(float(entry["rate_per_s"]))
-            table = pd.read_parquet(Path(directory) / entry["dir"] / "requests.parquet").sort_values("dequeue_ms")
+            table = pd.read_parquet(Path(directory) / entry["dir"] / RUN_TABLE).sort_values("dequeue_ms")
             table["occupancy"] = server_occupancy(table)
             table = table.iloc[int(len(table) * WARMUP_FRACTION) :]
             requests = table[(table["status"] == 200) & table["worker_busy_ms"].notna()]
@@ -202,7 +202,7 @@ def calibrate(directory: Path) -> dict[str, Any]:
     campaign = read_campaign(directory)
     workers = int(campaign["testbed"]["workers"])
     by_level, rates = _runs_by_level(directory, campaign, workers)
-    profile = pd.read_parquet(Path(directory) / "profile" / "profile.parquet")
+    profile = pd.read_parquet(profile_file(directory))
     profile_kernel_ms = profile.loc[profile["status"] == 200, "kernel_ms"].clip(lower=MIN_TIME_MS).to_numpy(float)
     levels, solo_calls = [], []
     for level, runs in sorted(by_level.items()):
@@ -244,8 +244,9 @@ def _solo(run: _Run, factors: np.ndarray) -> pd.DataFrame:
 
 def write_calibration(directory: Path, out: Path) -> Path:
     """``calibrate`` written as a YAML file of scenario settings; the outside times go to CSV files beside it."""
-    calibration = calibrate(directory)
     out = Path(out)
+    check_output_not_input(out, campaign_inputs(directory, read_campaign(directory)), "--out")
+    calibration = calibrate(directory)
     out.parent.mkdir(parents=True, exist_ok=True)
 
     def outside_file(values: np.ndarray, suffix: str) -> dict[str, str]:
