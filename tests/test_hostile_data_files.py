@@ -21,7 +21,7 @@ from simulator import ScenarioError
 from simulator.formats import samples
 from simulator.formats.samples import read_sample_column, require_within
 from tests.helpers import base_scenario
-from tests.hostile import assert_clean_error, latsim, validate, write_scenario
+from tests.hostile import assert_clean_error, assert_ok, cli, latsim, validate, write_scenario
 from tests.hostile.campaign import campaign_folder, record_columns, requests_tables
 
 RANDOM_BYTES = random.Random(3).randbytes(2048)
@@ -278,3 +278,17 @@ def test_campaign_folder(tmp_path, tamper, needles, command):
     tamper(campaign_folder(tmp_path))
     extra = ["--out", tmp_path / "calibration.yaml"] if command == "calibrate" else []
     assert_clean_error(latsim("testbed", command, tmp_path, *extra, timeout=60), *needles)
+
+
+@pytest.mark.parametrize("where", [0, 50, 99], ids=["first", "middle", "last"])
+def test_fit_on_samples_all_equal_but_one(tmp_path, where):
+    """A degenerate ordered run fits (a chain only where it is finite), without numpy warnings or an internal error."""
+    times = np.full(100, 5.0)
+    times[where] = 7.0
+    path = tmp_path / "t.csv"
+    np.savetxt(path, times, header="ms", comments="")
+    result = cli("fit", path, "--out", tmp_path / "f.yaml", "--quiet")
+    assert_ok(result)
+    assert "Warning" not in result.stderr
+    fitted = (tmp_path / "f.yaml").read_text()
+    assert ".nan" not in fitted and ".inf" not in fitted

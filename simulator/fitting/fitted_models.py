@@ -153,6 +153,8 @@ def fit_process(samples: np.ndarray, settings: FitSettings, mode: str) -> Fitted
     if np.all(samples > 0):
         for states in HMM_STATES:
             fit = fit_lognormal_hmm(samples, states)
+            if not math.isfinite(fit.log_likelihood):  # degenerate runs (all equal but one at the end): no such chain
+                continue
             candidates.append(
                 {"states": states, "log_likelihood": fit.log_likelihood, "aic": fit.aic, "bic": fit.bic, "converged": fit.converged}
             )
