@@ -86,10 +86,10 @@ from typing import Annotated, Literal, Optional  # noqa: E402
 
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
-from rich.markup import escape  # noqa: E402
 
 from simulator.errors import LatsimError, UnstableSystemError  # noqa: E402
 from simulator.profiling.command import profile_command  # noqa: E402
+from simulator.terminal import plain, visible  # noqa: E402
 from simulator.testbed.commands import testbed_app  # noqa: E402
 
 app = typer.Typer(
@@ -147,7 +147,7 @@ def _console(to_stderr: bool) -> Console:
 def _print_error(label: str, message: str) -> None:
     if len(message) > MAX_MESSAGE_CHARS:
         message = f"{message[:MAX_MESSAGE_CHARS]}… ({len(message) - MAX_MESSAGE_CHARS} more characters)"
-    stderr.print(f"[bold red]{label}:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    stderr.print(f"[bold red]{label}:[/] {plain(message)}", highlight=False, soft_wrap=True)
 
 
 def _report(error: LatsimError) -> int:
@@ -169,7 +169,8 @@ def _user_errors() -> Iterator[None]:
 
 
 def _shown(name: str, limit: int = 80) -> str:
-    """A scenario's name as progress and ``validate`` lines show it: cut to ``limit`` characters."""
+    """A scenario's name as progress and ``validate`` lines show it: control characters visible, cut to ``limit`` characters."""
+    name = visible(name, lines=False)
     return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
@@ -189,7 +190,7 @@ def _progress_lines(description: str, total: int, unit: str = "measured requests
     with the time left at the pace so far."""
     done = 0
     started = last = time.monotonic()
-    stderr.print(escape(f"{description}: {total:,} {unit} in all"), highlight=False)
+    stderr.print(plain(f"{description}: {total:,} {unit} in all"), highlight=False)
 
     def advance(finished: int) -> None:
         nonlocal done, last
@@ -198,7 +199,7 @@ def _progress_lines(description: str, total: int, unit: str = "measured requests
         if now - last >= PROGRESS_LINE_EVERY_S:
             last = now
             left = f", about {(now - started) / done * (total - done):.0f} s left" if 0 < done < total else ""
-            stderr.print(escape(f"{description}: {done:,} of {total:,} {unit} ({done / total:.1%}){left}"), highlight=False)
+            stderr.print(plain(f"{description}: {done:,} of {total:,} {unit} ({done / total:.1%}){left}"), highlight=False)
 
     return advance
 
@@ -264,10 +265,10 @@ def run(
         TimeRemainingColumn,
     )
 
-    from simulator.files import check_output_file, check_output_folder, standard_stream
+    from simulator.files import check_output_file, check_output_folder, check_output_not_input, standard_stream
     from simulator.report.table import print_summary
     from simulator.runner.api import run as run_scenario
-    from simulator.runner.outputs import prepare_run_folder, write_run_outputs
+    from simulator.runner.outputs import RUN_FILES, prepare_run_folder, write_run_outputs
     from simulator.runner.plan import plan_run
     from simulator.scenario.loader import load_scenario
 
@@ -279,9 +280,12 @@ def run(
         json_stream = standard_stream(json_path) if json_path else None
         if json_path and json_stream is None:
             check_output_file(Path(json_path))
+            check_output_not_input(Path(json_path), [scenario], "--json")
         for folder in (out, plots):
             if folder is not None:
                 check_output_folder(folder)
+        for name in RUN_FILES if out is not None else ():
+            check_output_not_input(out / name, [scenario], "--out")
         jobs = _bounded_jobs(jobs, plan.replications)
         console = _console(to_stderr=json_stream is sys.stdout)
         if out is not None:
@@ -292,7 +296,7 @@ def run(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
             console=stderr, transient=True, disable=quiet or not stderr.is_terminal,
         ) as progress:
-            task = progress.add_task(escape(description), total=total)
+            task = progress.add_task(plain(description), total=total)
             report_progress = (
                 None if quiet else partial(progress.advance, task) if stderr.is_terminal else _progress_lines(description, total)
             )
@@ -311,7 +315,7 @@ def run(
             result.write_json(Path(json_path))
         if out is not None:
             written = write_run_outputs(result, out)
-            console.print(escape(f"wrote {', '.join(str(path) for path in written)}"))
+            console.print(plain(f"wrote {', '.join(str(path) for path in written)}"))
         if plots is not None:
             from simulator.report.plots import plot_timeseries
 
@@ -319,7 +323,7 @@ def run(
             first = timeseries[timeseries["replication"] == 0].drop(columns="replication").set_index("window")
             deadlines_ms = {c.name: c.deadline_ms for c in loaded.workload.classes if c.deadline_ms is not None}
             paths = plot_timeseries(first, plots, f"{loaded.name} (replication 0)", deadlines_ms)
-            console.print(escape(f"plotted {len(paths)} figures into {plots}"))
+            console.print(plain(f"plotted {len(paths)} figures into {plots}"))
         if analytic:
             from simulator.analysis.analyze import analyze as analyze_scenario
 
@@ -351,10 +355,10 @@ def validate(scenarios: Annotated[list[Path], typer.Argument(help="scenario YAML
         except LatsimError as error:
             codes.append(_report(error))
             continue
-        typer.echo(
-            f"ok: {path} — {_shown(loaded.name)!r}, {len(loaded.workload.classes)} class(es), "
+        typer.echo(visible(
+            f"ok: {path} — '{_shown(loaded.name)}', {len(loaded.workload.classes)} class(es), "
             f"{len(loaded.node_names())} node(s), offered load {load:.3f}"
-        )
+        ))
     if codes:
         if len(scenarios) > 1:
             stderr.print(f"{len(codes)} of {len(scenarios)} files have problems", highlight=False)
@@ -399,7 +403,7 @@ def calibrate(
             raise LatsimError(f"--out {out} is one of the inputs; write the calibration elsewhere")
         loaded = load_scenario(scenario)
         written, fitted_on = write_calibration_from_logs(
-            logs, loaded, out, node=node, server=server, time_unit=time_unit, progress=lambda line: stderr.print(escape(line), highlight=False)
+            logs, loaded, out, node=node, server=server, time_unit=time_unit, progress=lambda line: stderr.print(plain(line), highlight=False)
         )
         method = fitted_on["method"].replace("_", "-")
         low, high = fitted_on["rate_per_s"]
@@ -434,8 +438,10 @@ def plan(
     and each candidate's maximum sustainable load. Exit 1 when no configuration meets the SLOs."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from simulator.files import check_output_folder
+    from simulator.files import check_output_folder, check_output_not_input
+    from simulator.planning.api import RESULT_FILE
     from simulator.planning.api import plan as plan_capacity
+    from simulator.planning.store import STORE_FILE
     from simulator.runner.executors import make_executor
     from simulator.scenario.loader import load_scenario
 
@@ -450,6 +456,8 @@ def plan(
         for folder in (out, report):
             if folder is not None:
                 check_output_folder(folder)
+        for name in (RESULT_FILE, STORE_FILE):
+            check_output_not_input(out / name, [scenario], "--out")
         kind = "dask" if dask_local is not None or scheduler is not None else "inprocess" if jobs == 1 else "processes"
         command = f"latsim plan {scenario} --out {out}" + (f" --seed {seed}" if seed is not None else "") + (" --exhaustive" if exhaustive else "")
         console = _console(to_stderr=False)
@@ -458,24 +466,24 @@ def plan(
             console=stderr, transient=True, disable=quiet or not stderr.is_terminal,
         ) as progress:
             description = f"planning {_shown(loaded.name)} (points done / scheduled so far)"
-            task = progress.add_task(escape(description), total=None)
+            task = progress.add_task(plain(description), total=None)
             last = [time.monotonic()]
 
             def advance(done: int, scheduled: int) -> None:
                 progress.update(task, completed=done, total=scheduled)
                 if not quiet and not stderr.is_terminal and time.monotonic() - last[0] >= PROGRESS_LINE_EVERY_S:
                     last[0] = time.monotonic()
-                    stderr.print(escape(f"{description}: {done:,} of {scheduled:,}"), highlight=False)
+                    stderr.print(plain(f"{description}: {done:,} of {scheduled:,}"), highlight=False)
 
-            stderr.print(escape(f"planning {_shown(loaded.name)} on {executor.describe()}"), highlight=False)
+            stderr.print(plain(f"planning {_shown(loaded.name)} on {executor.describe()}"), highlight=False)
             document = plan_capacity(loaded, out, executor, progress=advance, exhaustive=exhaustive, command=command)
         _print_plan(document, console)
-        console.print(escape(f"wrote {out / 'plan.json'} (and {out / 'points.sqlite'}, the points: running again resumes)"), highlight=False)
+        console.print(plain(f"wrote {out / 'plan.json'} (and {out / 'points.sqlite'}, the points: running again resumes)"), highlight=False)
         if report is not None:
             from simulator.report.capacity import write_report
 
             written = write_report(out, report)
-            console.print(escape(f"wrote the report: {written[0]} and {written[1]}"), highlight=False)
+            console.print(plain(f"wrote the report: {written[0]} and {written[1]}"), highlight=False)
     if not document["finalists"]:
         raise typer.Exit(EXIT_SLO_VIOLATED)
 
@@ -488,21 +496,21 @@ def _print_plan(document: dict, console: Console) -> None:
     for rank, identifier in enumerate(document["finalists"], start=1):
         config = configurations[identifier]
         bounds = "; ".join(f"{item['label']}: {interval(item)} ({percent(item['margin'])})" for item in config["full"]["items"])
-        console.print(escape(f"{rank}. {config['label']} ({identifier}): {number(config['cost_per_hour'])} per hour; {bounds}"), highlight=False)
+        console.print(plain(f"{rank}. {config['label']} ({identifier}): {number(config['cost_per_hour'])} per hour; {bounds}"), highlight=False)
     if document["winner"] is not None and document["winner"]["max_load"] is not None:
         found = document["winner"]["max_load"]
-        console.print(escape(
+        console.print(plain(
             f"   maximum sustainable load {number(found['low_per_s'])}–{number(found['high_per_s'])} requests/s ({headroom(found['headroom_percent'])})"
         ), highlight=False)
     for config in document.get("inconclusive_cheaper", []):
         bounds = "; ".join(f"{item['label']}: {interval(item)}" for item in config["items"] if item["verdict"] != "met")
-        console.print(escape(f"   cheaper but inconclusive: {config['label']} ({config['id']}): {number(config['cost_per_hour'])} per hour; {bounds}"), highlight=False)
+        console.print(plain(f"   cheaper but inconclusive: {config['label']} ({config['id']}): {number(config['cost_per_hour'])} per hour; {bounds}"), highlight=False)
     if not document["finalists"]:
         console.print("no configuration of the space meets every SLO at the target load", highlight=False)
-    console.print("[bold green]VALID[/]" if document["valid"] else "[bold red]INVALID:[/] " + escape("; ".join(document["invalid_reasons"])))
+    console.print("[bold green]VALID[/]" if document["valid"] else "[bold red]INVALID:[/] " + plain("; ".join(document["invalid_reasons"])))
     search = document["search"]
     skipped = ", ".join(f"{category} {count}" for category, count in search["not_confirmed"].items()) or "none"
-    console.print(escape(
+    console.print(plain(
         f"{document['inputs']['space_size']:,} configurations; never confirmed at full length: {skipped}; "
         f"{search['points_simulated']:,} points simulated, {search['points_reused']:,} reused, in {search['seconds']:.1f} s"
     ), highlight=False)
@@ -518,7 +526,7 @@ def report(
 
     with _user_errors():
         written = write_report(results, out)
-        typer.echo(f"wrote {written[0]}, {written[1]} and {len(written) - 2} plots")
+        typer.echo(visible(f"wrote {written[0]}, {written[1]} and {len(written) - 2} plots"))
 
 
 def _print_frame(frame: object, console: Console, title: str, keys: int = 1) -> None:
@@ -527,13 +535,13 @@ def _print_frame(frame: object, console: Console, title: str, keys: int = 1) -> 
     from simulator.report.table import Column, print_table
 
     rows = [
-        ["—" if value is None or value != value else f"{value:.4g}" if isinstance(value, float) else escape(str(value)) for value in row]
+        ["—" if value is None or value != value else f"{value:.4g}" if isinstance(value, float) else plain(str(value)) for value in row]
         for row in frame.itertuples(index=False)
     ]
     numeric = [frame[column].dtype.kind in "iuf" for column in frame.columns]
     columns = [Column(str(name), "right" if is_number else "left", free=not is_number and index >= keys)
                for index, (name, is_number) in enumerate(zip(frame.columns, numeric))]
-    print_table(console, escape(title), columns, rows, keys=keys)
+    print_table(console, plain(title), columns, rows, keys=keys)
 
 
 @app.command()
@@ -578,11 +586,12 @@ def fit(
     (latsim testbed run --out), it fits the machine instead and writes its calibration (as latsim testbed calibrate)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from simulator.files import check_output_file, check_output_folder, make_output_folder
+    from simulator.files import check_output_file, check_output_folder, check_output_not_input, path_component
     from simulator.fitting.candidates import FAMILIES, PVALUE_CAVEAT
     from simulator.fitting.fitted_models import FitSettings, fit_bundle, fit_samples_file
     from simulator.fitting.summary import choice_counts, fitted_summary
     from simulator.formats.fitted import write_fitted
+    from simulator.formats.profile_bundle import METADATA_FILE, SAMPLES_FILE
     from simulator.profiling.command import _names
     from simulator.testbed.campaign_file import is_campaign
 
@@ -598,9 +607,15 @@ def fit(
             from simulator.testbed.calibrate import write_calibration
 
             written = write_calibration(source, out)
-            typer.echo(f"wrote {written}: the machine the campaign measured (overhead by occupancy; per level the speed "
-                       "process, concurrency slowdown and outside time) as scenario settings; testbed compare --calibration uses it")
+            typer.echo(visible(f"wrote {written}: the machine the campaign measured (overhead by occupancy; per level the speed "
+                               "process, concurrency slowdown and outside time) as scenario settings; testbed compare --calibration uses it"))
             return
+        for option, names in (("--family", _names(family)), ("--variant", _names(variant))):
+            for name in names or ():
+                path_component(name, option)
+        is_bundle = source.is_dir() or source.name == "metadata.json"
+        bundle_folder = source if source.is_dir() else source.parent
+        check_output_not_input(out, [bundle_folder / METADATA_FILE, bundle_folder / SAMPLES_FILE] if is_bundle else [source], "--out")
         if plots is not None:
             check_output_folder(plots)
         chosen_families = _names(candidates)
@@ -612,14 +627,12 @@ def fit(
             jobs=_bounded_jobs(jobs, jobs),
         )
         console = _console(to_stderr=False)
-        plots_folder = make_output_folder(plots) if plots is not None else None
         started = time.monotonic()
-        is_bundle = source.is_dir() or source.name == "metadata.json"
         with Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
             console=stderr, transient=True, disable=quiet or not stderr.is_terminal,
         ) as progress:
-            task = progress.add_task(escape(f"fitting {source}"), total=None)
+            task = progress.add_task(plain(f"fitting {source}"), total=None)
             lines: list[Callable[[int], None]] = []  # outside a terminal: progress lines, once the number of cells is known
 
             def on_work(cells: int) -> None:
@@ -637,25 +650,25 @@ def fit(
                     raise typer.BadParameter("a profile bundle has no columns to choose", param_hint="--column/--expression")
                 models = fit_bundle(
                     source, settings, _names(family), _names(variant), batch_size, _names(stage), threads,
-                    relative_to=out.resolve().parent, progress=advance, on_work=on_work, plots=plots_folder,
+                    relative_to=out.resolve().parent, progress=advance, on_work=on_work, plots=plots,
                 )
             else:
                 names, variants = _names(family) or [None], _names(variant) or ["measured"]
                 if len(names) > 1 or len(variants) > 1:
                     raise typer.BadParameter("a samples file is one cell: give one --family and one --variant name")
                 models = fit_samples_file(
-                    source, column, expression, names[0], variants[0], settings, out.resolve().parent, plots_folder
+                    source, column, expression, names[0], variants[0], settings, out.resolve().parent, plots
                 )
         _print_frame(fitted_summary(models), console, f"Fitted {source} (per group, at its smallest batch size)")
-        console.print(escape(choice_counts(models)), highlight=False)
-        console.print(escape(f"note: {PVALUE_CAVEAT}"), highlight=False)
+        console.print(plain(choice_counts(models)), highlight=False)
+        console.print(plain(f"note: {PVALUE_CAVEAT}"), highlight=False)
         write_fitted(out, models)
         console.print(
-            escape(f"wrote {out}: {len(models.cells)} cells, {len(models.groups)} groups, in {time.monotonic() - started:.1f} s"),
+            plain(f"wrote {out}: {len(models.cells)} cells, {len(models.groups)} groups, in {time.monotonic() - started:.1f} s"),
             highlight=False,
         )
-        if plots_folder is not None:
-            console.print(escape(f"plotted diagnostics into {plots_folder}"), highlight=False)
+        if plots is not None:
+            console.print(plain(f"plotted diagnostics into {plots}"), highlight=False)
 
 
 def _print_analytic(report: object, result: object | None, console: Console) -> None:
@@ -670,9 +683,9 @@ def _print_analytic(report: object, result: object | None, console: Console) -> 
     if len(frame):
         _print_frame(frame.rename(columns={"value": "theory"}), console, f"Queueing theory for {report.scenario}", keys=3)
     else:
-        console.print(escape(f"No formula applies to {report.scenario}."), highlight=False)
+        console.print(plain(f"No formula applies to {report.scenario}."), highlight=False)
     for ruled in report.ruled_out:
-        console.print(escape(f"ruled out ({ruled.scope} {ruled.name}): {ruled.reason}"), highlight=False)
+        console.print(plain(f"ruled out ({ruled.scope} {ruled.name}): {ruled.reason}"), highlight=False)
     if result is not None and (frame["verdict"] == "beyond CI").any():
         console.print("[bold red]theory and simulation differ beyond the CI[/] on the rows marked 'beyond CI'", highlight=False)
 

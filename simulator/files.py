@@ -9,19 +9,26 @@ beside its final place and renamed over it; a symbolic link is followed (the fil
 replaced, the link stays); a stream or special file (``/dev/stdout``, ``/dev/null``, a FIFO,
 ``/dev/full``) is written directly, because replacing it by a rename would destroy it. The
 ``check_output_*`` functions let a command refuse an unusable output path before it starts work.
+
+Names and places: :func:`path_component` admits a name (a family, a variant, a bundle's name) as one
+file or folder name only, so a name can never place a file elsewhere; :func:`inside_folder` refuses
+a file of a campaign or bundle that lies, once symbolic links are followed, outside it; and
+:func:`check_output_not_input` refuses an output that would overwrite one of the command's inputs.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import stat
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from simulator.errors import LatsimError
+from simulator.terminal import CONTROL
 
 
 class UnusableFile(Exception):
@@ -30,6 +37,61 @@ class UnusableFile(Exception):
 
 class OutputPathError(LatsimError):
     """An output path latsim cannot write: the message names the path and why."""
+
+
+MAX_NAME_BYTES = 255  # a file name's limit on every common file system (NAME_MAX)
+_CONTROL = re.compile(f"[{CONTROL}]")
+
+
+def path_component(name: str, what: str, error: type[LatsimError] = LatsimError) -> str:
+    """``name`` if it can be one file or folder name as it is, else an ``error`` naming ``what`` (an option or field).
+
+    Refused: empty, ``.`` and ``..``, a path separator (``/`` or ``\\``, so no absolute path either),
+    a control character, text that is not valid Unicode, and more than ``MAX_NAME_BYTES`` bytes of UTF-8.
+    """
+    if not isinstance(name, str):
+        raise error(f"{what}: must be text, not {type(name).__name__}")
+    if name in ("", ".", ".."):
+        problem = "is empty" if not name else "names a folder (. or ..), not a file"
+    elif "/" in name or "\\" in name:
+        problem = "holds a path separator (/ or \\); it becomes a file name, so it must be a plain name"
+    elif _CONTROL.search(name):
+        problem = "holds a control character"
+    else:
+        try:
+            size = len(name.encode("utf-8"))
+        except UnicodeEncodeError:
+            problem = "is not valid Unicode text"
+        else:
+            if size <= MAX_NAME_BYTES:
+                return name
+            problem = f"is {size} bytes long in UTF-8; a file name holds at most {MAX_NAME_BYTES}"
+    shown = repr(name) if len(name) <= 80 else f"{name[:80]!r}…"
+    raise error(f"{what} {shown}: {problem}")
+
+
+def inside_folder(root: Path, path: Path, what: str, error: type[LatsimError] = LatsimError) -> Path:
+    """``path`` with symbolic links followed, if it still lies inside ``root`` (also resolved); else an ``error``.
+
+    A campaign or a bundle is read as untrusted data: a link in it to a file or folder elsewhere is
+    refused, whatever its text says. ``what`` names the file's role in the message.
+    """
+    try:
+        folder, resolved = Path(root).resolve(), Path(path).resolve()
+    except (OSError, RuntimeError) as problem:  # a loop of symbolic links
+        raise error(f"{path}: {what} cannot be resolved: {problem}") from None
+    if resolved != folder and folder not in resolved.parents:
+        raise error(f"{path}: {what} lies outside {root} once symbolic links are followed ({resolved}); "
+                          "it must lie inside it")
+    return resolved
+
+
+def check_output_not_input(output: Path, inputs: Iterable[Path], option: str) -> None:
+    """Refuse an output file that is (or, through links, resolves to) one of ``inputs``: writing it would destroy that input."""
+    for source in inputs:
+        if _same_file(Path(output), Path(source)):
+            raise OutputPathError(f"{option} {output}: is the input {source}; writing it would overwrite that input, "
+                                  "give another file name")
 
 
 def open_regular_file(path: Path, max_bytes: int) -> BinaryIO:
@@ -210,6 +272,16 @@ def make_output_folder(path: Path) -> Path:
     except OSError as error:
         raise OutputPathError(f"{path}: cannot create the folder: {error.strerror or error}") from None
     return Path(path)
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    """Whether two paths name one file: the same place once links are followed, or the same file (a hard link)."""
+    if _target(first) == _target(second):
+        return True
+    try:
+        return os.path.samefile(first, second)
+    except OSError:  # one of them does not exist (yet)
+        return False
 
 
 def _nearest_existing(path: Path) -> Path:

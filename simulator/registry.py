@@ -66,11 +66,13 @@ class Registry(Generic[PolicyT]):
         field = config.model_fields.get(self.discriminator)
         values = typing.get_args(field.annotation) if field is not None else ()
         if field is None or typing.get_origin(field.annotation) is not typing.Literal or len(values) != 1:
-            raise TypeError(f"{config.__name__}: a {self.kind} needs a field {self.discriminator}: Literal['<name>']")
+            raise LatsimError(f"{config.__name__}: a {self.kind} needs a field {self.discriminator}: Literal['<name>']")
         return values[0]
 
     def register_config(self, config: type[PolicyConfig]) -> type[PolicyConfig]:
         """Register a policy's settings (the scenario side); a class decorator."""
+        if not (isinstance(config, type) and issubclass(config, PolicyConfig)):
+            raise LatsimError(f"{self.kind} settings {config!r:.80}: register a PolicyConfig subclass")
         name = self._name(config)
         known = self._configs.get(name)
         if known is not None and known is not config:
@@ -80,7 +82,11 @@ class Registry(Generic[PolicyT]):
 
     def register(self, cls: type[PolicyT]) -> type[PolicyT]:
         """Register a policy's behaviour, and its ``Config`` if not yet known; a class decorator."""
-        config = cls.Config  # type: ignore[attr-defined]
+        config = getattr(cls, "Config", None) if isinstance(cls, type) else None
+        if not (isinstance(config, type) and issubclass(config, PolicyConfig)):
+            shown = cls.__name__ if isinstance(cls, type) else f"{type(cls).__name__} {cls!r:.80}"
+            raise LatsimError(f"{self.kind} plug-in {shown}: register a class with a nested Config, a PolicyConfig subclass "
+                              f"whose field {self.discriminator}: Literal['<name>'] names it")
         self.register_config(config)
         name = self._name(config)
         if name in self._classes and self._classes[name] is not cls:

@@ -82,6 +82,18 @@ def _corrupt_samples_with_matching_hash(bundle: Path) -> None:
     _set("samples", "sha256", value=file_sha256(bundle / SAMPLES_FILE))(bundle)
 
 
+def _link_outside(name: str) -> Callable[[Path], None]:
+    """The bundle's file ``name`` moved out of the bundle, a symbolic link to it left in its place."""
+
+    def apply(bundle: Path) -> None:
+        elsewhere = bundle.parent / "elsewhere"
+        elsewhere.mkdir()
+        (bundle / name).rename(elsewhere / name)
+        (bundle / name).symlink_to(elsewhere / name)
+
+    return apply
+
+
 # (id, how the bundle is spoiled, words the error must contain)
 CASES = [
     ("samples-file-an-integer", _set("samples", "file", value=5), ["samples.file must be text"]),
@@ -113,6 +125,16 @@ CASES = [
     ("models-flops-text", _set("models", 0, "flops_per_sample", value="lots"), ["models[0].flops_per_sample must be a number"]),
     ("models-quality-a-list", _set("models", 0, "quality", value=[0.9]), ["models[0].quality must be a mapping"]),
     ("models-params-fraction", _set("models", 0, "params", value=1.5), ["models[0].params must be an integer"]),
+    ("models-family-a-path", _set("models", 0, "family", value="../../x"), ["models[0].family", "path separator"]),
+    ("models-family-absolute", _set("models", 0, "family", value="/tmp/x"), ["models[0].family", "path separator"]),
+    ("models-variant-dot-dot", _set("models", 0, "variant", value=".."), ["models[0].variant", "names a folder"]),
+    ("models-variant-backslash", _set("models", 0, "variant", value="a\\b"), ["models[0].variant", "path separator"]),
+    ("models-device-empty", _set("models", 0, "device", value=""), ["models[0].device", "is empty"]),
+    ("models-family-escape", _set("models", 0, "family", value="m\x1b[2J"), ["models[0].family", "control character"]),
+    ("models-family-nul", _set("models", 0, "family", value="m\x00"), ["models[0].family", "control character"]),
+    ("models-family-256-bytes", _set("models", 0, "family", value="é" * 128), ["models[0].family", "256 bytes"]),
+    ("metadata-a-link-outside", _link_outside(METADATA_FILE), ["the bundle's metadata lies outside"]),
+    ("samples-a-link-outside", _link_outside(SAMPLES_FILE), ["the bundle's samples lies outside"]),
     ("machine-load-a-list", _set("machine_load", value=[1, 2]), ["machine_load must be a mapping"]),
     ("created-an-integer", _set("created_utc", value=2026), ["created_utc must be text"]),
     ("hardware-id-null", _set("hardware_id", value=None), ["hardware_id must be text"]),

@@ -21,7 +21,8 @@ from simulator import ScenarioError
 from simulator.formats import samples
 from simulator.formats.samples import read_sample_column, require_within
 from tests.helpers import base_scenario
-from tests.hostile import assert_clean_error, latsim, validate, write_scenario
+from tests.hostile import assert_clean_error, assert_ok, cli, latsim, validate, write_scenario
+from tests.hostile.campaign import campaign_folder, record_columns, requests_tables
 
 RANDOM_BYTES = random.Random(3).randbytes(2048)
 
@@ -258,52 +259,36 @@ def test_campaign_file(tmp_path, content, needles, command):
     assert_clean_error(latsim("testbed", command, tmp_path, *extra, timeout=60), "campaign.json", *needles)
 
 
-def _campaign_folder(directory: Path) -> Path:
-    """A campaign file as ``latsim testbed run`` writes it (one valid run), without the runs' files."""
-    import json
-
-    from simulator.testbed.config import TestbedConfig
-
-    config = TestbedConfig.parse({"model": {"family": "mlp", "variant": "fp32"}, "classes": [{"name": "a"}]})
-    (directory / "campaign.json").write_text(json.dumps({
-        "scenario": "scenario.yaml", "name": "x", "workers": None, "testbed": config.model_dump(),
-        "capacity": {"throughput_per_s": 100.0, "worker_limit_per_s": 120.0, "concurrency": 4, "requests": 300,
-                     "latency_p50_ms": 1.0, "valid": True},
-        "levels": [0.5], "repeats": 1, "duration_s": 2.0,
-        "runs": [{"level": 0.5, "repeat": 0, "rate_per_s": 50.0, "dir": "level-0.50/repeat-0", "valid": True}],
-    }))
-    return directory
-
-
-def _record_columns() -> tuple[str, ...]:
-    from simulator.testbed.campaign_file import RECORD_COLUMNS
-
-    return RECORD_COLUMNS
-
-
-def _requests_table(directory: Path, columns: list[str]) -> None:
-    for folder in (directory / "profile", directory / "level-0.50" / "repeat-0"):
-        folder.mkdir(parents=True, exist_ok=True)
-        table = pd.DataFrame({name: [1.0] for name in columns})
-        table.to_parquet(folder / ("profile.parquet" if folder.name == "profile" else "requests.parquet"), index=False)
-
-
 @pytest.mark.parametrize(("tamper", "needles"), [
     pytest.param(lambda d: None, ["profile.parquet", "missing"], id="campaign-no-files"),
-    pytest.param(lambda d: _requests_table(d, ["request_id", "status"]), ["profile.parquet", "lacks the columns"],
+    pytest.param(lambda d: requests_tables(d, ["request_id", "status"]), ["profile.parquet", "lacks the columns"],
                  id="campaign-columns-missing"),
     pytest.param(lambda d: ((d / "profile").mkdir(), (d / "profile" / "profile.parquet").write_bytes(RANDOM_BYTES)),
                  ["profile.parquet", "not a table of requests"], id="campaign-parquet-garbage"),
-    pytest.param(lambda d: (_requests_table(d, list(_record_columns())),
+    pytest.param(lambda d: (requests_tables(d, list(record_columns())),
                             (d / "level-0.50" / "repeat-0" / "run.json").write_text('{"load": 3}')),
                  ["run.json", "not a run summary"], id="campaign-run-summary-broken"),
-    pytest.param(lambda d: _requests_table(d, [*_record_columns(), "snapshot"]),
+    pytest.param(lambda d: requests_tables(d, [*record_columns(), "snapshot"]),
                  ["profile.parquet", "snapshot", "integer"], id="campaign-profile-snapshot-not-integer"),
 ])
 @pytest.mark.parametrize("command", ["compare", "calibrate"])
 def test_campaign_folder(tmp_path, tamper, needles, command):
     """A campaign folder whose runs' files are missing or broken gets a clean error naming the file, never a crash."""
     pytest.importorskip("aiohttp")  # the testbed commands serve over HTTP
-    tamper(_campaign_folder(tmp_path))
+    tamper(campaign_folder(tmp_path))
     extra = ["--out", tmp_path / "calibration.yaml"] if command == "calibrate" else []
     assert_clean_error(latsim("testbed", command, tmp_path, *extra, timeout=60), *needles)
+
+
+@pytest.mark.parametrize("where", [0, 50, 99], ids=["first", "middle", "last"])
+def test_fit_on_samples_all_equal_but_one(tmp_path, where):
+    """A degenerate ordered run fits (a chain only where it is finite), without numpy warnings or an internal error."""
+    times = np.full(100, 5.0)
+    times[where] = 7.0
+    path = tmp_path / "t.csv"
+    np.savetxt(path, times, header="ms", comments="")
+    result = cli("fit", path, "--out", tmp_path / "f.yaml", "--quiet")
+    assert_ok(result)
+    assert "Warning" not in result.stderr
+    fitted = (tmp_path / "f.yaml").read_text()
+    assert ".nan" not in fitted and ".inf" not in fitted

@@ -174,3 +174,18 @@ SHIPPED = "profiles/cpu-amd-epyc-2c-avx512/zoo"
 def test_profile_table_option(monkeypatch, options, needle):
     monkeypatch.chdir(REPO)
     assert_clean_error(cli("profile", *options), needle)
+
+
+@pytest.mark.parametrize(("address", "needle"), [
+    ("not a url", "missing port number"), ("", "missing port number"), ("tcp://", "missing port number"),
+    ("ftp://10.0.0.5:8786", "unknown scheme 'ftp'"), ("tcp://10.0.0.5:0", "port must be 1 to 65535"),
+    ("tcp://10.0.0.5:99999", "port must be 1 to 65535"),
+])
+def test_plan_refuses_a_scheduler_address_dask_cannot_read(tmp_path, address, needle):
+    """A --scheduler that is no Dask address is refused before anything connects or is written (exit 2)."""
+    pytest.importorskip("distributed")
+    from tests.test_plan import plan_scenario
+
+    path = write_scenario(tmp_path, plan_scenario({"workers": [1, 2]}))
+    assert_clean_error(cli("plan", path, "--out", tmp_path / "out", "--scheduler", address, "--quiet"), "scheduler address", needle)
+    assert not (tmp_path / "out").exists()

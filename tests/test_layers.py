@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "simulator"
 
 LAYERS = [
     # 0 — foundations with no simulation code
-    {"simulator.errors", "simulator.settings", "simulator.units", "simulator.hashing", "simulator.files", "simulator.random_streams",
+    {"simulator.errors", "simulator.settings", "simulator.units", "simulator.hashing", "simulator.files", "simulator.terminal", "simulator.random_streams",
      "simulator.registry", "simulator.analytic", "simulator.distributions"},
     {"simulator.formats"},  # 1 — file formats: profile bundles, sample columns, fitted models
     {"simulator.scenario"},  # 2 — every spec, pure pydantic

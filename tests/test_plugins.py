@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Literal
 
 import numpy as np
@@ -92,6 +93,64 @@ def test_a_name_registered_twice_is_refused():
 
     with pytest.raises(ValueError, match="registered twice"):
         ROUTERS.register(Other)
+
+
+class _NoConfig(Router):
+    def choose(self, request):
+        return self.nodes[0]
+
+
+class _ConfigNotSettings(Router):
+    Config = dict
+
+    def choose(self, request):
+        return self.nodes[0]
+
+
+class _ConfigWithoutName(Router):
+    class Config(PolicyConfig):
+        weight: float = 1.0
+
+    def choose(self, request):
+        return self.nodes[0]
+
+
+@pytest.mark.parametrize(("plugin", "needle"), [
+    (_NoConfig, "router plug-in _NoConfig: register a class with a nested Config"),
+    (_ConfigNotSettings, "router plug-in _ConfigNotSettings: register a class with a nested Config"),
+    (lambda request: None, "router plug-in function"),
+    (3, "router plug-in int 3"),
+    (_ConfigWithoutName, "Config: a router needs a field policy: Literal['<name>']"),
+], ids=["no-config", "config-not-settings", "a-function", "a-number", "config-without-name"])
+def test_registering_what_is_no_plugin_names_what_is_wrong(plugin, needle):
+    with pytest.raises(registry.LatsimError, match=re.escape(needle)):
+        ROUTERS.register(plugin)
+    with pytest.raises(registry.LatsimError, match="register a PolicyConfig subclass"):
+        ROUTERS.register_config(dict)
+
+
+@ROUTERS.register
+class _Nowhere(Router):
+    """Returns None: a plug-in's mistake the simulation names instead of failing on an attribute."""
+
+    class Config(PolicyConfig):
+        policy: Literal["test_nowhere"]
+
+    def choose(self, request):
+        return None
+
+
+def test_a_router_that_chooses_no_replica_is_named():
+    data = _two_replicas({"policy": "test_nowhere"}, {"distribution": "test_uniform", "low_ms": 2, "high_ms": 6})
+    data["run"].update(requests=100, warmup_requests=10, replications=1)
+    with pytest.raises(registry.LatsimError, match=r"router _Nowhere: choose\(\) returned None, not one of the replicas"):
+        run(scenario_from_dict(data), engine="simpy")
+
+
+@pytest.mark.parametrize("field", [None, 3, ["nodes"]])
+def test_replace_names_a_field_path_that_is_no_text(field):
+    with pytest.raises(ScenarioError, match="a field path is text like nodes\\[0\\].workers"):
+        scenario_from_dict(base_scenario()).replace(field, 1)
 
 
 def test_entry_point_plugins_are_loaded_on_first_lookup(monkeypatch):

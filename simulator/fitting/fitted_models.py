@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from simulator.errors import LatsimError
+from simulator.files import make_output_folder, path_component
 from simulator.fitting.batch_curve import best_batch_size, fit_batch_curve
 from simulator.fitting.candidates import FAMILIES, PVALUE_CAVEAT, QUANTILE_LEVELS, fit_candidates
 from simulator.fitting.hmm import fit_lognormal_hmm
@@ -152,6 +153,8 @@ def fit_process(samples: np.ndarray, settings: FitSettings, mode: str) -> Fitted
     if np.all(samples > 0):
         for states in HMM_STATES:
             fit = fit_lognormal_hmm(samples, states)
+            if not math.isfinite(fit.log_likelihood):  # degenerate runs (all equal but one at the end): no such chain
+                continue
             candidates.append(
                 {"states": states, "log_likelihood": fit.log_likelihood, "aic": fit.aic, "bic": fit.bic, "converged": fit.converged}
             )
@@ -252,9 +255,19 @@ def _plot(directory: Path, group: FittedGroup, members: list[FittedCell], sample
     times = samples[cell.key()]
     if cell.law is None:
         return []
-    prefix = directory / "-".join(str(part) for part in (*group.key(), f"b{cell.batch_size}"))
+    prefix = directory / _plot_prefix(group.key(), cell.batch_size)
     fits = fit_candidates(times, list(settings.families))
     return plot_group(prefix, times, fits, cell.chosen, group.curve(), work.sequences.get(group.key()))
+
+
+def _plot_prefix(group_key: tuple, batch_size: int) -> str:
+    """How a group's plot files begin, ``<family>-<variant>-<device>-<threads>-<stage>-b<batch size>``; refused
+    (a LatsimError) unless every plot's name is one plain file name, so no name places a plot elsewhere."""
+    from simulator.fitting.plots import LONGEST_SUFFIX
+
+    prefix = "-".join(str(part) for part in (*group_key, f"b{batch_size}"))
+    path_component(prefix + LONGEST_SUFFIX, "a plot's file name (made of the family, variant, device, threads and stage)")
+    return prefix
 
 
 def _assemble(
@@ -264,6 +277,9 @@ def _assemble(
     progress: Callable[[int], None] | None,
     plots: Path | None = None,
 ) -> FittedModels:
+    if plots is not None:  # every plot's file name is checked before the work starts
+        for key, _, _ in work.cells:
+            _plot_prefix(tuple(key[name] for name in GROUP_KEYS), key["batch_size"])
     cells = _in_parallel(work.cells, settings, progress)
     samples = {cell.key(): times for cell, (_, _, times) in zip(cells, work.cells)}
     grouped: dict[tuple, list[FittedCell]] = defaultdict(list)
@@ -271,6 +287,7 @@ def _assemble(
         grouped[tuple(getattr(cell, name) for name in GROUP_KEYS)].append(cell)
     groups = [_group(key, members, work.sequences.get(key), samples, settings) for key, members in grouped.items()]
     if plots is not None:
+        make_output_folder(plots)  # only now: a refused name or failed fit leaves no folder behind
         for group, members in zip(groups, grouped.values()):
             _plot(plots, group, members, samples, work, settings)
     return FittedModels(
@@ -379,8 +396,12 @@ def fit_samples_file(
 
     The file's order is its process (autocorrelation, drift, block length, hidden Markov chain).
     """
+    family = path_component(family, "family") if family is not None else path_component(
+        path.stem, "the samples file's name (the default family; give one)"
+    )
+    path_component(variant, "variant")
     times = read_service_times(path, column, expression, "fit")
-    key = {"family": family or path.stem, "variant": variant, "device": "cpu", "threads": 1, "concurrency": 1, "stage": "end_to_end", "batch_size": 1}
+    key = {"family": family, "variant": variant, "device": "cpu", "threads": 1, "concurrency": 1, "stage": "end_to_end", "batch_size": 1}
     work = _Work(cells=[(key, "samples", times)], sequences={tuple(key[name] for name in GROUP_KEYS): times})
     source = FittedSource(
         kind="samples",

@@ -69,7 +69,8 @@ def fit_lognormal_hmm(samples_ms: ArrayLike, states: int = 2, max_iter: int = 10
         posterior /= posterior.sum(axis=1, keepdims=True)
         pair_counts = transition * (alpha[:-1].T @ (emissions[1:] * beta[1:] / scales[1:, None]))
         initial = posterior[0]
-        transition = pair_counts / pair_counts.sum(axis=1, keepdims=True)
+        outgoing = pair_counts.sum(axis=1, keepdims=True)
+        transition = np.where(outgoing > 0, pair_counts / np.maximum(outgoing, 1e-300), transition)  # a state never left keeps its row
         mass = np.maximum(posterior.sum(axis=0), 1e-300)
         mu = posterior.T @ logs / mass
         sigma = np.maximum(np.sqrt(np.einsum("ns,ns->s", posterior, (logs[:, None] - mu) ** 2) / mass), sd_floor)
@@ -79,6 +80,7 @@ def fit_lognormal_hmm(samples_ms: ArrayLike, states: int = 2, max_iter: int = 10
         previous = log_likelihood
     order = np.argsort(mu)
     model = LognormalHMM(transition[np.ix_(order, order)], mu[order], sigma[order])
-    final = model.log_likelihood(np.exp(logs))
+    with np.errstate(divide="ignore", invalid="ignore"):  # a state the chain never enters: not finite, callers check
+        final = model.log_likelihood(np.exp(logs))
     free = states * (states - 1) + 2 * states
     return HMMFit(model, final, free, 2 * free - 2 * final, free * math.log(n) - 2 * final, iteration, converged)

@@ -26,12 +26,15 @@ if TYPE_CHECKING:
 
 FIGURE_SIZE_IN = (7.0, 4.5)
 DPI = 110
+LONGEST_SUFFIX = "-autocorrelation.png"  # the longest ending plot_group gives a file name
 
 
 def _save(path: str | os.PathLike[str], title: str, xlabel: str, ylabel: str, draw: Callable[[Axes], None]) -> Path:
     """Draw one figure and write it atomically."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    from simulator.report.render import literal_text
 
     target = Path(path)
     figure = Figure(figsize=FIGURE_SIZE_IN, dpi=DPI, layout="constrained")
@@ -44,6 +47,7 @@ def _save(path: str | os.PathLike[str], title: str, xlabel: str, ylabel: str, dr
     axes.grid(True, alpha=0.3)
     if axes.get_legend_handles_labels()[0]:
         axes.legend(loc="best", fontsize="small")
+    literal_text(axes)
     write_atomically(target, lambda temporary: figure.savefig(temporary, format="png"))
     return target
 

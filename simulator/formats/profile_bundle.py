@@ -12,7 +12,8 @@ Loading checks all of it, so a stale, edited, truncated or foreign file is refus
 :class:`ProfileBundleError` naming the file and the problem, never silently misread: every
 metadata field latsim reads has its type checked (naming the key), both files must be regular
 files (``metadata.json`` at most ``MAX_METADATA_BYTES``, ``samples.parquet`` at most
-``MAX_SAMPLES_BYTES``), and the samples are read from the very file whose hash was checked. This
+``MAX_SAMPLES_BYTES``) inside the bundle's folder once symbolic links are followed, the models'
+names must each be a plain file name (they name plot files), and the samples are read from the very file whose hash was checked. This
 module needs no torch: planning from shipped profiles works without it.
 """
 
@@ -30,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from simulator.errors import ProfileBundleError
-from simulator.files import UnusableFile, open_regular_file, read_regular_file, write_atomically
+from simulator.files import UnusableFile, inside_folder, open_regular_file, path_component, read_regular_file, write_atomically
 
 FORMAT = "latsim-profile-bundle"
 FORMAT_VERSION = 1
@@ -211,6 +212,8 @@ def _check_metadata_types(path: Path, metadata: dict[str, Any]) -> None:
                 raise ProfileBundleError(f"{path}: {key}[{index}] must be a mapping with {', '.join(required)}")
             for field_name in required:
                 _field(path, entry, field_name, str, f"{key}[{index}]")
+                if key == "models":  # their names become file names (latsim fit --plots)
+                    path_component(entry[field_name], f"{path}: {key}[{index}].{field_name}", ProfileBundleError)
             for field_name, kind in (("params", int), ("flops_per_sample", NUMBER), ("quality", dict)):
                 if entry.get(field_name) is not None:
                     _field(path, entry, field_name, kind, f"{key}[{index}]")
@@ -268,8 +271,10 @@ def load_bundle(path: Path | str) -> ProfileBundle:
     directory = path.parent if path.name == METADATA_FILE else path
     if not directory.is_dir():
         raise ProfileBundleError(f"{directory}: no such profile bundle directory")
+    inside_folder(directory, directory / METADATA_FILE, "the bundle's metadata", ProfileBundleError)
     metadata = _read_metadata(directory / METADATA_FILE)
     samples_path = directory / metadata["samples"]["file"]
+    inside_folder(directory, samples_path, "the bundle's samples", ProfileBundleError)
     try:
         stream = open_regular_file(samples_path, MAX_SAMPLES_BYTES)
     except UnusableFile as reason:

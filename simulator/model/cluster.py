@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator, Sequence
 
+from simulator.errors import LatsimError
 from simulator.model.cache_tier import CacheTier
 from simulator.model.failure_handling import OrphanPolicy
 from simulator.model.node import Node
@@ -83,6 +84,12 @@ class Cluster:
             self.finished.append(request)
             return
         node = router.choose(request)
+        try:
+            chosen = router.replicas[router.slot[node.index]] is node
+        except (AttributeError, KeyError, TypeError):  # None, or no node of this router (a plug-in's mistake)
+            chosen = False
+        if not chosen:
+            raise LatsimError(f"router {type(router).__name__}: choose() returned {node!r:.80}, not one of the replicas it routes to")
         now_ms = self.env.now
         router.sent(node, request, now_ms)
         request.router_index = partition * self.stages + request.stage

@@ -26,6 +26,7 @@ from rich.progress import (
 )
 from torch import nn
 
+from simulator.files import path_component
 from simulator.formats.profile_bundle import ProfileBundle, write_bundle
 from simulator.profiling.errors import ProfilingError
 from simulator.profiling.hardware import (
@@ -149,6 +150,7 @@ def profile_zoo(
     command: str | None = None,
 ) -> ProfileBundle:
     """Train, derive and time the zoo's families in their variants."""
+    path_component(name, "the bundle's name (--name)", ProfilingError)
     families = _checked(families, FAMILY_NAMES, "families")
     variants = _checked(variants, VARIANTS, "variants")
     settings = settings or HarnessSettings()
@@ -185,6 +187,7 @@ def profile_user_model(
     command: str | None = None,
 ) -> ProfileBundle:
     """Time a user's model (see :mod:`simulator.profiling.user_models`) in its precision variants."""
+    path_component(model.name, "the model's name (--name; it names the bundle's folder and the family)", ProfilingError)
     variants = _checked(variants, VARIANTS, "variants")
     settings = settings or HarnessSettings()
     chosen = resolve_device(device)

@@ -12,10 +12,11 @@ from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from simulator.errors import LatsimError
+from simulator.files import path_component
 from simulator.profiling.errors import ProfilingError
+from simulator.terminal import plain
 
 Device = Literal["auto", "cpu", "cuda"]
 ZooSize = Literal["standard", "tiny"]
@@ -98,6 +99,8 @@ def profile_command(
                 raise typer.BadParameter("with --table give one thread count", param_hint="--threads")
             print(markdown_table(load_bundle(table), stage=stage, threads=table_threads[0] if table_threads else None))
             return
+        if name is not None:  # the bundle's folder: OUT/<hardware-id>/<name>/
+            path_component(name, "--name")
         _require_torch()
         from simulator.profiling import api
         from simulator.profiling.harness import HarnessSettings
@@ -131,12 +134,12 @@ def profile_command(
             variants = _names(variant) or ("fp32", "int8", "bf16", "fp16")
             bundle = api.profile_user_model(user_model, variants=variants, command=command, **common)
     except LatsimError as error:
-        console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
+        console.print(f"[red]error:[/red] {plain(str(error))}", highlight=False)
         raise typer.Exit(code=2) from None
     from simulator.profiling.table import markdown_table
 
     size_kib = sum(f.stat().st_size for f in bundle.path.iterdir()) / 1024
-    console.print(escape(f"wrote {bundle.path} ({len(bundle.samples)} samples, {size_kib:.0f} KiB)"), highlight=False)
+    console.print(plain(f"wrote {bundle.path} ({len(bundle.samples)} samples, {size_kib:.0f} KiB)"), highlight=False)
     print(markdown_table(bundle))
 
 

@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from simulator.files import make_output_folder, write_atomically
-from simulator.report.render import mark_limit, plain_log_ticks
+from simulator.report.render import literal_text, mark_limit, plain_log_ticks
 
 FIGURE_SIZE_IN = (9.0, 4.0)
 DPI = 110
@@ -39,6 +39,7 @@ def _save(path: Path, title: str, ylabel: str, draw: Callable[[Axes], None]) -> 
     axes.grid(True, alpha=0.3)
     if axes.get_legend_handles_labels()[0]:
         axes.legend(loc="best", fontsize="small")
+    literal_text(axes)
     write_atomically(path, lambda temporary: figure.savefig(temporary, format="png"))
     return path
 

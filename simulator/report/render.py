@@ -15,6 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from simulator.terminal import visible
+
 FIGURE_SIZE_IN = (8.0, 3.8)
 DPI = 100
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~])")  # what turns text into markup inside a line
@@ -107,6 +109,27 @@ def mark_limit(axes: Axes, value_ms: float, label: str, axis: str = "y", color: 
     )
 
 
+def literal_text(axes: Axes) -> None:
+    """Show the axes' title, labels, legend and category ticks as written: a user's name there (``$\\frac{$``) is
+    never parsed as mathtext or TeX, which would garble it or fail, and its control characters show as ``\\x1b``.
+    Called once the axes are drawn and labelled."""
+    from matplotlib.category import StrCategoryLocator
+    from matplotlib.ticker import FuncFormatter
+
+    texts = [axes.title, axes.xaxis.label, axes.yaxis.label]
+    if axes.get_legend() is not None:
+        texts += [axes.get_legend().get_title(), *axes.get_legend().get_texts()]
+    for axis in (axes.xaxis, axes.yaxis):
+        if isinstance(axis.get_major_locator(), StrCategoryLocator):  # their ticks are names; numbers' ticks keep mathtext
+            names = axis.get_major_formatter()
+            axis.set_major_formatter(FuncFormatter(lambda value, position, names=names: visible(names(value, position))))
+            texts += axis.get_ticklabels()
+    for text in texts:
+        text.set_text(visible(text.get_text()))
+        text.set_parse_math(False)
+        text.set_usetex(False)
+
+
 def png(title: str, xlabel: str, ylabel: str, draw: Callable[[Axes], None]) -> bytes:
     """One figure: ``draw`` fills the axes; titles, grid and legend are added here."""
     figure = Figure(figsize=FIGURE_SIZE_IN, dpi=DPI, layout="constrained")
@@ -119,6 +142,7 @@ def png(title: str, xlabel: str, ylabel: str, draw: Callable[[Axes], None]) -> b
     axes.grid(True, alpha=0.3)
     if axes.get_legend_handles_labels()[0]:
         axes.legend(loc="best", fontsize="small")
+    literal_text(axes)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()

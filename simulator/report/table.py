@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from simulator.metrics.collector import ALL, QUANTILES
+from simulator.terminal import plain
 
 INTERVAL_BREAK = "\x00"  # where a cell's interval may go to the next line (a space when the table fits on one)
 COLUMN_OVERHEAD = 3  # a column's padding (one space each side) and its left border
@@ -82,7 +82,7 @@ def print_table(
         for index in group:
             column = columns[index]
             fixed = {"min_width": widths[index]} if column.free else {"width": widths[index]}  # sentences take what is left
-            table.add_column(escape(column.header), justify=column.justify, overflow="fold", **fixed)
+            table.add_column(plain(column.header), justify=column.justify, overflow="fold", **fixed)
         for row_number, row in enumerate(cells):
             table.add_row(*(row[index] for index in group), end_section=row_number in sections)
         console.print(table)
@@ -134,11 +134,11 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     for name, entry in summary["classes"].items():
         lat = entry["latency_ms"]
         latency_rows.append([
-            escape(name), str(entry["completed"]), str(sum(entry["dropped"].values())), _value(lat["mean"]),
+            plain(name), str(entry["completed"]), str(sum(entry["dropped"].values())), _value(lat["mean"]),
             *(_value(lat[q]) for q in QUANTILES), _value(lat["max"]), _value(entry["wait_ms"]["mean"]),
         ])
         realtime_rows.append([
-            escape(name),
+            plain(name),
             entry.get("kind") or "",
             f"{entry['deadline_ms']:g}" if entry.get("deadline_ms") is not None else "",
             _value(entry["deadline_met_ratio"], percent=True),
@@ -150,22 +150,22 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
             _verdict(entry),
         ])
     all_row = [list(summary["classes"]).index(ALL)]
-    print_table(console, f"{escape(summary['scenario'])}: latency in ms (estimate and the interval's reach, {interval})",
+    print_table(console, f"{plain(summary['scenario'])}: latency in ms (estimate and the interval's reach, {interval})",
                 latency_columns, latency_rows, sections=all_row)
     print_table(console, f"real-time ratios (offered load {summary['offered_load']:.3f})", realtime_columns, realtime_rows)
     with_loads = any("model_loads" in entry for entry in summary["nodes"].values())
     node_columns = [Column("node", "left"), *(Column(name) for name in ("served", "utilization %", "mean queue length", "available %")),
                     *([Column("model loads")] if with_loads else [])]
     node_rows = [
-        [escape(name), str(entry["served"]), _value(entry["utilization"], percent=True), _value(entry["mean_queue_length"]),
+        [plain(name), str(entry["served"]), _value(entry["utilization"], percent=True), _value(entry["mean_queue_length"]),
          _value(entry["availability"], percent=True), *([str(entry.get("model_loads", "—"))] if with_loads else [])]
         for name, entry in summary["nodes"].items()
     ]
     print_table(console, "nodes", node_columns, node_rows)
     for note in summary.get("notes", []):
-        console.print(escape(f"note: {note}"), highlight=False)
+        console.print(plain(f"note: {note}"), highlight=False)
     console.print(
-        escape(
+        plain(
             f"warm-up per replication: {summary['warmup_requests']} requests "
             f"(transient found by MSER: {summary['transient_requests']})"
         ),

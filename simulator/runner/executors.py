@@ -124,7 +124,7 @@ class DaskExecutor(Executor):
         self._cluster = None
         try:
             if scheduler is not None:
-                self._client = Client(scheduler, timeout="20s")
+                self._client = Client(_scheduler_address(scheduler), timeout="20s")
             else:
                 self._cluster = LocalCluster(
                     n_workers=local_workers or available_cpus(), threads_per_worker=1, processes=True,
@@ -160,6 +160,22 @@ class DaskExecutor(Executor):
         self._client.close()
         if self._cluster is not None:
             self._cluster.close()
+
+
+def _scheduler_address(address: str) -> str:
+    """``address`` if it reads as a Dask scheduler's (``tcp://host:port``, scheme optional); else an ExecutorError."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import backends
+
+    try:
+        scheme, location = parse_address(address)
+        if scheme not in backends:
+            raise ValueError(f"unknown scheme {scheme!r}, one of {', '.join(sorted(backends))}")
+        if scheme != "inproc" and not 0 < parse_host_port(location)[1] < 65536:
+            raise ValueError("the port must be 1 to 65535")
+    except ValueError as error:
+        raise ExecutorError(f"scheduler address {address!r}: {error}; give one like tcp://10.0.0.5:8786") from None
+    return address
 
 
 def make_executor(kind: ExecutorKind = "processes", workers: int | None = None, scheduler: str | None = None) -> Executor:

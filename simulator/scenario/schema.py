@@ -193,6 +193,8 @@ def _assign(data: dict, field: str, value: Any, source: str) -> None:
     """Set ``field`` (``a.b[2].c``) inside plain scenario data; the containers on the way must exist."""
     from simulator.errors import ScenarioError
 
+    if not isinstance(field, str):
+        raise ScenarioError(f"{source}: a field path is text like nodes[0].workers, not {type(field).__name__} {field!r:.80}")
     steps: list[str | int] = []
     for part in field.split("."):
         match = _STEP.match(part)

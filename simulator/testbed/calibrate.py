@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simulator.files import check_output_not_input
 from simulator.fitting.calibration import CallRun, calibrate_runs, call_run, write_calibration_file
-from simulator.testbed.campaign_file import profile_snapshots, read_campaign
+from simulator.testbed.campaign_file import RUN_TABLE, campaign_inputs, profile_file, profile_snapshots, read_campaign
 from simulator.testbed.errors import TestbedError
 from simulator.testbed.scenario import MIN_TIME_MS
 
@@ -25,7 +26,7 @@ def _runs_by_level(directory: Path, campaign: dict[str, Any], workers: int) -> t
     for entry in campaign["runs"]:
         if entry["valid"]:
             rates.setdefault(float(entry["level"]), []).append(float(entry["rate_per_s"]))
-            table = pd.read_parquet(Path(directory) / entry["dir"] / "requests.parquet")
+            table = pd.read_parquet(Path(directory) / entry["dir"] / RUN_TABLE)
             served = table[(table["status"] == 200) & table["worker_busy_ms"].notna()]
             by_level.setdefault(float(entry["level"]), []).append(call_run(served, workers))
     if not by_level:
@@ -39,7 +40,7 @@ def calibrate(directory: Path) -> dict[str, Any]:
     campaign = read_campaign(directory)
     workers = int(campaign["testbed"]["workers"])
     by_level, rates = _runs_by_level(directory, campaign, workers)
-    profile = pd.read_parquet(Path(directory) / "profile" / "profile.parquet")
+    profile = pd.read_parquet(profile_file(directory))
     profile_kernel_ms = profile.loc[profile["status"] == 200, "kernel_ms"].clip(lower=MIN_TIME_MS).to_numpy(float)
     snapshots = profile_snapshots(profile)
     spans_ms = profile.groupby(snapshots)["reply_received_ms"].max() - profile.groupby(snapshots)["scheduled_ms"].min()
@@ -48,4 +49,5 @@ def calibrate(directory: Path) -> dict[str, Any]:
 
 def write_calibration(directory: Path, out: Path) -> Path:
     """``calibrate`` written as a calibration file (the outside times go to CSV files beside it)."""
+    check_output_not_input(Path(out), campaign_inputs(directory, read_campaign(directory)), "--out")
     return write_calibration_file(calibrate(directory), out, {"method": "testbed", "logs": [str(Path(directory))]})

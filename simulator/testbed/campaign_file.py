@@ -2,8 +2,9 @@
 
 What analysing a campaign (``compare``, ``calibrate``, ``latsim fit``) needs of it, without the
 server and the load generator that measured it (``campaign.py``). The file is checked field by
-field, its run folders must lie inside the campaign's, and every valid run's table of requests and
-summary (and the profile's table) must be there, with the columns a testbed run writes.
+field, its run folders must lie inside the campaign's (also once symbolic links are followed), and
+every valid run's table of requests and summary (and the profile's table) must be there, inside it,
+with the columns a testbed run writes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field, ValidationError, field_validator
 
-from simulator.files import UnusableFile, read_regular_file
+from simulator.files import UnusableFile, inside_folder, read_regular_file
 from simulator.scenario.bounds import MAX_REQUESTS, DurationS, RatePerS
 from simulator.scenario.loader import load_scenario
 from simulator.scenario.schema import Scenario
@@ -27,6 +28,7 @@ from simulator.testbed.errors import TestbedError, invalid
 from simulator.testbed.results import DERIVED_COLUMNS, TIMESTAMPS_NS
 
 CAMPAIGN_FILE = "campaign.json"
+RUN_TABLE, RUN_SUMMARY = "requests.parquet", "run.json"  # a run's files, in its folder
 PREDICTIONS_DIR = "predictions"
 SNAPSHOT = "snapshot"  # the profile table's column: the snapshot a request was profiled in
 MAX_CAMPAIGN_RUNS = 10_000  # levels, repeats and runs a campaign file may list
@@ -100,6 +102,7 @@ def read_campaign(directory: Path) -> dict[str, Any]:
     path = Path(directory) / CAMPAIGN_FILE
     if not path.is_file():
         raise TestbedError(f"{directory}: no {CAMPAIGN_FILE}; run `latsim testbed run` into this folder first")
+    inside_folder(directory, path, "the campaign file", TestbedError)
     try:
         data = json.loads(read_regular_file(path, MAX_CAMPAIGN_FILE_BYTES).decode("utf-8"))
     except UnusableFile as reason:
@@ -110,12 +113,25 @@ def read_campaign(directory: Path) -> dict[str, Any]:
         campaign = _CampaignFile.model_validate(data).model_dump()
     except ValidationError as error:
         raise invalid(error, f"{path}: not a campaign file (written by latsim testbed run)") from None
-    _check_records(Path(directory) / "profile" / "profile.parquet")
+    for file in campaign_inputs(directory, campaign):
+        inside_folder(directory, file, "a file the campaign lists", TestbedError)
+    _check_records(profile_file(directory))
     for entry in campaign["runs"]:
         if entry["valid"]:
-            _check_records(Path(directory) / entry["dir"] / "requests.parquet")
-            _check_summary(Path(directory) / entry["dir"] / "run.json")
+            _check_records(Path(directory) / entry["dir"] / RUN_TABLE)
+            _check_summary(Path(directory) / entry["dir"] / RUN_SUMMARY)
     return campaign
+
+
+def profile_file(directory: Path) -> Path:
+    """The campaign's closed-loop profile: its table of requests."""
+    return Path(directory) / "profile" / "profile.parquet"
+
+
+def campaign_inputs(directory: Path, campaign: dict[str, Any]) -> list[Path]:
+    """Every file of the campaign that analysing it reads: its file, the profile's table, each valid run's table and summary."""
+    runs = [Path(directory) / entry["dir"] / name for entry in campaign["runs"] if entry["valid"] for name in (RUN_TABLE, RUN_SUMMARY)]
+    return [Path(directory) / CAMPAIGN_FILE, profile_file(directory), *runs]
 
 
 def profile_snapshots(profile: pd.DataFrame) -> pd.Series:

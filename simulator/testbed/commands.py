@@ -14,6 +14,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from simulator.terminal import visible
+
 testbed_app = typer.Typer(
     name="testbed",
     help="Measure a real serving process under real load, and compare latsim's predictions with it.",
@@ -24,7 +26,7 @@ DEFAULT_LEVELS = "0.3,0.5,0.7,0.8"
 
 
 def _say(message: str) -> None:
-    print(f"testbed: {message}", file=sys.stderr, flush=True)
+    print(visible(f"testbed: {message}"), file=sys.stderr, flush=True)
 
 
 def _levels(text: str) -> list[float]:
@@ -100,8 +102,8 @@ def load(
     write_request_log(request_log_frame(in_ms, rate), folder / REQUEST_LOG_FILE)
     write_text_atomically(folder / "load-client.json", json.dumps(summary, indent=2))
     verdict = "valid" if summary["valid"] else "INVALID: " + "; ".join(summary["invalid_reasons"])
-    typer.echo(f"{summary['ok']} of {summary['requests']} requests answered; sender lateness p99 "
-               f"{summary['lateness_ms']['p99']:.3f} ms; {verdict}")
+    typer.echo(visible(f"{summary['ok']} of {summary['requests']} requests answered; sender lateness p99 "
+                       f"{summary['lateness_ms']['p99']:.3f} ms; {verdict}"))
 
 
 @testbed_app.command("run")
@@ -135,9 +137,9 @@ def run_command(
         max_p99_lateness_ms=max_p99_lateness_ms, max_lateness_ms=max_lateness_ms,
     )
     invalid = [entry for entry in campaign["runs"] if not entry["valid"]]
-    typer.echo(f"{len(campaign['runs']) - len(invalid)} of {len(campaign['runs'])} runs valid; campaign in {out}")
+    typer.echo(visible(f"{len(campaign['runs']) - len(invalid)} of {len(campaign['runs'])} runs valid; campaign in {out}"))
     for entry in invalid:
-        typer.echo(f"  INVALID {entry['dir']}: {'; '.join(entry['reasons'])}")
+        typer.echo(visible(f"  INVALID {entry['dir']}: {'; '.join(entry['reasons'])}"))
 
 
 @testbed_app.command()
@@ -150,7 +152,7 @@ def calibrate(
     from simulator.testbed.calibrate import write_calibration
 
     written = write_calibration(campaign, out)
-    typer.echo(f"wrote {written}")
+    typer.echo(visible(f"wrote {written}"))
 
 
 @testbed_app.command()
@@ -170,4 +172,4 @@ def compare(
     calibrating = None if calibration is None else read_calibration(calibration)
     table = compare_campaign(campaign, calibrating, progress=_say)
     written = write_testbed_report(report_data(campaign, table, calibration), out or Path(campaign) / "report")
-    typer.echo(f"wrote {', '.join(str(path) for path in written[:3])} and {len(written) - 3} plots")
+    typer.echo(visible(f"wrote {', '.join(str(path) for path in written[:3])} and {len(written) - 3} plots"))

@@ -26,12 +26,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simulator.files import inside_folder
 from simulator.metrics.summary import ALL
 from simulator.runner.api import run
 from simulator.scenario.loader import load_scenario
 from simulator.scenario.schema import Scenario
 from simulator.scenario.calibration import MachineAt, machine_at
 from simulator.testbed.campaign_file import PREDICTIONS_DIR, campaign_scenario, profile_snapshots, read_campaign
+from simulator.testbed.errors import TestbedError
 from simulator.testbed.scenario import (
     WARMUP_FRACTION,
     measured_scenario,
@@ -110,11 +112,11 @@ def _with_band(
     stats = predicted_statistics(profile_scenario(scenario, profile_dir, rate_per_s, out_dir, main, **size), class_names, True)
     sources: dict[str, list[dict]] = {"profile": []}
     for resample in range(band_resamples):
-        copy_dir = _resampled_profile(profile_dir, out_dir / f"resample-{resample}", seed=resample)
+        copy_dir = _resampled_profile(profile_dir, _inside(out_dir, out_dir / f"resample-{resample}"), seed=resample)
         sources["profile"].append(predicted_statistics(profile_scenario(scenario, copy_dir, rate_per_s, copy_dir, main, **size), class_names))
     variants = [] if machine is None else [(source, variant) for source, listed in machine.variants.items() for variant in listed]
     for index, (source, variant) in enumerate(variants):
-        variant_dir = out_dir / f"calibration-variant-{index}"
+        variant_dir = _inside(out_dir, out_dir / f"calibration-variant-{index}")
         sources.setdefault(source, []).append(
             predicted_statistics(profile_scenario(scenario, profile_dir, rate_per_s, variant_dir, variant, **size), class_names)
         )
@@ -173,12 +175,12 @@ def compare_campaign(
         level, run_dir = entry["level"], directory / entry["dir"]
         if progress:
             progress(f"predicting {entry['dir']}")
-        measured_file = measured_scenario(scenario, run_dir, predictions / entry["dir"], replications)
+        measured_file = measured_scenario(scenario, run_dir, _inside(directory, predictions / entry["dir"]), replications)
         predicted = {MEASURED: (predicted_statistics(measured_file, class_names, entry["repeat"] == 0), None)}
         kinds = {PROFILE: None} | ({CALIBRATED: machine_at(calibration, entry["rate_per_s"])} if calibration else {})
         for kind, calibrating in kinds.items():
             if (level, kind) not in from_profile:
-                out_dir = predictions / f"level-{level:.2f}" / kind
+                out_dir = _inside(directory, predictions / f"level-{level:.2f}" / kind)
                 from_profile[level, kind] = _with_band(
                     scenario, directory / "profile", entry["rate_per_s"], out_dir, calibrating, class_names,
                     {"requests": requests, "replications": replications}, band_resamples,
@@ -204,6 +206,12 @@ def compare_campaign(
     high = table[["predicted", "ci_high", "band_high"]].astype(float).max(axis=1)
     table["overlaps_runs"] = (low <= table["run_high"]) & (high >= table["run_low"])  # NaN (unstable): no
     return table
+
+
+def _inside(root: Path, folder: Path) -> Path:
+    """A folder the predictions are written into, refused if a symbolic link there leads out of ``root`` (the campaign's)."""
+    inside_folder(root, folder, "a folder of predictions", TestbedError)
+    return folder
 
 
 def _relative(predicted: float | None, measured: float) -> float:

@@ -51,6 +51,7 @@ from pydantic import (
 from yarl import URL
 
 from simulator.files import write_atomically, write_text_atomically
+from simulator.terminal import visible
 from simulator.testbed.errors import TestbedError, invalid
 from simulator.testbed.schedule import MmppState, Schedule, mmpp_times_s, poisson_times_s, schedule
 
@@ -342,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
             os.sched_setaffinity(0, spec.cpus)
         frame, summary = run_load(spec)
     except TestbedError as error:
-        print(f"testbed load: error: {error}", file=sys.stderr)
+        print(visible(f"testbed load: error: {error}"), file=sys.stderr)
         return 2
     write_atomically(args.out, lambda path: frame.to_parquet(path, index=False))
     write_text_atomically(args.summary, json.dumps(summary, indent=2))

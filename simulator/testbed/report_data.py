@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simulator.testbed.campaign_file import RUN_SUMMARY, RUN_TABLE, read_campaign
 from simulator.testbed.compare import CALIBRATED, MEASURED, PROFILE, RECORDS_FILE, error_summary
 from simulator.testbed.errors import TestbedError
 from simulator.testbed.scenario import WARMUP_FRACTION
@@ -24,10 +25,10 @@ ORDER = {name: rank for rank, name in enumerate((PROFILE, CALIBRATED, MEASURED, 
 BAND_LEVEL = 0.7  # the band must overlap the run-to-run band at every level up to here
 
 
-def _distributions(campaign_dir: Path, level: float) -> dict[str, Any] | None:
-    """A level's measured latencies (one array per run, warm-up left out, successes only) and each prediction's simulated ones."""
-    level_dir = campaign_dir / f"level-{level:.2f}"
-    runs = sorted(level_dir.glob("repeat-*/requests.parquet"))
+def _distributions(campaign_dir: Path, campaign: dict[str, Any], level: float) -> dict[str, Any] | None:
+    """A level's measured latencies (one array per valid run the campaign lists, warm-up left out, successes only) and
+    each prediction's simulated ones."""
+    runs = [campaign_dir / run["dir"] / RUN_TABLE for run in campaign["runs"] if run["valid"] and run["level"] == level]
     if not runs:
         return None
     measured = []
@@ -51,7 +52,7 @@ def _distributions(campaign_dir: Path, level: float) -> dict[str, Any] | None:
 def report_data(campaign_dir: Path, table: pd.DataFrame, calibration: Path | None = None) -> dict[str, Any]:
     """Everything the accuracy report shows: the campaign, the comparison ``table``, error summaries, utilisation, distributions."""
     campaign_dir = Path(campaign_dir)
-    campaign = json.loads((campaign_dir / "campaign.json").read_text(encoding="utf-8"))
+    campaign = read_campaign(campaign_dir)
     if table.empty:
         raise TestbedError(f"{campaign_dir}: no valid run to compare")
     everything = table[table["class"] == "all"]
@@ -76,10 +77,10 @@ def report_data(campaign_dir: Path, table: pd.DataFrame, calibration: Path | Non
     utilization: dict[float, list[float]] = {}
     for run in campaign["runs"]:
         if run["valid"]:
-            summary = json.loads((campaign_dir / run["dir"] / "run.json").read_text(encoding="utf-8"))
+            summary = json.loads((campaign_dir / run["dir"] / RUN_SUMMARY).read_text(encoding="utf-8"))
             utilization.setdefault(run["level"], []).append(summary["load"]["worker_utilization"])
     levels = sorted(everything["level"].unique().tolist())
-    distributions = {level: found for level in levels if (found := _distributions(campaign_dir, level)) is not None}
+    distributions = {level: found for level in levels if (found := _distributions(campaign_dir, campaign, level)) is not None}
     return {
         "utilization": {level: float(np.mean(values)) for level, values in sorted(utilization.items())},
         "title": f"How close latsim comes to a real server: {campaign['name']}, {campaign['testbed']['model']['family']}/"

@@ -44,6 +44,7 @@ import pandas as pd
 
 from simulator.files import write_text_atomically
 from simulator.formats.request_log import write_request_log
+from simulator.terminal import visible
 from simulator.testbed.config import TestbedConfig
 from simulator.testbed.errors import TestbedError
 from simulator.testbed.load import LoadSpec, make_schedule
@@ -57,8 +58,9 @@ LOG_TAIL_CHARS = 2000
 
 REQUEST_LOG_FILE = "request_log.parquet"  # the run in the request-log format: what latsim calibrate reads
 
+
 def _log(message: str) -> None:
-    print(f"testbed: {message}", file=sys.stderr, flush=True)
+    print(visible(f"testbed: {message}"), file=sys.stderr, flush=True)
 
 
 def _child_env() -> dict[str, str]:
@@ -510,17 +512,17 @@ def main(argv: list[str] | None = None) -> int:
         else:
             results = run_fractions(config, [float(f) for f in args.fractions.split(",")], args.out, **options)
     except TestbedError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(visible(f"error: {error}"), file=sys.stderr)
         return 2
     for result in results:
         s, load = result.summary, result.summary["load"]
-        print(
+        print(visible(
             f"{result.out_dir}: {'valid' if result.valid else 'INVALID'} {s['offered_rate_per_s']:.1f}/s "
             f"latency p50 {load['latency_ms']['p50']:.2f} p99 {load['latency_ms']['p99']:.2f} ms, "
             f"server p50 {load['server_ms']['p50']:.2f} p99 {load['server_ms']['p99']:.2f} ms, "
             f"utilization {load['worker_utilization']:.2f}, lateness p99 {s['lateness_ms']['p99']:.3f} ms, "
             f"load generator {s['cpu']['load_generator_cores_while_sending']:.2f} cores while sending"
-        )
+        ))
     return 0
 
 

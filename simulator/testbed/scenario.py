@@ -122,9 +122,12 @@ def measured_scenario(scenario: Scenario, run_dir: Path, out_dir: Path, replicat
     served = _served(table).sort_values("dequeue_ms")
     out_dir.mkdir(parents=True, exist_ok=True)
     arrivals = {}
-    for name, group in served.groupby("class"):
-        file = _write_column(out_dir / f"arrivals-{name}.csv", "enqueue_ms", group["enqueue_ms"].sort_values())
-        arrivals[name] = {"process": "trace", "file": file}
+    for index, spec in enumerate(scenario.workload.classes):  # files by index: a class's name may be no file name
+        enqueued_ms = served.loc[served["class"] == spec.name, "enqueue_ms"].sort_values()
+        if enqueued_ms.empty:
+            raise TestbedError(f"{Path(run_dir) / 'requests.parquet'}: no request of class {spec.name!r} was served; "
+                               "a run's own prediction replays every class's arrivals")
+        arrivals[spec.name] = {"process": "trace", "file": _write_column(out_dir / f"arrivals-{index}.csv", "enqueue_ms", enqueued_ms)}
     calls = served.drop_duplicates("batch_id").sort_values("dequeue_ms")
     service_file = _write_column(out_dir / "service-ms.csv", "service_ms", calls["service_ms"].clip(lower=MIN_TIME_MS))
     outside_file = _write_column(out_dir / "outside-ms.csv", "outside_ms", served["outside_ms"].clip(lower=MIN_TIME_MS))

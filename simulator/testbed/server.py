@@ -30,6 +30,7 @@ from typing import Any
 from aiohttp import web
 
 from simulator.files import write_atomically, write_text_atomically
+from simulator.terminal import visible
 from simulator.testbed.batcher import NS_PER_MS, Batcher
 from simulator.testbed.config import TestbedConfig
 from simulator.testbed.errors import TestbedError
@@ -133,7 +134,7 @@ class TestbedServer:
 
 
 def _log(message: str) -> None:
-    print(f"testbed server: {message}", file=sys.stderr, flush=True)
+    print(visible(f"testbed server: {message}"), file=sys.stderr, flush=True)
 
 
 def _cpus(text: str | None) -> set[int] | None:
