@@ -220,3 +220,37 @@ def test_an_overloading_finite_trace_is_simulated_not_refused(tmp_path: Path) ->
     assert result.status == "ok"
     assert result.summary["offered_load"] >= 1
     assert any("the trace overloads the system" in note for note in result.summary["notes"])
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "own-server"
+
+
+def test_the_example_servers_shipped_logs_calibrate_with_no_conversion(tmp_path: Path) -> None:
+    """docs/calibration.md's server writes its logs in the format itself: they calibrate as they are."""
+    calibration, fitted_on = calibrate_from_logs(sorted(EXAMPLE.glob("logs/A-*.jsonl")), load_scenario(EXAMPLE / "scenario.yaml"))
+    assert fitted_on["method"] == "server_side" and fitted_on["rate_per_s"] == [200.0, 850.0]
+    assert len(calibration["levels"]) == 5
+    shipped = read_calibration(EXAMPLE / "calibration" / "own-server.yaml")
+    assert [level["rate_per_s"] for level in shipped["levels"]] == [level["rate_per_s"] for level in calibration["levels"]]
+
+
+def test_the_example_server_and_load_generator_write_a_request_log(tmp_path: Path) -> None:
+    """The example server and its load generator, for a second on loopback, give a log latsim reads (server-side)."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, str(EXAMPLE / "server.py"), "--port", str(port)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert "serving on" in server.stdout.readline()
+        out = tmp_path / "run.jsonl"
+        subprocess.run([sys.executable, str(EXAMPLE / "load.py"), "--url", f"http://127.0.0.1:{port}", "--rate", "200",
+                        "--duration-s", "1", "--out", str(out)], check=True, timeout=60, capture_output=True)
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+    log = read_request_log(out)
+    assert log.server_side and len(log.served) == 200 and log.offered_rate_per_s == 200.0
