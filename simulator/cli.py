@@ -252,6 +252,10 @@ def run(
     analytic: Annotated[
         bool, typer.Option(help="print queueing theory beside the simulated figures where a formula applies; flag differences beyond the CI")
     ] = False,
+    band: Annotated[
+        bool, typer.Option(help="with a calibrated node: also simulate its calibration's variants (each run alone, the "
+                           "profile's drift) and print the prediction band they give")
+    ] = True,
 ) -> None:
     """Simulate a scenario: latency per class, real-time ratios, utilization, with confidence intervals.
 
@@ -305,9 +309,10 @@ def run(
                 records_path=out / "requests.parquet" if out else None,
                 progress=report_progress,
                 monitor=out is not None or plots is not None,
-                engine=engine,
+                engine=engine, band=band,
             )
         print_summary(result.summary, console)
+        _print_band(result.summary.get("prediction_band"), console)
         if json_stream is not None:
             json_stream.write(result.to_json() + "\n")
             json_stream.flush()
@@ -334,6 +339,17 @@ def run(
             raise typer.Exit(EXIT_SLO_VIOLATED)
         if "inconclusive" in verdicts:
             raise typer.Exit(EXIT_SLO_INCONCLUSIVE)
+
+
+def _print_band(band: dict | None, console: Console) -> None:
+    """The calibration's prediction band, a line per class: where the latency may lie as the calibration's uncertain inputs move."""
+    if not band:
+        return
+    sources = " and ".join(f"{count} {'run(s) alone' if source == 'runs' else 'ends of the profile drift'}" for source, count in band["sources"].items())
+    console.print(plain(f"prediction band from the calibration ({sources}), in ms:"), highlight=False)
+    for name, statistics in band["classes"].items():
+        ranges = ", ".join(f"{key} {low:.4g}–{high:.4g}" if low is not None else f"{key} —" for key, (low, high) in statistics.items())
+        console.print(plain(f"  {name}: {ranges}"), highlight=False)
 
 
 @app.command()

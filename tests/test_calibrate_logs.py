@@ -254,3 +254,20 @@ def test_the_example_server_and_load_generator_write_a_request_log(tmp_path: Pat
         server.wait(timeout=10)
     log = read_request_log(out)
     assert log.server_side and len(log.served) == 200 and log.offered_rate_per_s == 200.0
+
+
+def test_a_calibrated_run_gives_a_prediction_band_around_its_estimate(tmp_path: Path, scenario_file: Path) -> None:
+    """Each calibration run alone and each end of the profile's drift moves the estimate; the band holds them."""
+    write_calibration_from_logs(_logs(tmp_path, [150.0, 150.0, 300.0], requests=3000), load_scenario(scenario_file), tmp_path / "cal.yaml")
+    data = SCENARIO | {"run": {"requests": 5000, "replications": 2, "seed": 3},
+                       "nodes": [SCENARIO["nodes"][0] | {"calibration": {"file": "cal.yaml"}}]}
+    path = tmp_path / "calibrated.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = run(load_scenario(path), band=True)
+    band = result.summary["prediction_band"]
+    assert band["sources"]["drift"] == 2
+    for statistic in ("mean", "p50", "p99"):
+        low, high = band["classes"]["all"][statistic]
+        estimate = result.summary["classes"]["all"]["latency_ms"][statistic]["estimate"]
+        assert low <= estimate <= high and low < high
+    assert run(load_scenario(scenario_file), band=True).summary["prediction_band"] is None  # nothing calibrated

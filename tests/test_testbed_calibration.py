@@ -13,7 +13,8 @@ import pytest
 pytest.importorskip("aiohttp")
 
 from simulator.fitting.calibration import _drift, concurrency_shares, concurrency_slowdown, server_occupancy  # noqa: E402
-from simulator.testbed.compare import _resampled_profile, combined_band  # noqa: E402
+from simulator.metrics.bands import combined_band  # noqa: E402
+from simulator.testbed.compare import _resampled_profile  # noqa: E402
 
 
 def kernels(*intervals: tuple[float, float]) -> pd.DataFrame:

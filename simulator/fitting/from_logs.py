@@ -119,23 +119,36 @@ def _check_classes(logs: list[RequestLog], scenario: Scenario) -> None:
             )
 
 
-def _level_key(log: RequestLog, utilisation: float) -> float:
-    """The level a run belongs to: its logged ``level``, else the utilisation it measured or was fitted to."""
-    given = log.table["level"].dropna()
-    return float(given.median()) if len(given) else round(utilisation, 4)
+def _group(logs: list[RequestLog]) -> dict[tuple, list[RequestLog]]:
+    """Runs at one load level together: by their logged ``level``, else their ``target_rate_per_s``, else each alone."""
+    groups: dict[tuple, list[RequestLog]] = {}
+    for log in logs:
+        levels, targets = log.table["level"].dropna(), log.table["target_rate_per_s"].dropna()
+        key = ("level", float(levels.median())) if len(levels) else ("rate", float(targets.median())) if len(targets) else ("run", str(log.path))
+        groups.setdefault(key, []).append(log)
+    return groups
+
+
+def _level(key: tuple, utilisation: float) -> float:
+    """A level's value in the file: its logged ``level``, else the utilisation its runs measured or were fitted to."""
+    return key[1] if key[0] == "level" else max(round(utilisation, 4), MIN_TIME_MS)
 
 
 def _server_side(logs: list[RequestLog], workers: int, reference_ms: np.ndarray) -> dict[str, Any]:
     by_level: dict[float, list] = {}
-    rates: dict[float, list[float]] = {}
-    for log in logs:
-        run = call_run(call_table(log), workers)
-        span_ms = float(run.calls["worker_done_ms"].max() - run.calls["dequeue_ms"].min())
-        utilisation = float((run.calls["worker_done_ms"] - run.calls["dequeue_ms"]).sum() / (workers * span_ms)) if span_ms > 0 else 0.0
-        key = _level_key(log, utilisation)
-        by_level.setdefault(key, []).append(run)
-        rates.setdefault(key, []).append(log.offered_rate_per_s)
-    return calibrate_runs(by_level, {k: float(np.mean(v)) for k, v in rates.items()}, reference_ms, workers, DRIFT_WINDOW_MS)
+    rates: dict[float, float] = {}
+    for key, group in _group(logs).items():
+        runs = [call_run(call_table(log), workers) for log in group]
+        level = _level(key, float(np.mean([_utilisation(run, workers) for run in runs])))
+        by_level.setdefault(level, []).extend(runs)
+        rates[level] = float(np.mean([log.offered_rate_per_s for log in group]))
+    return calibrate_runs(by_level, rates, reference_ms, workers, DRIFT_WINDOW_MS)
+
+
+def _utilisation(run: Any, workers: int) -> float:
+    """The share of the run's span its workers were busy (dequeue → free again)."""
+    span_ms = float(run.calls["worker_done_ms"].max() - run.calls["dequeue_ms"].min())
+    return float((run.calls["worker_done_ms"] - run.calls["dequeue_ms"]).sum() / (workers * span_ms)) if span_ms > 0 else 0.0
 
 
 # -- the client-side method: simulation --------------------------------------------------------------
@@ -158,23 +171,21 @@ def _client_side(
         spread = _bisect_factor(lambda s: _spread(simulate(lowest, s, 0.0)), measured["p90"] - measured["p50"], "the spread of")
         outside_ms = max(0.0, measured["p50"] - simulate(lowest, spread, 0.0)["p50"])
         say(f"time outside the server: {outside_ms:.3g} ms (from the lowest level)")
-        by_level: dict[float, dict[str, Any]] = {}
-        for log in ordered:
-            factor = _bisect_factor(lambda s, log=log: simulate(log, s, outside_ms)["mean"], float(log.latency_ms.mean()))
-            utilisation = log.offered_rate_per_s * factor * float(reference_ms.mean()) / (1000.0 * spec.workers)
-            key = _level_key(log, utilisation)
-            say(f"run {log.path.name}: service × {factor:.4g}, utilisation {utilisation:.2f}")
-            by_level.setdefault(key, {"factors": [], "rates": [], "utilisation": utilisation})
-            by_level[key]["factors"].append(factor)
-            by_level[key]["rates"].append(log.offered_rate_per_s)
-    outside = np.full(1000, max(outside_ms, MIN_TIME_MS))
-    levels = []
-    for key, entry in sorted(by_level.items()):
-        runs = [{"speed": _constant_speed(f), "outside_ms": outside} for f in entry["factors"]]
-        levels.append({
-            "level": key if key > 0 else MIN_TIME_MS, "rate_per_s": float(np.mean(entry["rates"])),
-            "speed": _constant_speed(float(np.mean(entry["factors"]))), "outside_ms": outside, "runs": runs,
-        })
+        outside = np.full(1000, max(outside_ms, MIN_TIME_MS))
+        levels = []
+        for key, group in _group(ordered).items():
+            factors = []
+            for log in group:
+                factors.append(_bisect_factor(lambda s, log=log: simulate(log, s, outside_ms)["mean"], float(log.latency_ms.mean())))
+                say(f"run {log.path.name}: service × {factors[-1]:.4g}")
+            rate_per_s = float(np.mean([log.offered_rate_per_s for log in group]))
+            utilisation = rate_per_s * float(np.mean(factors)) * float(reference_ms.mean()) / (1000.0 * spec.workers)
+            levels.append({
+                "level": _level(key, utilisation), "rate_per_s": rate_per_s,
+                "speed": _constant_speed(float(np.mean(factors))), "outside_ms": outside,
+                "runs": [{"speed": _constant_speed(f), "outside_ms": outside} for f in factors],
+            })
+    levels.sort(key=lambda entry: entry["rate_per_s"])
     return {"overhead": {"occupancy": [1.0], "mean_ms": [0.0], "variation_sigma": 0.0}, "profile_drift": [], "levels": levels}
 
 

@@ -8,14 +8,19 @@ from pathlib import Path
 from typing import Literal
 
 from simulator.errors import UnstableSystemError
+from simulator.metrics.bands import combined_band
 from simulator.metrics.records import concatenate_parquet
 from simulator.metrics.summary import summarize
+from simulator.runner.calibration import calibrated, calibration_variants
 from simulator.runner.checks import check_stability, finite_arrivals, run_notes
 from simulator.runner.executors import available_cpus
-from simulator.runner.plan import EngineChoice, plan_run
+from simulator.runner.plan import EngineChoice, RunPlan, plan_run
 from simulator.runner.replication import ProgressCallback, simulate_replication
 from simulator.runner.result import RunResult
 from simulator.scenario.schema import Scenario
+
+BAND_REPLICATIONS = 3  # replications of each calibration variant a band is made of
+BAND_STATISTICS = ("mean", "p50", "p90", "p99")
 
 
 def run(
@@ -30,6 +35,7 @@ def run(
     monitor: bool = False,
     on_unstable: Literal["raise", "return"] = "raise",
     engine: EngineChoice = "auto",
+    band: bool = False,
 ) -> RunResult:
     """Simulate every replication of a scenario and summarize with confidence intervals.
 
@@ -42,7 +48,8 @@ def run(
     ``status`` is ``"unstable"``. ``engine``: ``auto`` simulates with the compiled fast engine wherever it
     serves the scenario (the same numbers, request by request, much sooner), else with the SimPy model;
     ``simpy`` or ``fast`` force one (``fast`` raises ScenarioError naming what rules it out). The summary
-    says which ran.
+    says which ran. ``band``: where a node's calibration carries uncertainty (its runs one by one, the profile's
+    drift), the summary's ``prediction_band`` gives each class's latency statistics as that uncertainty moves them.
     """
     plan = plan_run(scenario, seed, replications, requests, engine)
     records_path = None if records_path is None else Path(records_path)
@@ -83,4 +90,29 @@ def run(
         )
     summary = summarize(plan.scenario, plan.seed, plan.requests, results, load, notes, batch_means)
     summary = {"scenario": summary.pop("scenario"), "engine": plan.engine, **summary}
+    if band:
+        summary["prediction_band"] = _calibration_band(scenario, summary, plan, engine)
     return RunResult(plan, summary, results)
+
+
+def _calibration_band(scenario: Scenario, summary: dict, plan: RunPlan, engine: EngineChoice) -> dict | None:
+    """Per class and latency statistic, [low, high]: the estimate as each of the calibration's sources of uncertainty
+    moves it (each variant simulated on the same streams with up to ``BAND_REPLICATIONS``), the sources combined as
+    independent (``metrics.bands.combined_band``); None without a calibration that carries any."""
+    variants = calibration_variants(scenario, plan.seed)
+    if not variants:
+        return None
+    sources: dict[str, list[dict]] = {}
+    for source, index in variants:
+        varied = run(calibrated(scenario, plan.seed, (source, index)), seed=plan.seed, requests=plan.requests,
+                     replications=min(plan.replications, BAND_REPLICATIONS), on_unstable="return", engine=engine)
+        sources.setdefault(source, []).append(varied.summary.get("classes", {}))
+    band = {}
+    for name, entry in summary["classes"].items():
+        band[name] = {}
+        for statistic in BAND_STATISTICS:
+            estimate = entry["latency_ms"][statistic]["estimate"]
+            per_source = [[variant[name]["latency_ms"][statistic]["estimate"] if name in variant else None for variant in listed]
+                          for listed in sources.values()]
+            band[name][statistic] = list(combined_band(estimate, per_source))
+    return {"sources": {source: len(listed) for source, listed in sources.items()}, "classes": band}

@@ -25,8 +25,9 @@ from simulator.scenario.schema import Scenario
 RANGE_SLACK = 0.1  # a rate this far beyond the logged range (relative) is warned about
 
 
-def calibrated(scenario: Scenario, seed: int | None = None) -> Scenario:
-    """The scenario with every node's calibration applied (the scenario itself when none is pending)."""
+def calibrated(scenario: Scenario, seed: int | None = None, variant: tuple[str, int] | None = None) -> Scenario:
+    """The scenario with every node's calibration applied (the scenario itself when none is pending); ``variant``
+    (source, index) takes one of the first calibrated node's variants instead of its main machine (for bands)."""
     pending = [i for i, spec in enumerate(scenario.nodes) if spec.calibration is not None and spec.calibration.applied is None]
     if not pending:
         return scenario
@@ -38,7 +39,8 @@ def calibrated(scenario: Scenario, seed: int | None = None) -> Scenario:
         calibration = _read(scenario.path(spec.calibration.file))
         instances = scenario.partitioning.partitions * spec.replicas
         rate_per_s = total_rate_per_s / instances
-        machine = machine_at(calibration, rate_per_s).main
+        at = machine_at(calibration, rate_per_s)
+        machine = at.variants[variant[0]][variant[1]] if variant is not None and index == pending[0] else at.main
         node = data["nodes"][index]
         given = []
         for name in ("speed", "overhead"):
@@ -60,6 +62,18 @@ def calibrated(scenario: Scenario, seed: int | None = None) -> Scenario:
     from simulator.scenario.loader import scenario_from_dict
 
     return scenario_from_dict(data, scenario.source, scenario.base_dir)
+
+
+def calibration_variants(scenario: Scenario, seed: int | None = None) -> list[tuple[str, int]]:
+    """The first calibrated node's sources of uncertainty, one (source, index) per variant: each calibration run's
+    machine alone (``runs``), and the profile taken in a fast or slow stretch of the machine (``drift``)."""
+    for spec in scenario.nodes:
+        if spec.calibration is not None:
+            rate_per_s = float(sum(class_rates_per_s(scenario, scenario.run.seed if seed is None else seed)))
+            rate_per_s /= scenario.partitioning.partitions * spec.replicas
+            variants = machine_at(_read(scenario.path(spec.calibration.file)), rate_per_s).variants
+            return [(source, index) for source, listed in variants.items() for index in range(len(listed))]
+    return []
 
 
 def calibration_notes(scenario: Scenario) -> list[str]:
