@@ -750,6 +750,9 @@ EXAMPLES = {  # each command's --help ends with these; tests/test_cli_convention
     "testbed run": ["latsim testbed run scenarios/testbed-cnn-fifo.yaml --out campaigns/cnn-fifo --levels 0.3,0.5,0.7"],
     "testbed calibrate": ["latsim testbed calibrate campaigns/cnn-fifo --out calibration.yaml"],
     "testbed compare": ["latsim testbed compare campaigns/cnn-fifo --calibration calibration.yaml"],
+    "testbed capacity": ["latsim testbed capacity scenarios/testbed-cnn-fifo.yaml --slo 'p99<=25' --low 100 --high 800 --out results/capacity",
+                         "latsim testbed capacity my-server.yaml --url http://127.0.0.1:8000 --slo 'p99<=50' --low 50 --high 500 "
+                         "--out results/capacity --calibration cal.yaml"],
 }
 
 

@@ -67,6 +67,7 @@ def handler(jobs: queue.Queue) -> type[BaseHTTPRequestHandler]:
         disable_nagle_algorithm = True  # the reply goes out at once, not after the client's delayed ACK
 
         def do_GET(self) -> None:  # noqa: N802 - the http.server name
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))  # a POST's body (latsim testbed load sends none)
             job = Job(parse_qs(urlparse(self.path).query).get("id", [""])[0], now_ms())
             jobs.put(job)
             job.done.wait()
@@ -76,6 +77,8 @@ def handler(jobs: queue.Queue) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        do_POST = do_GET  # noqa: N815 - `latsim testbed load --url` POSTs to /infer?id=…&class=…
 
         def log_message(self, *_: object) -> None:  # quiet: the request log is the record
             pass

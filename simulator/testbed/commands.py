@@ -106,6 +106,78 @@ def load(
                        f"{summary['lateness_ms']['p99']:.3f} ms; {verdict}"))
 
 
+@testbed_app.command()
+def capacity(
+    scenario: ScenarioArgument,
+    slo: Annotated[str, typer.Option(help="the SLO the rate must meet, STATISTIC<=MS over all requests, e.g. p99<=25")],
+    out: Annotated[Path, typer.Option(help="folder for capacity.json and each run's request log")],
+    low: Annotated[float, typer.Option(min=1e-3, max=1e6, help="a rate (requests/s) expected to meet the SLO")],
+    high: Annotated[float, typer.Option(min=1e-3, max=1e6, help="a rate expected not to")],
+    url: Annotated[Optional[str], typer.Option(help="a running server to measure (default: serve the scenario's model)")] = None,
+    repeats: Annotated[int, typer.Option(min=1, max=20, help="runs per rate; a rate is met when every valid one is")] = 2,
+    duration_s: Annotated[float, typer.Option(min=1, max=3600, help="seconds per run")] = 10.0,
+    tolerance: Annotated[float, typer.Option(min=1e-3, max=1, help="stop when the bracket is this narrow, relative")] = 0.03,
+    calibration: Annotated[
+        Optional[Path], typer.Option(help="a calibration of this server: its predicted maximum rate is searched too")
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+    threads: ThreadsOption = 1,
+    max_p99_lateness_ms: Annotated[float, typer.Option(min=0.001, help="a run whose sender's p99 lateness exceeds this is invalid")] = 1.0,
+    max_lateness_ms: Annotated[float, typer.Option(min=0.001, help="a run whose sender's lateness ever exceeds this is invalid")] = 10.0,
+) -> None:
+    """The highest rate at which the real server meets an SLO (bisection on the server), beside latsim's prediction of
+    it from the scenario's profile (and from a calibration)."""
+    import contextlib
+
+    from simulator.files import make_output_folder, write_text_atomically
+    from simulator.formats.request_log import write_request_log
+    from simulator.scenario.loader import load_scenario
+    from simulator.testbed.capacity import latency_of_records, parse_slo, search_capacity, simulated_probe
+    from simulator.testbed.load import LoadSpec, run_load
+    from simulator.testbed.results import request_log_frame
+    from simulator.testbed.run import ServerProcess
+
+    if high <= low:
+        raise typer.BadParameter("must be above --low", param_hint="--high")
+    bound = parse_slo(slo)
+    loaded = load_scenario(scenario)
+    classes = loaded.workload.classes
+    folder = make_output_folder(out)
+    sent = 0
+
+    with contextlib.ExitStack() as stack:
+        target = url or stack.enter_context(ServerProcess(_config(scenario, threads), folder / "server")).url
+
+        def measured(rate: float, repeat: int) -> tuple[float, bool]:
+            nonlocal sent
+            spec = LoadSpec.parse({
+                "url": target, "classes": [c.name for c in classes], "shares": [c.share for c in classes],
+                "arrival": {"process": "poisson", "rate_per_s": rate}, "duration_s": duration_s,
+                "seed": seed + sent, "id_start": sent,
+                "max_p99_lateness_ms": max_p99_lateness_ms, "max_lateness_ms": max_lateness_ms,
+            })
+            records, summary = run_load(spec)
+            sent += len(records)
+            in_ms = records.assign(**{name.removesuffix("_ns") + "_ms": (records[name].where(records[name] >= 0)
+                                      - float(records["scheduled_ns"].min())) / 1e6
+                                      for name in ("scheduled_ns", "send_ns", "reply_received_ns")})
+            write_request_log(request_log_frame(in_ms, rate), folder / f"rate-{rate:.4g}-repeat-{repeat}.parquet")
+            return bound.value_ms(latency_of_records(records)), bool(summary["valid"])
+
+        real = search_capacity(measured, bound, low, high, repeats, tolerance, _say)
+    predicted = {"profile": search_capacity(simulated_probe(loaded, bound), bound, low, high, 1, tolerance)}
+    if calibration is not None:
+        calibrated = loaded.replace("nodes[0].calibration", {"file": str(Path(calibration).resolve())})
+        predicted["calibrated"] = search_capacity(simulated_probe(calibrated, bound), bound, low, high, 1, tolerance)
+    document = {"scenario": str(scenario), "url": url, "slo": str(bound), "measured": real, "predicted": predicted}
+    write_text_atomically(folder / "capacity.json", json.dumps(document, indent=1, allow_nan=False) + "\n")
+    for name, found in {"measured": real, **{f"predicted ({kind})": value for kind, value in predicted.items()}}.items():
+        low_end, high_end = found["low_per_s"], found["high_per_s"]
+        bracket = f"{low_end:.4g}–{high_end:.4g}/s" if low_end and high_end else f"{low_end or '—'}–{high_end or '—'}/s"
+        typer.echo(visible(f"{name:>22}: {bound} up to {bracket}" + (f" ({found['stopped']})" if found["stopped"] else "")))
+    typer.echo(visible(f"wrote {folder / 'capacity.json'}"))
+
+
 @testbed_app.command("run")
 def run_command(
     scenario: ScenarioArgument,
