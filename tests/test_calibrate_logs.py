@@ -37,16 +37,19 @@ SCENARIO = {
 }
 
 
-def _server_log(rate_per_s: float, requests: int, seed: int, server_side: bool = True) -> pd.DataFrame:
-    """One run of the known server at ``rate_per_s`` Poisson arrivals, as a request log."""
+def _server_log(rate_per_s: float, requests: int, seed: int, server_side: bool = True, workers: int = 1) -> pd.DataFrame:
+    """One run of the known FIFO server with ``workers`` workers at ``rate_per_s`` Poisson arrivals, as a request log."""
     rng = np.random.default_rng(seed)
     arrivals = np.cumsum(rng.exponential(1000.0 / rate_per_s, requests))
     kernel = SERVICE_MEAN_MS / np.exp(0.045) * rng.lognormal(0.0, 0.3, requests) * SPEED
     start = np.empty(requests)
-    free = 0.0
+    worker_of = np.empty(requests, dtype=int)
+    free = [(0.0, worker) for worker in range(workers)]  # (free from, worker): the earliest free worker takes the next
     for i in range(requests):
-        start[i] = max(arrivals[i], free)
-        free = start[i] + kernel[i] + OVERHEAD_MS
+        free.sort()
+        free_ms, worker_of[i] = free.pop(0)
+        start[i] = max(arrivals[i], free_ms)
+        free.append((start[i] + kernel[i] + OVERHEAD_MS, worker_of[i]))
     kernel_end = start + kernel
     worker_free = kernel_end + OVERHEAD_MS
     client_send = arrivals - OUTSIDE_MS / 2 + 1000.0  # the client's clock has another origin
@@ -61,7 +64,7 @@ def _server_log(rate_per_s: float, requests: int, seed: int, server_side: bool =
         frame["service_start_ms"] = start
         frame["service_end_ms"] = kernel_end
         frame["worker_free_ms"] = worker_free
-        frame["worker_id"] = 0
+        frame["worker_id"] = worker_of
     return frame
 
 
@@ -72,12 +75,13 @@ def scenario_file(tmp_path: Path) -> Path:
     return path
 
 
-def _logs(tmp_path: Path, rates: list[float], server_side: bool = True, requests: int = 8000, suffix: str = ".parquet") -> list[Path]:
+def _logs(tmp_path: Path, rates: list[float], server_side: bool = True, requests: int = 8000, suffix: str = ".parquet",
+          workers: int = 1) -> list[Path]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     paths = []
     for index, rate in enumerate(rates):
         path = tmp_path / f"run-{index}{suffix}"
-        frame = _server_log(rate, requests, seed=index, server_side=server_side)
+        frame = _server_log(rate, requests, seed=index, server_side=server_side, workers=workers)
         if suffix == ".csv":
             frame.to_csv(path, index=False)
         elif suffix == ".jsonl":
@@ -271,3 +275,23 @@ def test_a_calibrated_run_gives_a_prediction_band_around_its_estimate(tmp_path: 
         estimate = result.summary["classes"]["all"]["latency_ms"][statistic]["estimate"]
         assert low <= estimate <= high and low < high
     assert run(load_scenario(scenario_file), band=True).summary["prediction_band"] is None  # nothing calibrated
+
+
+def test_a_calibration_from_one_worker_predicts_two_workers_near_saturation(tmp_path: Path, scenario_file: Path) -> None:
+    """Machine properties are kept apart from the configuration: calibrated on the one-worker server, a two-worker node
+    predicts the two-worker server at 90 % load — its capacity (offered load) within 3 %, its p50 and p99 within 10 %
+    (at this load the measured p99 of 54,000 correlated latencies and the simulated one each carry a few % of
+    sampling error: 10 % is about two combined standard errors)."""
+    write_calibration_from_logs(_logs(tmp_path / "one", [150.0, 320.0]), load_scenario(scenario_file), tmp_path / "cal.yaml")
+    rate = 0.9 * 2 * 1000.0 / (SPEED * SERVICE_MEAN_MS + OVERHEAD_MS)
+    measured = read_request_log(_logs(tmp_path / "two", [rate], requests=60000, workers=2)[0])
+    latency = measured.latency_ms[6000:]
+    node = SCENARIO["nodes"][0] | {"workers": 2, "calibration": {"file": "cal.yaml"}}
+    data = SCENARIO | {"workload": {"arrival": {"process": "poisson", "rate_per_s": rate}, "classes": [{"name": "a"}]},
+                       "nodes": [node], "run": {"requests": 50000, "replications": 4, "seed": 3}}
+    path = tmp_path / "two-workers.yaml"
+    path.write_text(yaml.safe_dump(data))
+    summary = run(load_scenario(path)).summary
+    assert summary["offered_load"] == pytest.approx(0.9, rel=0.03)
+    for key, quantile in (("p50", 0.5), ("p99", 0.99)):
+        assert summary["classes"]["all"]["latency_ms"][key]["estimate"] == pytest.approx(float(np.quantile(latency, quantile)), rel=0.1)
