@@ -25,6 +25,7 @@ from simulator.planning.space import Configuration, Space, without_calibration
 from simulator.planning.store import ResultStore
 from simulator.planning.theory import latency_targets
 from simulator.planning.verdict import plan_checks, requests_per_replication, tail_events
+from simulator.runner.calibration import RAW_PROFILE_NOTE
 from simulator.runner.executors import Executor, InProcessExecutor
 from simulator.scenario.schema import Scenario
 
@@ -35,11 +36,6 @@ MIN_REPLICATIONS = 10  # fewer make a report INVALID: intervals from fewer rest 
 MIN_TAIL_EVENTS = 1_000  # requests beyond the SLO's tail per replication a VALID verdict rests on
 MAX_RESULT_BYTES = 200_000_000
 RAW_PROFILE_FOLDER = "raw-profile"  # the same plan from raw profiles, when the plan's nodes are calibrated
-RAW_PROFILE_NOTE = (
-    "sized from raw profiles: on a real server (latsim's testbed, a CPU CNN, FIFO and priority, 1 and 2 workers) "
-    "predictions from the profile alone were 43-58 % low at p50 and 59-85 % low at p99 "
-    "(benchmarks/results/2026-12-03-testbed.json); calibrate from the server's logs (latsim calibrate) for an answer that holds"
-)
 
 
 def plan(
@@ -106,7 +102,7 @@ def _calibration(planner: Planner, raw_answer: dict[str, Any] | None) -> dict[st
                    | {spec.calibration.file for spec in planner.ctx.scenario.nodes if spec.calibration is not None})
     if files:
         return {"calibrated": True, "files": files, "raw_profile": raw_answer}
-    return {"calibrated": False, "files": [], "raw_profile": None, "note": RAW_PROFILE_NOTE}
+    return {"calibrated": False, "files": [], "raw_profile": None, "note": f"sized from raw profiles: {RAW_PROFILE_NOTE}"}
 
 
 def plan_context(scenario: Scenario) -> PlanContext:

@@ -23,6 +23,12 @@ from simulator.scenario.calibration import machine_at, read_calibration
 from simulator.scenario.schema import Scenario
 
 RANGE_SLACK = 0.1  # a rate this far beyond the logged range (relative) is warned about
+MEASURED_SERVICE = ("profile", "fitted")  # service models measured one call at a time, before any load
+RAW_PROFILE_NOTE = (
+    "on a real server (latsim's testbed, a CPU CNN, FIFO and priority, 1 and 2 workers) predictions from the profile "
+    "alone were 43-58 % low at p50 and 59-85 % low at p99 (benchmarks/results/2026-12-03-testbed.json); "
+    "calibrate from the server's logs (latsim calibrate) for an answer that holds"
+)
 
 
 def calibrated(scenario: Scenario, seed: int | None = None, variant: tuple[str, int] | None = None) -> Scenario:
@@ -77,9 +83,12 @@ def calibration_variants(scenario: Scenario, seed: int | None = None) -> list[tu
 
 
 def calibration_notes(scenario: Scenario) -> list[str]:
-    """Per calibrated node, where its machine came from, and a warning where the run leaves what it was fitted on."""
+    """Per calibrated node, where its machine came from, and a warning where the run leaves what it was fitted on; per
+    node on a raw profile, how optimistic raw profiles were measured to be."""
     notes = []
     for index, spec in enumerate(scenario.nodes):
+        if spec.calibration is None and spec.service.distribution in MEASURED_SERVICE:
+            notes.append(f"node {spec.name!r} runs on its raw profile: {RAW_PROFILE_NOTE}")
         if spec.calibration is None or spec.calibration.applied is None:
             continue
         applied = spec.calibration.applied
