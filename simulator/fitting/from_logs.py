@@ -54,7 +54,7 @@ def calibrate_from_logs(
     """The calibration of the scenario's node ``node`` (the only one by default) from request logs (their times in
     ``time_unit``), and what it was fitted on."""
     say = progress or (lambda _: None)
-    index = _node_index(scenario, node)
+    index = scenario.node_spec_index(node, "--node")
     spec = scenario.nodes[index]
     read = [read_request_log(path, time_unit) for path in logs]
     if not read:
@@ -96,17 +96,6 @@ def write_calibration_from_logs(logs: list[Path], scenario: Scenario, out: Path,
     """``calibrate_from_logs`` written as a calibration file (outside times as CSV files beside it)."""
     calibration, fitted_on = calibrate_from_logs(logs, scenario, **options)
     return write_calibration_file(calibration, out, fitted_on), fitted_on
-
-
-def _node_index(scenario: Scenario, node: str | None) -> int:
-    names = [spec.name for spec in scenario.nodes]
-    if node is None:
-        if len(names) > 1:
-            raise CalibrationError(f"{scenario.source}: nodes {', '.join(names)}: name the one the logs measured with --node")
-        return 0
-    if node not in names:
-        raise CalibrationError(f"{scenario.source}: no node {node!r}; its nodes are {', '.join(names)}")
-    return names.index(node)
 
 
 def _check_classes(logs: list[RequestLog], scenario: Scenario) -> None:

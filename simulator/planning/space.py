@@ -99,7 +99,7 @@ class Space:
         self.scenario = scenario
         self.spec = spec
         space = spec.space
-        self.node_index = self._node_index(space.node)
+        self.node_index = scenario.node_spec_index(space.node, "plan.space.node")
         node = scenario.nodes[self.node_index]
         self.replicas = sorted(space.replicas or [node.replicas])
         self.hardware = {option.name: option for option in space.hardware or []}
@@ -121,16 +121,6 @@ class Space:
             raise ScenarioError(
                 f"{scenario.source}: plan.space.cache_capacity_entries: the scenario has no cache section to size; add one"
             )
-
-    def _node_index(self, name: str | None) -> int:
-        names = [spec.name for spec in self.scenario.nodes]
-        if name is None:
-            if len(names) > 1:
-                raise ScenarioError(f"{self.scenario.source}: plan.space.node: the scenario has several node specs ({names}); name one")
-            return 0
-        if name not in names:
-            raise ScenarioError(f"{self.scenario.source}: plan.space.node: no node spec {name!r}; the node specs are {names}")
-        return names.index(name)
 
     def _bundle(self, index: int, option: HardwareOption) -> BundleInfo:
         path = self.scenario.path(option.bundle)

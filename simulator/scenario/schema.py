@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import Field, PrivateAttr, model_validator
 
+from simulator.errors import ScenarioError
 from simulator.scenario.cluster import (
     CacheSpec,
     FailureHandlingConfig,
@@ -105,6 +106,17 @@ class Scenario(Settings):
         data = self.model_dump(mode="python")
         _assign(data, field, value, self._source)
         return scenario_from_dict(data, source=self._source, base_dir=self._base_dir)
+
+    def node_spec_index(self, name: str | None, what: str) -> int:
+        """The index of the node spec ``name`` (None: the only one); ``what`` names the option or field that chose it."""
+        names = [spec.name for spec in self.nodes]
+        if name is None:
+            if len(names) > 1:
+                raise ScenarioError(f"{self._source}: {what}: the scenario has several node specs ({', '.join(names)}); name one")
+            return 0
+        if name not in names:
+            raise ScenarioError(f"{self._source}: {what}: no node spec {name!r}; the node specs are {', '.join(names)}")
+        return names.index(name)
 
     def node_names(self) -> list[str]:
         """Every node instance's name, in node-index order: partition, then node spec, then replica."""
