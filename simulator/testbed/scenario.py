@@ -32,7 +32,7 @@ import yaml
 
 from simulator.files import write_atomically, write_text_atomically
 from simulator.scenario.schema import Scenario
-from simulator.testbed.config import TestbedConfig
+from simulator.testbed.config import TestbedConfig, refuse_unservable
 from simulator.testbed.errors import TestbedError
 
 SUPPORTED_DISCIPLINES = ("fifo", "priority", "edf")
@@ -40,9 +40,11 @@ WARMUP_FRACTION = 0.1  # of a run's requests, left out of measured and predicted
 MIN_TIME_MS = 1e-6  # measured times are clipped to this: a service or delay model takes positive times
 
 
-def testbed_config(scenario: Scenario, intra_op_threads: int = 1, model_size: str = "standard") -> TestbedConfig:
-    """The testbed server a scenario describes (``model_size`` tiny: the zoo's small test model); a clear
-    error for anything a testbed cannot serve."""
+def testbed_config(
+    scenario: Scenario, intra_op_threads: int = 1, model_size: str = "standard", server: str = "aiohttp"
+) -> TestbedConfig:
+    """The testbed server a scenario describes, served by ``server`` (aiohttp or litserve; ``model_size`` tiny:
+    the zoo's small test model); a clear error for anything that server cannot serve."""
     problems = []
     if len(scenario.nodes) != 1 or scenario.nodes[0].replicas != 1:
         problems.append("exactly one node spec with one replica")
@@ -59,8 +61,9 @@ def testbed_config(scenario: Scenario, intra_op_threads: int = 1, model_size: st
     if problems:
         raise TestbedError(f"{scenario.source}: a testbed serves scenarios with " + "; ".join(problems))
     batching = spec.batching
-    return TestbedConfig.parse(
+    config = TestbedConfig.parse(
         {
+            "server": server,
             "model": {"family": service.family, "variant": service.variant, "size": model_size},
             "workers": spec.workers,
             "intra_op_threads": intra_op_threads,
@@ -77,6 +80,8 @@ def testbed_config(scenario: Scenario, intra_op_threads: int = 1, model_size: st
         },
         origin=scenario.source,
     )
+    refuse_unservable(config, str(scenario.source))
+    return config
 
 
 def _served(table: pd.DataFrame) -> pd.DataFrame:
