@@ -83,6 +83,9 @@ class TestbedConfig(_Strict):
         "litserve: LitServe (an HTTP front and one process per worker)",
     )
     model: ModelSpec = ModelSpec()
+    device: Literal["cpu", "cuda"] = Field(
+        "cpu", description="where the model and its inputs are put; cuda: one stream per worker, each call timed to its stream's end"
+    )
     kernel: str | None = Field(
         None,
         description="'package.module:factory' of a user kernel instead of the zoo model: "

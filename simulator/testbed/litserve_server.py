@@ -121,7 +121,7 @@ def _serve(config: TestbedConfig, folder: Path, host: str, port: int) -> dict[st
     from simulator.testbed.litserve_api import FrontRecorder, RequestHooks, ZooLitAPI
 
     server = ls.LitServer(
-        ZooLitAPI(config, str(folder)), accelerator="cpu", devices=1, workers_per_device=config.workers,
+        ZooLitAPI(config, str(folder)), accelerator=config.device, devices=1, workers_per_device=config.workers,
         callbacks=[RequestHooks()], middlewares=[(FrontRecorder, {"folder": str(folder)})],
     )
     stop = threading.Event()

@@ -127,6 +127,10 @@ class ServerProcess:
 
     def __enter__(self) -> Self:
         refuse_unservable(self.config, "the testbed config")
+        if self.config.device != "cpu":  # checked here too, so that no server starts only to fail
+            from simulator.testbed.device import serving_device
+
+            serving_device(self.config.device)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         config_path = self.out_dir / "testbed.json"
         write_text_atomically(config_path, self.config.model_dump_json(indent=2))

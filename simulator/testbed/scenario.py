@@ -52,8 +52,8 @@ def testbed_config(
         problems.append("no partitions, cache, network, pipeline or events")
     spec = scenario.nodes[0]
     service = spec.service
-    if getattr(service, "distribution", None) != "profile" or service.device != "cpu":
-        problems.append("a node service `distribution: profile` on device cpu (it names the zoo model to serve)")
+    if getattr(service, "distribution", None) != "profile":
+        problems.append("a node service `distribution: profile` (it names the zoo model to serve, and its device)")
     if spec.discipline.policy not in SUPPORTED_DISCIPLINES:
         problems.append(f"discipline one of {', '.join(SUPPORTED_DISCIPLINES)}")
     if any(c.service is not None or c.arrival is not None for c in scenario.workload.classes):
@@ -65,6 +65,7 @@ def testbed_config(
         {
             "server": server,
             "model": {"family": service.family, "variant": service.variant, "size": model_size},
+            "device": service.device,
             "workers": spec.workers,
             "intra_op_threads": intra_op_threads,
             "discipline": spec.discipline.policy,

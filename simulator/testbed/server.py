@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             "records": len(records),
             "records_by_phase": records["phase"].value_counts().to_dict(),
             "kernel_errors": int((records["kernel_error"] != "").sum()),
-            "hardware": describe(torch.device("cpu")),
+            "hardware": describe(torch.device(config.device)),
             "model": None if servable is None else servable.info,
         }
         write_text_atomically(args.summary, json.dumps(summary, indent=2, default=str))
