@@ -58,20 +58,22 @@ def run_campaign(
     intra_op_threads: int = 1,
     workers: int | None = None,
     model_size: str = "standard",
+    server: str = "aiohttp",
     capacity_requests: int = 3000,
     profile_requests: int = PROFILE_REQUESTS,
     profile_snapshots: int = PROFILE_SNAPSHOTS,
     **run_options: Any,
 ) -> dict[str, Any]:
     """Capacity, a closed-loop profile (``profile_snapshots`` of ``profile_requests`` each), then ``repeats`` runs of
-    ``duration_s`` at every level; returns the campaign. ``workers`` overrides the scenario's node workers (its file is left as it is); ``run_options`` go to
+    ``duration_s`` at every level; returns the campaign. ``server``: the server kind (aiohttp, litserve; in the
+    campaign's ``testbed`` config). ``workers`` overrides the scenario's node workers (its file is left as it is); ``run_options`` go to
     every ``run_level`` (e.g. the sender's lateness limits)."""
     if not levels or any(not 0 < level < 1 for level in levels) or repeats < 1 or profile_snapshots < 1:
         raise TestbedError(
             "levels must lie in (0, 1) (fractions of the saturated throughput), repeats and profile snapshots be ≥ 1"
         )
     scenario = with_workers(load_scenario(scenario_path), workers)
-    config = testbed_config(scenario, intra_op_threads, model_size)
+    config = testbed_config(scenario, intra_op_threads, model_size, server)
     out_dir = Path(out_dir)
     depth = SATURATION_DEPTH * config.workers * config.batching.max_batch_size
     capacity = measure_capacity(config, out_dir / "capacity", requests=capacity_requests, concurrency=depth)

@@ -39,15 +39,31 @@ def _levels(text: str) -> list[float]:
     return levels
 
 
-def _config(scenario: Path, threads: int):
+def _config(scenario: Path, threads: int, server: str):
     from simulator.scenario.loader import load_scenario
     from simulator.testbed.scenario import testbed_config
 
-    return testbed_config(load_scenario(scenario), threads)
+    return testbed_config(load_scenario(scenario), threads, server=server)
+
+
+def _server_kind(text: str) -> str:
+    from simulator.testbed.config import SERVER_KINDS
+
+    if text not in SERVER_KINDS:
+        raise typer.BadParameter(f"one of {', '.join(SERVER_KINDS)}; got {text!r}", param_hint="--server")
+    return text
 
 
 ScenarioArgument = Annotated[Path, typer.Argument(help="scenario YAML file describing one node (see docs/testbed.md)")]
 ThreadsOption = Annotated[int, typer.Option(min=1, max=256, help="intra-op threads of the server's torch")]
+ServerOption = Annotated[
+    str,
+    typer.Option(
+        callback=_server_kind,
+        help="the server kind: aiohttp (latsim's own: worker threads behind one event loop) or litserve "
+        "(LitServe: one process per worker; FIFO only)",
+    ),
+]
 
 
 @testbed_app.command()
@@ -55,11 +71,12 @@ def serve(
     scenario: ScenarioArgument,
     out: Annotated[Path, typer.Option(help="folder for the server's records (server.parquet), summary and log")],
     threads: ThreadsOption = 1,
+    server: ServerOption = "aiohttp",
 ) -> None:
     """Serve the scenario's model over HTTP until Ctrl-C, then write every request's record."""
     from simulator.testbed.run import ServerProcess
 
-    config = _config(scenario, threads)
+    config = _config(scenario, threads, server)
     with ServerProcess(config, out) as server:
         typer.echo(json.dumps({"url": server.url, "classes": [c.name for c in config.classes]}))
         _say(f"serving {config.model_label} at {server.url}; Ctrl-C stops it and writes {out / 'server.parquet'}")
@@ -75,6 +92,7 @@ def load(
     duration_s: Annotated[float, typer.Option(min=0.1, max=86_400, help="seconds of load")] = 30.0,
     seed: Annotated[int, typer.Option(min=0)] = 0,
     id_start: Annotated[int, typer.Option(min=0, help="first request id (ids must not repeat on one server)")] = 0,
+    path: Annotated[str, typer.Option(help="where on the server requests are posted (docs/testbed.md: the request)")] = "/infer",
 ) -> None:
     """Send open-loop Poisson load to a running server, classes mixed by the scenario's shares."""
     from simulator.files import (
@@ -91,7 +109,7 @@ def load(
     classes = load_scenario(scenario).workload.classes
     spec = LoadSpec.parse({
         "url": url, "classes": [c.name for c in classes], "shares": [c.share for c in classes],
-        "arrival": {"process": "poisson", "rate_per_s": rate}, "duration_s": duration_s, "seed": seed, "id_start": id_start,
+        "arrival": {"process": "poisson", "rate_per_s": rate}, "duration_s": duration_s, "seed": seed, "id_start": id_start, "path": path,
     })
     folder = make_output_folder(out)
     records, summary = run_load(spec)
@@ -187,6 +205,7 @@ def run_command(
     duration_s: Annotated[float, typer.Option(min=1, max=3600, help="seconds of load per run")] = 30.0,
     seed: Annotated[int, typer.Option(min=0)] = 0,
     threads: ThreadsOption = 1,
+    server: ServerOption = "aiohttp",
     workers: Annotated[Optional[int], typer.Option(min=1, max=64, help="worker threads (default: the scenario's node workers)")] = None,
     model_size: Annotated[str, typer.Option(help="standard, or tiny: the zoo's small test model (a quick trial)")] = "standard",
     profile_snapshots: Annotated[
@@ -205,7 +224,7 @@ def run_command(
 
     campaign = run_campaign(
         scenario, _levels(levels), repeats, out, duration_s=duration_s, seed=seed, intra_op_threads=threads,
-        workers=workers, model_size=model_size, profile_snapshots=profile_snapshots, profile_requests=profile_requests,
+        workers=workers, model_size=model_size, server=server, profile_snapshots=profile_snapshots, profile_requests=profile_requests,
         max_p99_lateness_ms=max_p99_lateness_ms, max_lateness_ms=max_lateness_ms,
     )
     invalid = [entry for entry in campaign["runs"] if not entry["valid"]]

@@ -19,9 +19,12 @@ from pydantic import (
     model_validator,
 )
 
-from simulator.testbed.errors import invalid
+from simulator.testbed.errors import TestbedError, invalid
 
 Discipline = Literal["fifo", "priority", "edf"]
+ServerKind = Literal["aiohttp", "litserve"]
+INFER_PATH = "/infer"  # where every testbed server takes requests (and the load generator posts them by default)
+SERVER_KINDS: tuple[ServerKind, ...] = ("aiohttp", "litserve")
 
 
 class _Strict(BaseModel):
@@ -74,7 +77,15 @@ class TestbedConfig(_Strict):
 
     __test__ = False  # not a pytest test class, despite the name
 
+    server: ServerKind = Field(
+        "aiohttp",
+        description="aiohttp: latsim's own server (worker threads behind one event loop); "
+        "litserve: LitServe (an HTTP front and one process per worker)",
+    )
     model: ModelSpec = ModelSpec()
+    device: Literal["cpu", "cuda"] = Field(
+        "cpu", description="where the model and its inputs are put; cuda: one stream per worker, each call timed to its stream's end"
+    )
     kernel: str | None = Field(
         None,
         description="'package.module:factory' of a user kernel instead of the zoo model: "
@@ -112,3 +123,23 @@ class TestbedConfig(_Strict):
     def read(cls, path: Path) -> TestbedConfig:
         """A config from a JSON file."""
         return cls.parse(Path(path).read_text(encoding="utf-8"), origin=str(path))
+
+
+def refuse_unservable(config: TestbedConfig, origin: str) -> None:
+    """A clear error for what the config's server kind cannot do, naming the scenario's field (LitServe
+    serves one first-come-first-served queue and batches without preferred sizes)."""
+    if config.server != "litserve":
+        return
+    problems = []
+    if config.discipline != "fifo":
+        problems.append(
+            f"nodes[0].discipline.policy is {config.discipline!r}, but LitServe's workers take requests first come "
+            "first served from one queue (no priority classes, no EDF, no preemption): use fifo, or --server aiohttp"
+        )
+    if config.batching.preferred_batch_sizes:
+        problems.append(
+            "nodes[0].batching.preferred_batch_sizes is set, but LitServe fills a batch up to max_batch_size within "
+            "its batch_timeout, without preferred sizes: leave them out, or --server aiohttp"
+        )
+    if problems:
+        raise TestbedError(f"{origin}: the litserve server cannot serve this: " + "; ".join(problems))

@@ -18,30 +18,35 @@ from simulator.profiling.servable import Servable
 from simulator.profiling.zoo import zoo
 from simulator.profiling.zoo_variants import zoo_servables
 from simulator.testbed.config import ModelSpec, TestbedConfig
+from simulator.testbed.device import device_kernel, serving_device
 from simulator.testbed.errors import TestbedError
 from simulator.testbed.workers import Kernel
 
 
 class ZooKernel:
-    """A zoo servable's forward call on a batch prepared once per batch size (decoding not timed)."""
+    """A zoo servable's forward call on a batch prepared once per batch size, on the servable's device
+    (decoding and the copy to the device not timed)."""
 
     def __init__(self, servable: Servable, max_batch_size: int, seed: int) -> None:
         rng = np.random.default_rng(seed)
         codec = servable.codec
         self.module = servable.module
         self.inputs = {
-            size: codec.prepare(codec.make_payload(size, rng), servable.dtype) for size in range(1, max_batch_size + 1)
+            size: tuple(tensor.to(servable.device) for tensor in codec.prepare(codec.make_payload(size, rng), servable.dtype))
+            for size in range(1, max_batch_size + 1)
         }
+        if servable.device.type == "cuda":  # the copies are on the default stream; the workers use their own
+            torch.cuda.synchronize(servable.device)
 
     def __call__(self, batch_size: int) -> Any:
         with torch.inference_mode():
             return self.module(*self.inputs[batch_size])
 
 
-def zoo_servable(spec: ModelSpec, workdir: Path, log: Callable[[str], None]) -> Servable:
-    """The zoo model of ``spec`` on the CPU, trained and scored as the profiler does."""
+def zoo_servable(spec: ModelSpec, device: torch.device, workdir: Path, log: Callable[[str], None]) -> Servable:
+    """The zoo model of ``spec`` on ``device``, trained and scored as the profiler does."""
     family = zoo(seq_len=spec.seq_len, size=spec.size)[spec.family]
-    made, skipped = zoo_servables(family, [spec.variant], torch.device("cpu"), workdir, spec.seed, log=log)
+    made, skipped = zoo_servables(family, [spec.variant], device, workdir, spec.seed, log=log)
     if not made:
         raise TestbedError(f"{spec.family}/{spec.variant} cannot run here: {skipped[0]['reason']}")
     return made[0]
@@ -63,12 +68,14 @@ def imported_kernel(target: str, max_batch_size: int) -> Kernel:
 
 
 def build_kernel(config: TestbedConfig, workdir: Path, log: Callable[[str], None]) -> tuple[Kernel, Servable | None]:
-    """The configured kernel, and the zoo servable behind it (None for a user kernel)."""
+    """The configured kernel on the config's device (see :func:`~simulator.testbed.device.device_kernel`), and the
+    zoo servable behind it (None for a user kernel)."""
+    device = serving_device(config.device)
     max_batch_size = config.batching.max_batch_size
     if config.kernel is not None:
-        return imported_kernel(config.kernel, max_batch_size), None
-    servable = zoo_servable(config.model, workdir, log)
-    return ZooKernel(servable, max_batch_size, config.model.seed), servable
+        return device_kernel(imported_kernel(config.kernel, max_batch_size), device), None
+    servable = zoo_servable(config.model, device, workdir, log)
+    return device_kernel(ZooKernel(servable, max_batch_size, config.model.seed), device), servable
 
 
 def warm_up(kernel: Kernel, config: TestbedConfig) -> None:

@@ -12,6 +12,11 @@ alone would make every send up to 1 ms late (select limits the pool to ``MAX_CON
 the process asks Linux for a 1 ns timer slack instead of 50 µs: on this project's VM a timed
 wake-up is then ~50 µs late at the median instead of ~100 µs (epoll: ~700 µs).
 
+**Requests**: ``POST <url><path>?id=<int>&class=<name>&phase=<label>`` (path ``/infer`` by default) with
+the same as a JSON body, ``{"id": <int>, "class": <name>, "phase": <label>}``; a reply with status 200
+is served, any other status failed. Before the first send, ``GET <url>/health`` (answered 200) opens
+the warm connections.
+
 **Validity rule** (open loop): the run is INVALID when the sender fell behind — p99 of lateness
 (actual − scheduled send) above ``max_p99_lateness_ms`` (default 1 ms) or any lateness above
 ``max_lateness_ms`` (default 10 ms) — or when any request failed (transport error, timeout, or a
@@ -52,6 +57,7 @@ from yarl import URL
 
 from simulator.files import write_atomically, write_text_atomically
 from simulator.terminal import visible
+from simulator.testbed.config import INFER_PATH
 from simulator.testbed.errors import TestbedError, invalid
 from simulator.testbed.schedule import MmppState, Schedule, mmpp_times_s, poisson_times_s, schedule
 
@@ -59,6 +65,7 @@ MAX_CONNECTIONS = 900  # select(2) handles file descriptors below 1024
 ERROR_STATUS = -1  # status of a request that got no HTTP reply (connection error, timeout)
 NS_PER_MS = 1_000_000
 PR_SET_TIMERSLACK = 29  # prctl option (Linux)
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 class _Strict(BaseModel):
@@ -91,6 +98,7 @@ class LoadSpec(_Strict):
     """What one load generator run sends, where, and when it counts as valid."""
 
     url: str = Field(description="the server's base URL, e.g. http://127.0.0.1:8000")
+    path: str = Field(INFER_PATH, pattern=r"^/[A-Za-z0-9_./-]*$", description="where requests are posted, on the server")
     mode: Literal["open", "closed"] = "open"
     phase: str = Field("load", pattern=r"^[A-Za-z0-9_-]+$", description="label the server records with each request")
     classes: tuple[str, ...] = ("default",)
@@ -161,10 +169,16 @@ class _Records:
         self.errors: dict[int, str] = {}
 
 
-async def _send(session: aiohttp.ClientSession, url: URL, index: int, records: _Records) -> None:
+def request_body(request_id: int, class_name: str, phase: str) -> bytes:
+    """The JSON body of a request (what the query string says too): ``{"id": <int>, "class": <name>, "phase": <label>}``."""
+    return json.dumps({"id": request_id, "class": class_name, "phase": phase}).encode()
+
+
+async def _send(session: aiohttp.ClientSession, request: tuple[URL, bytes], index: int, records: _Records) -> None:
+    url, body = request
     records.send_ns[index] = time.perf_counter_ns()
     try:
-        async with session.post(url) as response:
+        async with session.post(url, data=body, headers=JSON_HEADERS) as response:
             body = await response.read()
             records.status[index] = response.status
             if response.status != 200:
@@ -176,7 +190,11 @@ async def _send(session: aiohttp.ClientSession, url: URL, index: int, records: _
 
 
 async def _open_loop(
-    session: aiohttp.ClientSession, urls: list[URL], offsets_ns: np.ndarray, records: _Records, start_delay_ns: int
+    session: aiohttp.ClientSession,
+    requests: list[tuple[URL, bytes]],
+    offsets_ns: np.ndarray,
+    records: _Records,
+    start_delay_ns: int,
 ) -> None:
     """Start request i at t0 + offsets_ns[i], never waiting for replies."""
     clock = time.perf_counter_ns
@@ -186,21 +204,23 @@ async def _open_loop(
         wait_ns = due_ns - clock()
         if wait_ns > 0:
             await asyncio.sleep(wait_ns / 1e9)
-        task = asyncio.create_task(_send(session, urls[index], index, records))
+        task = asyncio.create_task(_send(session, requests[index], index, records))
         pending.add(task)
         task.add_done_callback(pending.discard)
     if pending:
         await asyncio.wait(pending)
 
 
-async def _closed_loop(session: aiohttp.ClientSession, urls: list[URL], records: _Records, concurrency: int) -> None:
+async def _closed_loop(
+    session: aiohttp.ClientSession, requests: list[tuple[URL, bytes]], records: _Records, concurrency: int
+) -> None:
     """``concurrency`` clients, each sending its next request as soon as its previous reply is in."""
-    indices = iter(range(len(urls)))
+    indices = iter(range(len(requests)))
 
     async def client() -> None:
         for index in indices:  # one iterator shared by the clients: each request is sent once
             records.scheduled_ns[index] = time.perf_counter_ns()
-            await _send(session, urls[index], index, records)
+            await _send(session, requests[index], index, records)
 
     await asyncio.gather(*(client() for _ in range(concurrency)))
 
@@ -228,8 +248,11 @@ def _lateness_ms(records: _Records) -> dict[str, float]:
 
 async def _drive(spec: LoadSpec, sched: Schedule) -> tuple[_Records, dict[str, Any]]:
     base = URL(spec.url)
-    urls = [
-        base.with_path("/infer").with_query(id=spec.id_start + index, **{"class": spec.classes[c]}, phase=spec.phase)
+    requests = [
+        (
+            base.with_path(spec.path).with_query(id=spec.id_start + index, **{"class": spec.classes[c]}, phase=spec.phase),
+            request_body(spec.id_start + index, spec.classes[c], spec.phase),
+        )
         for index, c in enumerate(sched.class_indices.tolist())
     ]
     records = _Records(len(sched))
@@ -243,9 +266,9 @@ async def _drive(spec: LoadSpec, sched: Schedule) -> tuple[_Records, dict[str, A
         gc.freeze()  # setup objects leave the collector's view: fewer, shorter pauses while sending
         cpu_before, wall_before = os.times(), time.perf_counter()
         if spec.mode == "open":
-            await _open_loop(session, urls, sched.offsets_ns, records, round(spec.start_delay_ms * NS_PER_MS))
+            await _open_loop(session, requests, sched.offsets_ns, records, round(spec.start_delay_ms * NS_PER_MS))
         else:
-            await _closed_loop(session, urls, records, spec.concurrency)
+            await _closed_loop(session, requests, records, spec.concurrency)
         cpu_after, wall_s = os.times(), time.perf_counter() - wall_before
     cpu_s = cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system
     return records, {"wall_s": round(wall_s, 3), "cpu_s": round(cpu_s, 3), "cpu_cores_used": round(cpu_s / wall_s, 3)}

@@ -45,7 +45,7 @@ import pandas as pd
 from simulator.files import write_text_atomically
 from simulator.formats.request_log import write_request_log
 from simulator.terminal import visible
-from simulator.testbed.config import TestbedConfig
+from simulator.testbed.config import TestbedConfig, refuse_unservable
 from simulator.testbed.errors import TestbedError
 from simulator.testbed.load import LoadSpec, make_schedule
 from simulator.testbed.results import join_records, request_log_frame, summarize
@@ -90,10 +90,18 @@ def _busy_cpu_s() -> float:
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def _process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far (/proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _session_cpu_s(session_id: int) -> float:
+    """User + system CPU seconds so far of every process in a session (/proc/<pid>/stat), those it waited for
+    included: the server and the processes it started (LitServe's fronts and workers)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[3]) == session_id:
+            ticks += sum(int(value) for value in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _children_cpu_s() -> float:
@@ -101,36 +109,47 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+SERVER_MODULES = {"aiohttp": "simulator.testbed.server", "litserve": "simulator.testbed.litserve_server"}
+
+
 class ServerProcess:
-    """A testbed server subprocess: listening and healthy inside ``with``, stopped by SIGTERM after."""
+    """A testbed server subprocess (of the config's server kind, in a session of its own with every process it
+    starts): listening and healthy inside ``with``, stopped by SIGTERM after; the session is killed on failure."""
 
     def __init__(
         self, config: TestbedConfig, out_dir: Path, harness: bool = False, cpus: Sequence[int] | None = None
     ) -> None:
-        self.config, self.out_dir, self.harness, self.cpus = config, Path(out_dir), harness, cpus
+        self.config, self.out_dir, self.cpus = config, Path(out_dir), cpus
+        self.harness = harness and config.server == "aiohttp"  # LitServe's workers build the model in their own processes
         self.log_path = self.out_dir / "server.log"
         self.url = ""
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> Self:
+        refuse_unservable(self.config, "the testbed config")
+        if self.config.device != "cpu":  # checked here too, so that no server starts only to fail
+            from simulator.testbed.device import serving_device
+
+            serving_device(self.config.device)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         config_path = self.out_dir / "testbed.json"
         write_text_atomically(config_path, self.config.model_dump_json(indent=2))
         harness = ["--harness", self.out_dir / "harness.parquet"] if self.harness else []
         command = _python_module(
-            "simulator.testbed.server",
+            SERVER_MODULES[self.config.server],
             *("--config", config_path, "--records", self.out_dir / "server.parquet"),
             *("--summary", self.out_dir / "server.json", *harness, *_cpus_arg(self.cpus)),
         )
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, env=_child_env())
+            self.process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=log, env=_child_env(), start_new_session=True
+            )
         try:
             self.url = f"http://127.0.0.1:{self._port()}"
             with urllib.request.urlopen(f"{self.url}/health", timeout=30) as response:
-                json.load(response)
+                response.read()
         except BaseException:
-            self.process.kill()
-            self.process.wait()
+            self._kill()
             raise
         return self
 
@@ -152,17 +171,26 @@ class ServerProcess:
             raise TestbedError(f"the server exited ({code}) before listening:\n{_tail(self.log_path)}")
         return int(json.loads(line)["port"])
 
+    def _kill(self) -> None:
+        """Kill the server and every process of its session (LitServe's fronts, workers and queue manager)."""
+        assert self.process is not None
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:  # all gone already
+            pass
+        self.process.wait()
+
     def __exit__(self, *exc_info: object) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
         try:
             code = self.process.wait(SERVER_STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+            self._kill()
             raise TestbedError(
                 f"the server did not stop within {SERVER_STOP_TIMEOUT_S} s; see {self.log_path}"
             ) from None
+        self._kill()  # anything of its session it left behind
         if code != 0 and exc_info[0] is None:
             raise TestbedError(f"the server exited with {code}:\n{_tail(self.log_path)}")
 
@@ -195,14 +223,14 @@ class _CpuMeter:
         self.wall, self.machine, self.server, self.children = (
             time.monotonic(),
             _busy_cpu_s(),
-            _process_cpu_s(server_pid),
+            _session_cpu_s(server_pid),
             _children_cpu_s(),
         )
 
     def report(self, load_summary: Mapping[str, Any]) -> dict[str, float]:
         wall_s = time.monotonic() - self.wall
         machine = (_busy_cpu_s() - self.machine) / wall_s
-        server = (_process_cpu_s(self.server_pid) - self.server) / wall_s
+        server = (_session_cpu_s(self.server_pid) - self.server) / wall_s
         load = (_children_cpu_s() - self.children) / wall_s
         return {
             "window_s": round(wall_s, 3),

@@ -32,7 +32,7 @@ import yaml
 
 from simulator.files import write_atomically, write_text_atomically
 from simulator.scenario.schema import Scenario
-from simulator.testbed.config import TestbedConfig
+from simulator.testbed.config import TestbedConfig, refuse_unservable
 from simulator.testbed.errors import TestbedError
 
 SUPPORTED_DISCIPLINES = ("fifo", "priority", "edf")
@@ -40,9 +40,11 @@ WARMUP_FRACTION = 0.1  # of a run's requests, left out of measured and predicted
 MIN_TIME_MS = 1e-6  # measured times are clipped to this: a service or delay model takes positive times
 
 
-def testbed_config(scenario: Scenario, intra_op_threads: int = 1, model_size: str = "standard") -> TestbedConfig:
-    """The testbed server a scenario describes (``model_size`` tiny: the zoo's small test model); a clear
-    error for anything a testbed cannot serve."""
+def testbed_config(
+    scenario: Scenario, intra_op_threads: int = 1, model_size: str = "standard", server: str = "aiohttp"
+) -> TestbedConfig:
+    """The testbed server a scenario describes, served by ``server`` (aiohttp or litserve; ``model_size`` tiny:
+    the zoo's small test model); a clear error for anything that server cannot serve."""
     problems = []
     if len(scenario.nodes) != 1 or scenario.nodes[0].replicas != 1:
         problems.append("exactly one node spec with one replica")
@@ -50,8 +52,8 @@ def testbed_config(scenario: Scenario, intra_op_threads: int = 1, model_size: st
         problems.append("no partitions, cache, network, pipeline or events")
     spec = scenario.nodes[0]
     service = spec.service
-    if getattr(service, "distribution", None) != "profile" or service.device != "cpu":
-        problems.append("a node service `distribution: profile` on device cpu (it names the zoo model to serve)")
+    if getattr(service, "distribution", None) != "profile":
+        problems.append("a node service `distribution: profile` (it names the zoo model to serve, and its device)")
     if spec.discipline.policy not in SUPPORTED_DISCIPLINES:
         problems.append(f"discipline one of {', '.join(SUPPORTED_DISCIPLINES)}")
     if any(c.service is not None or c.arrival is not None for c in scenario.workload.classes):
@@ -59,9 +61,11 @@ def testbed_config(scenario: Scenario, intra_op_threads: int = 1, model_size: st
     if problems:
         raise TestbedError(f"{scenario.source}: a testbed serves scenarios with " + "; ".join(problems))
     batching = spec.batching
-    return TestbedConfig.parse(
+    config = TestbedConfig.parse(
         {
+            "server": server,
             "model": {"family": service.family, "variant": service.variant, "size": model_size},
+            "device": service.device,
             "workers": spec.workers,
             "intra_op_threads": intra_op_threads,
             "discipline": spec.discipline.policy,
@@ -77,6 +81,8 @@ def testbed_config(scenario: Scenario, intra_op_threads: int = 1, model_size: st
         },
         origin=scenario.source,
     )
+    refuse_unservable(config, str(scenario.source))
+    return config
 
 
 def _served(table: pd.DataFrame) -> pd.DataFrame:

@@ -32,7 +32,7 @@ from aiohttp import web
 from simulator.files import write_atomically, write_text_atomically
 from simulator.terminal import visible
 from simulator.testbed.batcher import NS_PER_MS, Batcher
-from simulator.testbed.config import TestbedConfig
+from simulator.testbed.config import INFER_PATH, TestbedConfig
 from simulator.testbed.errors import TestbedError
 from simulator.testbed.queues import make_line
 from simulator.testbed.workers import NO_DEADLINE_NS, InFlight, Kernel, WorkerPool, records_frame
@@ -64,7 +64,7 @@ class TestbedServer:
         self._loop = asyncio.get_running_loop()
         app = web.Application()
         app.router.add_get("/health", self._health)
-        app.router.add_post("/infer", self._infer)
+        app.router.add_post(INFER_PATH, self._infer)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await self._runner.setup()
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             "records": len(records),
             "records_by_phase": records["phase"].value_counts().to_dict(),
             "kernel_errors": int((records["kernel_error"] != "").sum()),
-            "hardware": describe(torch.device("cpu")),
+            "hardware": describe(torch.device(config.device)),
             "model": None if servable is None else servable.info,
         }
         write_text_atomically(args.summary, json.dumps(summary, indent=2, default=str))

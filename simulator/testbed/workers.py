@@ -85,11 +85,14 @@ RECORD_COLUMNS = {
 def records_frame(requests: list[InFlight]) -> pd.DataFrame:
     """The server's records, one row per replied request, columns as in ``RECORD_COLUMNS``."""
     attributes = {column: "class_name" if column == "class" else column for column in RECORD_COLUMNS}
-    frame = pd.DataFrame({column: [getattr(r, name) for r in requests] for column, name in attributes.items()})
-    integers = [c for c in RECORD_COLUMNS if c not in ("phase", "class", "kernel_error")]
-    return frame.astype({c: "int64" for c in integers}).astype(
-        {c: "string" for c in ("phase", "class", "kernel_error")}
-    )
+    return typed_records(pd.DataFrame({column: [getattr(r, name) for r in requests] for column, name in attributes.items()}))
+
+
+def typed_records(frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame of server records with exactly the columns of ``RECORD_COLUMNS``, in order, typed as every server writes them."""
+    texts = ("phase", "class", "kernel_error")
+    integers = [c for c in RECORD_COLUMNS if c not in texts]
+    return frame[list(RECORD_COLUMNS)].astype({c: "int64" for c in integers}).astype({c: "string" for c in texts})
 
 
 class WorkerPool:
