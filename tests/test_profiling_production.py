@@ -15,6 +15,7 @@ from simulator.profiling.production import BottleneckResNet, LSTMClassifier, Mob
 from simulator.profiling.pruning import prune  # noqa: E402
 from simulator.profiling.quantization import count_int8_layers, quantize_int8  # noqa: E402
 from simulator.profiling.training import estimate_batch_norm  # noqa: E402
+from simulator.profiling.variants import FloatModel, cold_loader, convert  # noqa: E402
 from simulator.profiling.zoo import PRODUCTION_FAMILY_NAMES, zoo  # noqa: E402
 from simulator.profiling.zoo_variants import zoo_servables  # noqa: E402
 
@@ -187,3 +188,14 @@ def test_production_size_int8_agrees_with_fp32_on_generated_inputs(name):
     relative_error = float(torch.linalg.vector_norm(output - reference) / torch.linalg.vector_norm(reference))
     assert relative_error < 0.25
     assert (output.argmax(-1) == reference.argmax(-1)).float().mean() >= 0.5
+
+
+def test_int8_lstm_cold_start_loads_float_weights_and_quantizes_them_again(tmp_path):
+    model = LSTMClassifier(vocab=64, seq_len=16, embedding=8, hidden=[16], classes=4).eval()
+    source = FloatModel(model, lambda: LSTMClassifier(**model.arguments).eval())
+    x = torch.randint(0, 64, (4, 16), generator=torch.Generator().manual_seed(0))
+    built = convert("int8", source, CPU, [(x,)])
+    loaded = cold_loader(built, tmp_path / "weights.pt", CPU, skeleton_has_weights=False)()
+    with torch.inference_mode():
+        assert torch.equal(loaded(x), built.module(x))
+    assert "float weights" in built.info["notes"][0]
