@@ -39,6 +39,22 @@ def test_quick_zoo_run_writes_a_bundle_and_prints_its_table(tmp_path):
     assert missing.exit_code == 2 and "no sweep samples of stage 'end_to_end' with 3 threads" in missing.stderr
 
 
+def test_production_families_profile_into_a_named_bundle_with_agreement_as_quality(tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "profiles"
+    args = ["profile", "--family", "resnet50,lstm", "--variant", "fp32,int8", "--zoo-size", "tiny"]
+    result = runner.invoke(app, [*args, "--name", "production", "--seq-len", "16", "--out", str(out), *FAST])
+    assert result.exit_code == 0, result.output
+    (bundle_dir,) = out.glob("cpu-*/production")
+    bundle = load_bundle(bundle_dir)
+    assert set(bundle.samples["family"]) == {"resnet50", "lstm"}
+    quality = {(m["family"], m["variant"]): m["quality"] for m in bundle.metadata["models"]}
+    assert quality[("resnet50", "int8")]["accuracy"] is None  # untrained: only agreement means something
+    assert 0.0 < quality[("resnet50", "int8")]["agreement_with_fp32"] <= 1.0
+    assert quality[("lstm", "int8")]["accuracy"] is not None  # the LSTM learns the motif task
+    assert "| resnet50 | int8 |" in result.stdout
+
+
 def test_user_factory_model_from_the_command_line(tmp_path, monkeypatch):
     pytest.importorskip("torch")
     (tmp_path / "cli_models.py").write_text(

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from simulator import load_scenario, run
 
@@ -18,8 +19,26 @@ def test_there_are_scenarios():
     assert len(SCENARIOS) >= 5
 
 
+def _unprofiled(path: Path) -> str | None:
+    """Why ``path`` cannot run yet: a profile family its nodes read that their bundle does not hold."""
+    for node in yaml.safe_load(path.read_text())["nodes"]:
+        service = node.get("service") or {}
+        if service.get("distribution") != "profile":
+            continue
+        metadata = path.parent / service["bundle"] / "metadata.json"
+        families = {m["family"] for m in json.loads(metadata.read_text())["models"]} if metadata.exists() else set()
+        if service["family"] not in families:
+            return (
+                f"{path.name}: {service['bundle']} does not hold the {service['family']} family yet; "
+                "profile it with the command in docs/profiling.md"
+            )
+    return None
+
+
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_shipped_scenario_runs(path):
+    if reason := _unprofiled(path):
+        pytest.skip(reason)
     loaded = load_scenario(path)
     summary = run(loaded, requests=3000, replications=2).summary
     everything = summary["classes"]["all"]
@@ -56,3 +75,13 @@ def test_quickstart_answers_its_question_without_a_note():
     }
     assert not [note for note in summary["notes"] if "raise it" in note], summary["notes"]
     assert summary["ci_method"] == "replications"
+
+
+def test_plan_resnet_sizes_a_resnet50_deployment_from_the_cpu_bundle():
+    path = Path(__file__).parent.parent / "scenarios" / "plan-resnet.yaml"
+    if reason := _unprofiled(path):
+        pytest.skip(reason)
+    loaded = load_scenario(path)
+    assert loaded.workload.arrival.rate_per_s == 400
+    assert loaded.plan.space.variants.family == "resnet50"
+    assert any(option is not None for option in loaded.plan.space.batching)  # dynamic batching is in the space

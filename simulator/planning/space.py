@@ -194,7 +194,8 @@ class Space:
         if info is None:
             return None
         quality = info.get("quality") or {}
-        return {key: float(quality[key]) for key in ("accuracy", "agreement_with_fp32") if key in quality}
+        # an untrained model (a production-size zoo family) has no accuracy: None is not measured
+        return {key: float(quality[key]) for key in ("accuracy", "agreement_with_fp32") if quality.get(key) is not None}
 
     def exclusion(self, config: Configuration) -> str | None:
         """Why the configuration is not a candidate by definition (a variant not profiled, or below the quality floor)."""

@@ -40,7 +40,7 @@ from simulator.profiling.quantization import Int8Backend
 from simulator.profiling.servable import Servable
 from simulator.profiling.user_models import UserModel, from_module, user_servables
 from simulator.profiling.variants import VARIANTS
-from simulator.profiling.zoo import FAMILY_NAMES, zoo
+from simulator.profiling.zoo import ALL_FAMILY_NAMES, FAMILY_NAMES, zoo
 from simulator.profiling.zoo_variants import zoo_servables
 
 MODES = {
@@ -149,9 +149,9 @@ def profile_zoo(
     progress: bool = False,
     command: str | None = None,
 ) -> ProfileBundle:
-    """Train, derive and time the zoo's families in their variants."""
+    """Train (or initialise), derive and time the zoo's families in their variants."""
     path_component(name, "the bundle's name (--name)", ProfilingError)
-    families = _checked(families, FAMILY_NAMES, "families")
+    families = _checked(families, ALL_FAMILY_NAMES, "families")
     variants = _checked(variants, VARIANTS, "variants")
     settings = settings or HarnessSettings()
     chosen = resolve_device(device)

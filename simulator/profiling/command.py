@@ -39,7 +39,12 @@ def _names(values: list[str] | None) -> list[str] | None:
 
 def profile_command(
     family: Annotated[
-        list[str] | None, typer.Option("--family", "-f", help="zoo family: mlp, cnn, transformer (default: all)")
+        list[str] | None, typer.Option(
+            "--family",
+            "-f",
+            help="zoo family: mlp, cnn, transformer (the default: these three), or the production-size "
+            "resnet50, mobilenetv3-large, mobilenetv3-small, bert-base, lstm",
+        )
     ] = None,
     variant: Annotated[
         list[str] | None,
@@ -75,7 +80,9 @@ def profile_command(
     concurrency: Annotated[
         str | None, typer.Option(help="concurrent workers per device to measure, e.g. 1,2,4")
     ] = None,
-    seq_len: Annotated[int, typer.Option(help="sequence length of the transformer family")] = 64,
+    seq_len: Annotated[
+        int, typer.Option(min=1, help="sequence length of the transformer, bert-base and lstm families")
+    ] = 64,
     zoo_size: Annotated[
         ZooSize, typer.Option(help="standard: the profiled sizes; tiny: toy-sized families for a smoke test")
     ] = "standard",

@@ -17,8 +17,25 @@ def _cpu_attention_flops(query_shape, key_shape, value_shape, *args: Any, out_sh
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
-# torch counts the CUDA attention kernels but not the CPU one; count it the same way.
-_EXTRA_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops}
+def _lstm_flops(
+    input_shape, hx_shapes, param_shapes, has_biases: bool, *args: Any, out_shape: Any = None, **kwargs: Any
+) -> int:
+    """The gates' matrix products of a fused LSTM: 2·(4H·I + 4H·H) per token, layer and direction
+    (the elementwise gate arithmetic is not counted, as for other layers' activations)."""
+    tokens = input_shape[0] * input_shape[1]
+    per_layer = 4 if has_biases else 2
+    weights = [shape for index, shape in enumerate(param_shapes) if index % per_layer < 2]
+    return sum(2 * tokens * rows * columns for rows, columns in weights)
+
+
+# torch counts the CUDA attention kernels but neither the CPU one nor the LSTM; count them too. The
+# LSTM overload is listed so that the counter keeps it whole (it decomposes ops it has no formula
+# for), the packet because the counter looks formulas up by packet.
+_EXTRA_FORMULAS = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops,
+    torch.ops.aten.lstm.input: _lstm_flops,
+    torch.ops.aten.lstm: _lstm_flops,
+}
 
 
 def count_parameters(model: nn.Module) -> int:

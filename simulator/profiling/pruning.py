@@ -12,7 +12,10 @@ from functools import singledispatch
 import torch
 from torch import nn
 
+from simulator.profiling.production import BottleneckResNet, LSTMClassifier, MobileNetV3
 from simulator.profiling.zoo import ResNetClassifier, TabularMLP, TransformerClassifier
+
+BATCH_NORM_TENSORS = ("weight", "bias", "running_mean", "running_var")
 
 
 def _kept(scores: torch.Tensor, keep_fraction: float) -> torch.Tensor:
@@ -24,6 +27,12 @@ def _kept(scores: torch.Tensor, keep_fraction: float) -> torch.Tensor:
 def _l1_rows(weight: torch.Tensor) -> torch.Tensor:
     """L1 norm of each output unit's weights (dim 0), over every other dim."""
     return weight.detach().abs().flatten(1).sum(dim=1)
+
+
+def _keep_batch_norm(state: dict[str, torch.Tensor], prefix: str, kept: torch.Tensor) -> None:
+    """Keep the ``kept`` channels of the batch norm at ``prefix`` in a state dict."""
+    for name in BATCH_NORM_TENSORS:
+        state[f"{prefix}.{name}"] = state[f"{prefix}.{name}"][kept]
 
 
 @singledispatch
@@ -58,8 +67,7 @@ def _(model: ResNetClassifier, keep_fraction: float = 0.5) -> ResNetClassifier:
         kept = _kept(_l1_rows(block.conv1.weight), keep_fraction)
         prefix = f"blocks.{index}"
         state[f"{prefix}.conv1.weight"] = state[f"{prefix}.conv1.weight"][kept]
-        for name in ("weight", "bias", "running_mean", "running_var"):
-            state[f"{prefix}.bn1.{name}"] = state[f"{prefix}.bn1.{name}"][kept]
+        _keep_batch_norm(state, f"{prefix}.bn1", kept)
         state[f"{prefix}.conv2.weight"] = state[f"{prefix}.conv2.weight"][:, kept]
         mids.append(len(kept))
     widths = [block.conv2.out_channels for block in model.blocks]
@@ -101,5 +109,80 @@ def _(model: TransformerClassifier, keep_fraction: float = 0.5) -> TransformerCl
         ff=ffs,
         classes=model.head.out_features,
     )
+    smaller.load_state_dict(state)
+    return smaller.eval()
+
+
+@prune.register
+def _(model: BottleneckResNet, keep_fraction: float = 0.5) -> BottleneckResNet:
+    """Prunes both inner widths of every bottleneck (conv1's and conv2's filters); block outputs stay."""
+    state = model.state_dict()
+    widths = []
+    for index, block in enumerate(model.blocks):
+        prefix = f"blocks.{index}"
+        first = _kept(_l1_rows(block.conv1.weight), keep_fraction)
+        second = _kept(_l1_rows(block.conv2.weight), keep_fraction)
+        state[f"{prefix}.conv1.weight"] = state[f"{prefix}.conv1.weight"][first]
+        _keep_batch_norm(state, f"{prefix}.bn1", first)
+        state[f"{prefix}.conv2.weight"] = state[f"{prefix}.conv2.weight"][second][:, first]
+        _keep_batch_norm(state, f"{prefix}.bn2", second)
+        state[f"{prefix}.conv3.weight"] = state[f"{prefix}.conv3.weight"][:, second]
+        widths.append([len(first), len(second)])
+    smaller = BottleneckResNet(**(model.arguments | {"widths": widths}))
+    smaller.load_state_dict(state)
+    return smaller.eval()
+
+
+@prune.register
+def _(model: MobileNetV3, keep_fraction: float = 0.5) -> MobileNetV3:
+    """Prunes the expanded channels of every inverted residual that has a 1x1 expansion (its filters,
+    the depthwise channels, the squeeze-and-excitation's inputs and outputs, the projection's inputs)."""
+    state = model.state_dict()
+    blocks = []
+    for index, (block, spec) in enumerate(zip(model.blocks, model.arguments["blocks"])):
+        if not spec["expand"]:
+            blocks.append(spec)
+            continue
+        prefix = f"blocks.{index}"
+        kept = _kept(_l1_rows(block.expand[0].weight), keep_fraction)
+        state[f"{prefix}.expand.0.weight"] = state[f"{prefix}.expand.0.weight"][kept]
+        _keep_batch_norm(state, f"{prefix}.expand.1", kept)
+        state[f"{prefix}.depthwise.0.weight"] = state[f"{prefix}.depthwise.0.weight"][kept]
+        _keep_batch_norm(state, f"{prefix}.depthwise.1", kept)
+        if spec["squeeze"]:
+            state[f"{prefix}.se.fc1.weight"] = state[f"{prefix}.se.fc1.weight"][:, kept]
+            state[f"{prefix}.se.fc2.weight"] = state[f"{prefix}.se.fc2.weight"][kept]
+            state[f"{prefix}.se.fc2.bias"] = state[f"{prefix}.se.fc2.bias"][kept]
+        state[f"{prefix}.project.0.weight"] = state[f"{prefix}.project.0.weight"][:, kept]
+        blocks.append(spec | {"expanded": len(kept)})
+    smaller = MobileNetV3(**(model.arguments | {"blocks": blocks}))
+    smaller.load_state_dict(state)
+    return smaller.eval()
+
+
+def _lstm_unit_norms(weight: torch.Tensor, hidden_size: int) -> torch.Tensor:
+    """L1 norm of each hidden unit's rows over the four gates (torch stacks them as i, f, g, o)."""
+    return weight.detach().abs().view(4, hidden_size, -1).sum(dim=(0, 2))
+
+
+@prune.register
+def _(model: LSTMClassifier, keep_fraction: float = 0.5) -> LSTMClassifier:
+    """Prunes hidden units of every LSTM layer (L1 of the unit's rows in all four gates, input and
+    recurrent weights); the next layer's inputs and the head's columns follow."""
+    state = model.state_dict()
+    hidden, inputs = [], torch.arange(model.tokens.embedding_dim)
+    for index, layer in enumerate(model.layers):
+        prefix, size = f"layers.{index}", layer.hidden_size
+        norms = _lstm_unit_norms(layer.weight_ih_l0, size) + _lstm_unit_norms(layer.weight_hh_l0, size)
+        units = _kept(norms, keep_fraction)
+        rows = (torch.arange(4)[:, None] * size + units).flatten()
+        state[f"{prefix}.weight_ih_l0"] = state[f"{prefix}.weight_ih_l0"][rows][:, inputs]
+        state[f"{prefix}.weight_hh_l0"] = state[f"{prefix}.weight_hh_l0"][rows][:, units]
+        for name in ("bias_ih_l0", "bias_hh_l0"):
+            state[f"{prefix}.{name}"] = state[f"{prefix}.{name}"][rows]
+        hidden.append(len(units))
+        inputs = units
+    state["head.weight"] = state["head.weight"][:, inputs]
+    smaller = LSTMClassifier(**(model.arguments | {"hidden": hidden}))
     smaller.load_state_dict(state)
     return smaller.eval()

@@ -4,9 +4,9 @@
   (convolutions, the linear head and residual adds run as int8 kernels; activation scales are
   calibrated on a few real input batches). If FX cannot trace the model, it falls back to the
   dynamic path below and says that only the linear layers are int8.
-- Other models: dynamic quantization of every ``nn.Linear`` (int8 weights, activations quantized
-  per call), with ``torch.ao.quantization.quantize_dynamic`` (fbgemm / x86 kernels) or torchao's
-  ``Int8DynamicActivationInt8WeightConfig``.
+- Other models: dynamic quantization (int8 weights, activations quantized per call) of every
+  ``nn.Linear`` and ``nn.LSTM`` with ``torch.ao.quantization.quantize_dynamic`` (fbgemm / x86
+  kernels), or of every ``nn.Linear`` with torchao's ``Int8DynamicActivationInt8WeightConfig``.
 - On a GPU only torchao has int8 kernels (``torch._int_mm``): there every model gets its dynamic
   linear quantization.
 
@@ -51,10 +51,11 @@ def _quiet() -> Iterator[None]:
 
 
 def count_int8_layers(model: nn.Module) -> int:
-    """Layers that run as int8 kernels: torch.ao's quantized modules, or linears holding torchao int8 weights."""
+    """Layers that run as int8 kernels: torch.ao's quantized modules (dynamic LSTMs included), or linears
+    holding torchao int8 weights."""
     return sum(
         ".quantized" in type(module).__module__
-        and callable(getattr(module, "weight", None))
+        and (callable(getattr(module, "weight", None)) or isinstance(module, torch.ao.nn.quantized.dynamic.LSTM))
         or type(getattr(module, "weight", None)).__module__.startswith("torchao")
         for module in model.modules()
     )
@@ -66,7 +67,7 @@ def torchao_available() -> bool:
 
 def _torch_ao_dynamic(model: nn.Module) -> nn.Module:
     with _quiet():
-        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {nn.Linear}, dtype=torch.qint8)
+        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {nn.Linear, nn.LSTM}, dtype=torch.qint8)
 
 
 def _torchao_dynamic(model: nn.Module, device: torch.device) -> nn.Module:
@@ -105,10 +106,13 @@ def _static_fx(model: nn.Module, calibration: Sequence[tuple[torch.Tensor, ...]]
 
 
 def _dynamic(model: nn.Module, use_torchao: bool, device: torch.device) -> Quantized:
-    info = {"scope": "linear layers only (int8 weights, activations quantized per call)"}
+    info = {"scope": "linear and LSTM layers (int8 weights, activations quantized per call)"}
     if use_torchao:
         quantize = functools.partial(_torchao_dynamic, device=device)
-        info["backend"] = "torchao Int8DynamicActivationInt8WeightConfig"
+        info.update(
+            backend="torchao Int8DynamicActivationInt8WeightConfig",
+            scope="linear layers only (int8 weights, activations quantized per call)",
+        )
     else:
         quantize = _torch_ao_dynamic
         info.update(backend="torch.ao.quantization.quantize_dynamic", engine=torch.backends.quantized.engine)

@@ -1,4 +1,5 @@
-"""Short CPU training: teachers on a task's labels, students by distillation from a teacher.
+"""Short CPU training: teachers on a task's labels, students by distillation from a teacher, and
+the batch-norm statistics of a randomly initialised model estimated on generated inputs.
 
 Both share one loop (Adam, one-cycle schedule, fixed seed and step count) and differ only in the
 loss: cross entropy on the labels, or KL divergence between temperature-softened student and
@@ -94,3 +95,29 @@ def distill(
 
     record = _fit(student, task, prepare, loss, plan, seed)
     return {"objective": f"KL(teacher || student) at temperature {temperature}", "temperature": temperature} | record
+
+
+def estimate_batch_norm(model: nn.Module, task: Task, prepare: Prepare, batch_size: int) -> dict[str, Any]:
+    """Set the running statistics of every batch norm of an untrained ``model`` to those of the task's
+    inputs (a cumulative average over the training split), so its activations keep their scale and
+    its outputs depend on the input, as a trained network's do. Returns the record for the bundle."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return {"objective": "none: randomly initialised (seeded)"}
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over all batches
+    model.train()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(task.train_x), batch_size):
+                model(prepare(task.train_x[start : start + batch_size], torch.float32))
+    finally:
+        model.eval()
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
+    return {
+        "objective": "none: randomly initialised (seeded); batch-norm statistics estimated on generated inputs",
+        "batch_norm_samples": len(task.train_x),
+    }

@@ -63,6 +63,8 @@ class Built:
     dtype: torch.dtype
     skeleton: Callable[[], nn.Module] | None
     info: dict[str, Any] = field(default_factory=dict)
+    saved_state: Callable[[], dict[str, Any]] | None = None  # what a cold start loads (default: the module's)
+    after_load: Callable[[nn.Module], nn.Module] | None = None  # applied to the loaded skeleton
 
 
 def convert(
@@ -87,8 +89,16 @@ def convert(
         if quantized.info["int8_layers"] == 0:
             raise VariantUnavailable("the model has no nn.Linear or nn.Conv2d modules that int8 quantization replaces")
         rebuild = quantized.rebuild
+        info = {"quantization": quantized.info}
+        if _holds_script_objects(quantized.module) and "dynamic" in quantized.info["backend"]:
+            info["notes"] = [
+                "cold start loads the float weights and quantizes them dynamically at start-up: packed int8 "
+                "LSTM weights are TorchScript objects, which weights-only loading refuses; size is the float file's"
+            ]
+            module = quantized.module.eval()
+            return Built(module, torch.float32, skeleton, info, source.module.state_dict, rebuild)
         int8_skeleton = None if skeleton is None or source.skeleton_has_weights else (lambda: rebuild(skeleton()))
-        return Built(quantized.module.eval(), torch.float32, int8_skeleton, {"quantization": quantized.info})
+        return Built(quantized.module.eval(), torch.float32, int8_skeleton, info)
     dtype = PRECISIONS[precision]
     notes = []
     if precision == "fp16" and device.type == "cpu":
@@ -102,6 +112,10 @@ def convert(
     return Built(module, dtype, half_skeleton, {"notes": notes})
 
 
+def _holds_script_objects(module: nn.Module) -> bool:
+    return any(isinstance(value, torch.ScriptObject) for value in module.state_dict().values())
+
+
 def cold_loader(
     built: Built, artifact: Path, device: torch.device, skeleton_has_weights: bool
 ) -> Callable[[], nn.Module]:
@@ -113,7 +127,8 @@ def cold_loader(
     assert skeleton is not None
     if skeleton_has_weights:
         return lambda: inference_mode_of(skeleton().to(device))
-    torch.save(built.module.state_dict(), artifact)
+    torch.save((built.saved_state or built.module.state_dict)(), artifact)
+    after_load = built.after_load or (lambda model: model)
 
     def load() -> nn.Module:
         model = skeleton()
@@ -121,6 +136,6 @@ def cold_loader(
             warnings.simplefilter("ignore", UserWarning)  # quantized tensors still use TypedStorage inside torch
             state = torch.load(artifact, map_location=device, weights_only=True)
         model.load_state_dict(state)
-        return inference_mode_of(model.to(device))
+        return inference_mode_of(after_load(model).to(device))
 
     return load

@@ -1,4 +1,9 @@
-"""The kernel zoo: three model families built from torch.nn (no hub weights).
+"""The kernel zoo: model families built from torch.nn (no hub weights).
+
+Three small families are trained in seconds on their synthetic tasks; the production-size ones
+(ResNet-50, MobileNetV3-Large/-Small, a BERT-base-size encoder, see
+:mod:`simulator.profiling.production`) are randomly initialised and scored on generated inputs by
+their agreement with their fp32 outputs, except the LSTM, which is small enough to train.
 
 Every architecture takes its prunable widths as per-layer lists, so a structurally pruned model
 is the same class with smaller lists (see :mod:`simulator.profiling.pruning`), and keeps its
@@ -19,6 +24,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from simulator.profiling import tasks
+from simulator.profiling.production import (
+    MOBILENETV3_LARGE_TABLE,
+    MOBILENETV3_SMALL_TABLE,
+    RESNET50_LAYERS,
+    RESNET_PLANES,
+    BottleneckResNet,
+    LSTMClassifier,
+    MobileNetV3,
+    mobilenetv3_size,
+)
 from simulator.profiling.training import TrainingPlan
 
 
@@ -159,7 +174,11 @@ def _token_ids(payload: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Family:
-    """One model family of the zoo: architecture, teacher/student sizes, task and input decoding."""
+    """One model family of the zoo: architecture, teacher/student sizes, task and input decoding.
+
+    A family without ``teacher_training`` keeps its teacher randomly initialised (seeded): its task
+    only generates inputs, and its variants are scored by their agreement with the fp32 teacher.
+    """
 
     name: str
     description: str
@@ -168,20 +187,31 @@ class Family:
     student: Mapping[str, Any]
     make_task: Callable[[int], tasks.Task]
     prepare: Callable[[np.ndarray, torch.dtype], torch.Tensor]
-    teacher_training: TrainingPlan
+    teacher_training: TrainingPlan | None
     student_training: TrainingPlan
+    calibration_rows: int = 64
 
     def build(self, size: Mapping[str, Any]) -> nn.Module:
         return self.architecture(**size)
 
     @property
+    def trained(self) -> bool:
+        """Whether the teacher is trained on the task's labels (else its accuracy means nothing)."""
+        return self.teacher_training is not None
+
+    @property
     def finetune_training(self) -> TrainingPlan:
-        """Recovery training of a pruned teacher: a third of the teacher's steps at a third of its rate."""
+        """Recovery training of a pruned teacher: a third of the teacher's steps at a third of its rate;
+        for an untrained teacher, the student's distillation plan."""
         plan = self.teacher_training
+        if plan is None:
+            return self.student_training
         return TrainingPlan(max(plan.steps // 3, 1), plan.batch_size, plan.learning_rate / 3)
 
 
 FAMILY_NAMES = ("mlp", "cnn", "transformer")
+PRODUCTION_FAMILY_NAMES = ("resnet50", "mobilenetv3-large", "mobilenetv3-small", "bert-base", "lstm")
+ALL_FAMILY_NAMES = FAMILY_NAMES + PRODUCTION_FAMILY_NAMES
 
 _SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "standard": {
@@ -204,6 +234,34 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
             student_training=TrainingPlan(100, 32, 1e-2),
         ),
         "task": dict(n_train=4096, n_test=1024),
+        "resnet50": dict(
+            teacher=dict(layers=RESNET50_LAYERS, planes=RESNET_PLANES, classes=1000),
+            student=dict(layers=[2, 2, 2, 2], planes=[32, 64, 128, 256], classes=1000),
+            student_training=TrainingPlan(16, 8, 1e-3),
+        ),
+        "mobilenetv3-large": dict(
+            teacher=mobilenetv3_size(MOBILENETV3_LARGE_TABLE, 1280, 1000),
+            student=mobilenetv3_size(MOBILENETV3_SMALL_TABLE, 1024, 1000),
+            student_training=TrainingPlan(24, 16, 1e-3),
+        ),
+        "mobilenetv3-small": dict(
+            teacher=mobilenetv3_size(MOBILENETV3_SMALL_TABLE, 1024, 1000),
+            student=mobilenetv3_size(MOBILENETV3_SMALL_TABLE, 1024, 1000, width=0.5),
+            student_training=TrainingPlan(24, 16, 1e-3),
+        ),
+        "bert-base": dict(
+            teacher=dict(vocab=30522, d_model=768, head_dim=64, heads=[12] * 12, ff=[3072] * 12, classes=8),
+            student=dict(vocab=30522, d_model=768, head_dim=64, heads=[12] * 6, ff=[3072] * 6, classes=8),
+            student_training=TrainingPlan(8, 4, 1e-4),
+        ),
+        "lstm": dict(
+            teacher=dict(vocab=8000, embedding=128, hidden=[256, 256], classes=8),
+            student=dict(vocab=8000, embedding=64, hidden=[128], classes=8),
+            teacher_training=TrainingPlan(40, 32, 3e-3),
+            student_training=TrainingPlan(60, 32, 1e-2),
+        ),
+        "recurrent_task": dict(n_train=2048, n_test=256),
+        "generated": dict(n_train=128, n_test=64, image_size=224, calibration_rows=16),
     },
     "tiny": {
         "mlp": dict(
@@ -225,16 +283,120 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
             student_training=TrainingPlan(30, 16, 1e-2),
         ),
         "task": dict(n_train=512, n_test=256),
+        "resnet50": dict(
+            teacher=dict(layers=[1, 1, 1, 1], planes=[4, 8, 16, 32], classes=10),
+            student=dict(layers=[1, 1, 1, 1], planes=[2, 4, 8, 16], classes=10),
+            student_training=TrainingPlan(5, 8, 1e-3),
+        ),
+        "mobilenetv3-large": dict(
+            teacher=mobilenetv3_size(MOBILENETV3_LARGE_TABLE, 1280, 10, width=0.25),
+            student=mobilenetv3_size(MOBILENETV3_SMALL_TABLE, 1024, 10, width=0.25),
+            student_training=TrainingPlan(5, 8, 1e-3),
+        ),
+        "mobilenetv3-small": dict(
+            teacher=mobilenetv3_size(MOBILENETV3_SMALL_TABLE, 1024, 10, width=0.25),
+            student=mobilenetv3_size(MOBILENETV3_SMALL_TABLE, 1024, 10, width=0.125),
+            student_training=TrainingPlan(5, 8, 1e-3),
+        ),
+        "bert-base": dict(
+            teacher=dict(vocab=64, d_model=32, head_dim=8, heads=[4, 4], ff=[64, 64], classes=4),
+            student=dict(vocab=64, d_model=32, head_dim=8, heads=[4], ff=[64], classes=4),
+            student_training=TrainingPlan(5, 8, 1e-3),
+        ),
+        "lstm": dict(
+            teacher=dict(vocab=64, embedding=16, hidden=[32, 32], classes=4),
+            student=dict(vocab=64, embedding=8, hidden=[8], classes=4),
+            teacher_training=TrainingPlan(30, 16, 1e-2),
+            student_training=TrainingPlan(30, 16, 1e-2),
+        ),
+        "recurrent_task": dict(n_train=512, n_test=256),
+        "generated": dict(n_train=64, n_test=32, image_size=32, calibration_rows=8),
     },
 }
+
+
+def _with_seq_len(family_sizes: Mapping[str, Any], seq_len: int) -> dict[str, Any]:
+    """A sequence family's sizes with the teacher and student built for ``seq_len`` tokens."""
+    return {
+        key: value | {"seq_len": seq_len} if key in ("teacher", "student") else value
+        for key, value in family_sizes.items()
+    }
+
+
+def _production(sizes: Mapping[str, Any], seq_len: int) -> dict[str, Family]:
+    """The production-size families: randomly initialised except the LSTM, which trains on the motif task."""
+    generated = sizes["generated"]
+    rows = dict(n_train=generated["n_train"], n_test=generated["n_test"])
+    image_size = generated["image_size"]
+    untrained = dict(teacher_training=None, calibration_rows=generated["calibration_rows"])
+    bert, lstm = _with_seq_len(sizes["bert-base"], seq_len), _with_seq_len(sizes["lstm"], seq_len)
+    images = f"{image_size}x{image_size} RGB"
+
+    def image_inputs(seed: int) -> tasks.Task:
+        return tasks.image_patterns(seed, 8, size=image_size, **rows)
+
+    def bert_inputs(seed: int) -> tasks.Task:
+        return tasks.token_motifs(seed, bert["teacher"]["vocab"], seq_len, bert["teacher"]["classes"], **rows)
+
+    def lstm_task(seed: int) -> tasks.Task:
+        teacher = lstm["teacher"]
+        return tasks.token_motifs(seed, teacher["vocab"], seq_len, teacher["classes"], **sizes["recurrent_task"])
+
+    return {
+        "resnet50": Family(
+            name="resnet50",
+            description=f"ResNet-50 (torchvision's bottleneck stack [3, 4, 6, 3]), randomly initialised, on {images} "
+            "generated images",
+            architecture=BottleneckResNet,
+            make_task=image_inputs,
+            prepare=_images,
+            **sizes["resnet50"],
+            **untrained,
+        ),
+        "mobilenetv3-large": Family(
+            name="mobilenetv3-large",
+            description=f"MobileNetV3-Large (torchvision's), randomly initialised, on {images} generated images",
+            architecture=MobileNetV3,
+            make_task=image_inputs,
+            prepare=_images,
+            **sizes["mobilenetv3-large"],
+            **untrained,
+        ),
+        "mobilenetv3-small": Family(
+            name="mobilenetv3-small",
+            description=f"MobileNetV3-Small (torchvision's), randomly initialised, on {images} generated images",
+            architecture=MobileNetV3,
+            make_task=image_inputs,
+            prepare=_images,
+            **sizes["mobilenetv3-small"],
+            **untrained,
+        ),
+        "bert-base": Family(
+            name="bert-base",
+            description=f"BERT-base-size encoder (12 layers, d=768, 12 heads, FFN 3072), randomly initialised, "
+            f"on {seq_len}-token generated sequences",
+            architecture=TransformerClassifier,
+            make_task=bert_inputs,
+            prepare=_token_ids,
+            **bert,
+            **untrained,
+        ),
+        "lstm": Family(
+            name="lstm",
+            description=f"stacked-LSTM text classifier over {seq_len}-token sequences (motif task)",
+            architecture=LSTMClassifier,
+            make_task=lstm_task,
+            prepare=_token_ids,
+            **lstm,
+        ),
+    }
 
 
 def zoo(seq_len: int = 64, size: str = "standard") -> dict[str, Family]:
     """The zoo's families at ``size`` "standard" (profiled) or "tiny" (the same families as toys, for tests)."""
     sizes = _SIZES[size]
-    mlp, cnn, transformer, task_size = sizes["mlp"], sizes["cnn"], sizes["transformer"], sizes["task"]
-    for key in ("teacher", "student"):
-        transformer = transformer | {key: transformer[key] | {"seq_len": seq_len}}
+    mlp, cnn, task_size = sizes["mlp"], sizes["cnn"], sizes["task"]
+    transformer = _with_seq_len(sizes["transformer"], seq_len)
     mlp_teacher, cnn_teacher, transformer_teacher = mlp["teacher"], cnn["teacher"], transformer["teacher"]
     return {
         "mlp": Family(
@@ -265,4 +427,4 @@ def zoo(seq_len: int = 64, size: str = "standard") -> dict[str, Family]:
             prepare=_token_ids,
             **transformer,
         ),
-    }
+    } | _production(sizes, seq_len)

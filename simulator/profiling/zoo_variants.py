@@ -1,9 +1,12 @@
 """From a zoo family to servable variants with a measured quality cost.
 
-The teacher is trained on the family's synthetic task; ``pruned`` is the teacher structurally
-pruned to half its units and briefly fine-tuned; ``distilled`` is the family's smaller student
-trained only on the teacher's soft outputs. Every variant is then scored on the held-out split
-(accuracy, and agreement with the fp32 teacher) and sized (parameters, FLOPs, bytes on disk).
+The teacher is trained on the family's synthetic task (a production-size family's stays randomly
+initialised, its batch norms set to the statistics of the generated inputs); ``pruned`` is the
+teacher structurally pruned to half its units and briefly fine-tuned (on the labels, or by
+distillation from an untrained teacher); ``distilled`` is the family's smaller student trained
+only on the teacher's soft outputs. Every variant is then scored on the held-out split (accuracy
+where the teacher learnt the labels, and agreement with the fp32 teacher) and sized (parameters,
+FLOPs, bytes on disk).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from simulator.profiling.servable import (
     classifier_answer,
 )
 from simulator.profiling.tasks import Task
-from simulator.profiling.training import distill, train_classifier
+from simulator.profiling.training import distill, estimate_batch_norm, train_classifier
 from simulator.profiling.variants import (
     PRECISIONS,
     FloatModel,
@@ -63,9 +66,15 @@ class _FamilyModels:
 
     def __init__(self, family: Family, task: Task, seed: int, log: Callable[[str], None]) -> None:
         self.family, self.task, self.seed, self.log = family, task, seed, log
-        log(f"{family.name}: training the teacher")
-        self.teacher = family.build(family.teacher)
-        self.teacher_training = train_classifier(self.teacher, task, family.prepare, family.teacher_training, seed)
+        if family.teacher_training is None:
+            log(f"{family.name}: initialising the teacher (untrained) and its batch-norm statistics")
+            torch.manual_seed(seed)
+            self.teacher = family.build(family.teacher)
+            self.teacher_training = estimate_batch_norm(self.teacher, task, family.prepare, family.calibration_rows)
+        else:
+            log(f"{family.name}: training the teacher")
+            self.teacher = family.build(family.teacher)
+            self.teacher_training = train_classifier(self.teacher, task, family.prepare, family.teacher_training, seed)
         self._derived: dict[str, tuple[nn.Module, dict[str, Any]]] = {}
 
     def source(self, variant: str) -> tuple[nn.Module, dict[str, Any]]:
@@ -79,7 +88,11 @@ class _FamilyModels:
     def _pruned(self) -> tuple[nn.Module, dict[str, Any]]:
         self.log(f"{self.family.name}: pruning and fine-tuning")
         pruned = prune(self.teacher, PRUNE_KEEP_FRACTION)
-        finetune = train_classifier(pruned, self.task, self.family.prepare, self.family.finetune_training, self.seed)
+        plan, prepare = self.family.finetune_training, self.family.prepare
+        if self.family.trained:
+            finetune = train_classifier(pruned, self.task, prepare, plan, self.seed)
+        else:
+            finetune = distill(pruned, self.teacher, self.task, prepare, plan, self.seed)
         return pruned, {
             "teacher": self.teacher_training,
             "pruning": {"method": "structured, L1 norm of each unit's weights", "keep_fraction": PRUNE_KEEP_FRACTION},
@@ -107,8 +120,9 @@ def zoo_servables(
     models = _FamilyModels(family, task, seed, log)
     teacher_predictions = predict(models.teacher, task.test_x, family.prepare)
     codec = _codec(family, task)
+    rows = family.calibration_rows
     calibration = [
-        (family.prepare(task.train_x[i * 64 : (i + 1) * 64], torch.float32),) for i in range(CALIBRATION_BATCHES)
+        (family.prepare(task.train_x[i * rows : (i + 1) * rows], torch.float32),) for i in range(CALIBRATION_BATCHES)
     ]
     example = family.prepare(task.test_x[:1], torch.float32)
     servables, skipped = [], []
@@ -136,7 +150,9 @@ def zoo_servables(
             "params": count_parameters(source),
             "flops_per_sample": count_flops(source, example),
             "size_bytes": artifact.stat().st_size,
-            "quality": measure_quality(built.module, task, teacher_predictions, family.prepare, built.dtype, device),
+            "quality": measure_quality(
+                built.module, task, teacher_predictions, family.prepare, built.dtype, device, family.trained
+            ),
             "quantization": built.info.get("quantization"),
             "training": training,
             "notes": notes,
