@@ -172,9 +172,10 @@ def test_variants_run_and_the_precision_ones_agree_with_fp32(name, tmp_path):
             assert servable.module(*inputs).shape[0] == 1, servable.variant
 
 
-@pytest.mark.parametrize("name", ["resnet50", "bert-base"])
+@pytest.mark.parametrize("name", ["bert-base"])
 def test_production_size_int8_agrees_with_fp32_on_generated_inputs(name):
-    """The full-size models, quantized as the profile quantizes them, on a few generated inputs."""
+    """The full-size model, quantized as the profile quantizes it, on a few generated inputs. (Full-size ResNet-50's
+    static int8 took 2½ minutes of a 2-core suite: its tiny size is checked above, the full one when it is profiled.)"""
     family = zoo(seq_len=32)[name]
     torch.manual_seed(0)
     model = family.build(family.teacher).eval()
