@@ -265,7 +265,6 @@ INELIGIBLE = {
               "a result cache (cache)"),
     "partitions": ({"workload": scenario()["workload"] | {"keys": {"popularity": "uniform", "catalog_size": 100}},
                     "partitioning": {"scheme": "hash", "partitions": 2}}, "partitioning.partitions"),
-    "network": ({"network": {"delay": {"distribution": "deterministic", "value_ms": 1.0}}}, "network"),
     "pipeline": ({"nodes": [node(name="a"), node(name="b")], "pipeline": {"stages": ["a", "b"], "transfer": {"distribution": "deterministic", "value_ms": 1.0}}},
                  "pipeline"),
     "events": ({"events": [{"type": "failure", "nodes": ["n"], "at_s": 1, "duration_s": 1}]}, "events"),

@@ -1,13 +1,13 @@
 """Which scenarios the fast engine simulates exactly like the SimPy model, and what rules the others out.
 
-The fast engine covers a set of c-server nodes behind one router: FIFO, non-preemptive priority
-and EDF queues, bounded or not, admission control (none, expired, predictive), any arrival
-process (per class too), request keys, and service times drawn at arrival (parametric, empirical
-or from a profile). Everything else — a result cache, partitions, a network, pipeline stages,
-events, batching, device stages, a model cache, queue policies, a node's speed process, occupancy
-slowdown or per-call overhead, preemption, load-aware routers beyond join-shortest-queue and power
-of two choices, service processes drawn in service order — is the SimPy model's alone. This module
-imports no numba: deciding costs nothing.
+The fast engine covers a set of c-server nodes behind one router, with a network between them or
+not: FIFO, non-preemptive priority and EDF queues, bounded or not, admission control (none,
+expired, predictive), a machine under each node (speed process, occupancy slowdown, per-call
+overhead), any arrival process (per class too), request keys, and service times drawn at arrival
+(parametric, empirical or from a profile). Everything else — a result cache, partitions, pipeline
+stages, events, batching, device stages, a model cache, queue policies, preemption, load-aware
+routers beyond join-shortest-queue and power of two choices, service processes drawn in service
+order — is the SimPy model's alone. This module imports no numba: deciding costs nothing.
 """
 
 from __future__ import annotations
@@ -23,11 +23,7 @@ ROUTERS = {"round_robin", "random", "jsq", "power_of_two"}
 
 def ineligibility(scenario: Scenario) -> str | None:
     """The first feature of ``scenario`` the fast engine cannot simulate (with its field), or None."""
-    whole = {
-        "cache": "a result cache",
-        "network": "a network delay",
-        "pipeline": "pipeline stages",
-    }
+    whole = {"cache": "a result cache", "pipeline": "pipeline stages"}
     for field, feature in whole.items():
         if getattr(scenario, field) is not None:
             return f"{feature} ({field})"
@@ -43,8 +39,6 @@ def ineligibility(scenario: Scenario) -> str | None:
             return f"dynamic batching ({field}.batching)"
         for part, feature in (
             ("device", "device stages"), ("model_cache", "a model cache"), ("queue_policy", "a queue policy"),
-            ("speed", "a machine speed process"), ("overhead", "a per-call overhead"),
-            ("occupancy_slowdown", "an occupancy slowdown"),
         ):
             if getattr(spec, part) is not None:
                 return f"{feature} ({field}.{part})"

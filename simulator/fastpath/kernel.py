@@ -2,18 +2,20 @@
 
 ``advance`` processes events until something needs Python: a chunk of finished requests to hand
 over (exactly where the SimPy path flushes one), input to top up (arrival gaps, router
-uniforms, keys), room to grow (request slots, output rows), the end of the run, or a queue past
-``run.max_queue_length``. All state lives in the arrays the driver (``engine.py``) owns, so a call
+uniforms, keys, network delays, the nodes' per-call draws), room to grow (request slots, output
+rows, events), the end of the run, or a queue past ``run.max_queue_length``. All state lives in the arrays the driver (``engine.py``) owns, so a call
 resumes where the last one stopped. It is compiled once with numba and cached on disk.
 
 Exactness: events are ordered by (time, scheduling sequence) like SimPy's heap (time, priority,
 event id); events are scheduled in the order the SimPy path schedules them; every time and
 integral is computed with the same floating-point operations in the same order (``Node._advance``,
 ``Node.areas``, the admission rules). The rules mirrored here are those of ``model/node.py``
-(submit, dispatch, completion; drops for a full queue and by admission), ``model/disciplines.py``
-(fifo, strict priority, EDF), ``model/admission.py`` (expired, predictive), ``model/router.py``
-(round robin, random, join-shortest-queue, power of two choices) and ``model/source.py`` (ids,
-fine-batch marks, chunk flushes, the end of the run).
+(submit, dispatch, completion; drops for a full queue and by admission), ``model/machine.py``
+(a call's time: speed factor, occupancy slowdown, overhead), ``model/disciplines.py`` (fifo,
+strict priority, EDF), ``model/admission.py`` (expired, predictive), ``model/router.py`` (round
+robin, random, join-shortest-queue, power of two choices), ``model/cluster.py`` (the network's
+request and response legs) and ``model/source.py`` (ids, fine-batch marks, chunk flushes, the
+end of the run).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from numba import njit
 # event kinds
 ARRIVAL = 0
 COMPLETION = 1
+REACH = 2  # a request reaches its node after the network's request leg
+RESPONSE = 3  # a served request's answer reaches the client after the response leg
 
 # what ``advance`` returns
 FLUSHED = 0  # the SimPy path flushes its finished requests here: the output rows are a chunk
@@ -33,6 +37,7 @@ NEED_INPUT = 3  # top up the arrival buffers, router uniforms or keys
 POOL_FULL = 4  # more request slots needed
 OUT_FULL = 5  # more output rows needed
 UNSTABLE = 6  # a queue grew past run.max_queue_length (node in state[S_INFO])
+HEAP_FULL = 7  # more room for pending events needed
 
 # drop codes of output rows (index into engine.DROP_REASONS)
 SERVED = 0
@@ -69,7 +74,10 @@ S_KEYS = 12  # keys available
 S_FREE = 13  # free request slots
 S_STARTED = 14  # the streams' first arrivals are scheduled
 S_INFO = 15  # the node of UNSTABLE
-STATE_SIZE = 16
+S_CALLS_LEFT = 16  # calls any node can still start on its buffered per-call draws
+S_DELAY = 17  # next delay of network stream 0 (S_DELAY + 2 for stream 1)
+S_DELAYS = 18  # delays of network stream 0 available (S_DELAYS + 2 for stream 1)
+STATE_SIZE = 21
 
 # settings (int64 array ``settings``)
 C_MEASURED = 0  # run-zone requests (ids 0 .. measured − 1)
@@ -80,7 +88,9 @@ C_MAX_QUEUE = 4  # run.max_queue_length
 C_ROUTER = 5
 C_UNIFORMS_PER_ARRIVAL = 6  # the most router uniforms one arrival may take
 C_KEYS = 7  # 1: requests carry keys
-SETTINGS_SIZE = 8
+C_REQUEST_LEG = 8  # the network stream of the request leg, −1: none
+C_RESPONSE_LEG = 9  # the network stream of the response leg, −1: none (the same stream as the request leg: ``delay``)
+SETTINGS_SIZE = 10
 
 # per node, int64 ``nodes_int[node, ...]`` and float64 ``nodes_float[node, ...]``
 N_WORKERS = 0
@@ -92,7 +102,13 @@ N_BUSY = 5
 N_WAITING = 6
 N_PUSHES = 7  # requests queued so far (EDF's tie-break)
 N_IN_FLIGHT = 8  # sent by the router and not answered yet
-NODE_INT_SIZE = 9
+N_SPEED = 9  # 1: calls take a speed factor from ``call_factors``
+N_OVERHEAD = 10  # 0: no overhead; 1: its mean; 2: its mean × a multiplier from ``overhead_multipliers``
+N_SLOWDOWN_POINTS = 11  # entries of the node's ``slowdown_table`` row (0: no occupancy slowdown)
+N_OVERHEAD_POINTS = 12  # entries of its ``overhead_table`` row
+N_CALL = 13  # next entry of its per-call draws
+N_CALLS = 14  # per-call draws buffered
+NODE_INT_SIZE = 15
 N_BUSY_AREA = 0  # ∫ busy workers dt (ms), up to N_AREA_AT
 N_QUEUE_AREA = 1  # ∫ waiting requests dt (ms)
 N_AREA_AT = 2
@@ -105,12 +121,15 @@ R_NODE = 2
 R_NEXT = 3  # the next slot in its waiting line, −1: last
 R_PUSH = 4  # its push number at its node (EDF's tie-break)
 R_KEY = 5
-SLOT_INT_SIZE = 6
+R_PREVIOUS = 6  # the previous slot in its waiting line, −1: first
+SLOT_INT_SIZE = 7
 R_ARRIVAL = 0
 R_DEADLINE = 1  # absolute
 R_START = 2
 R_SERVICE = 3
-SLOT_FLOAT_SIZE = 4
+R_NODE_ARRIVAL = 4
+R_NETWORK = 5  # network delays so far
+SLOT_FLOAT_SIZE = 6
 
 # output rows: int64 ``out_int[field, row]``, float64 ``out_float[field, row]``
 O_ID = 0
@@ -123,18 +142,23 @@ O_ARRIVAL = 0
 O_START = 1
 O_SERVICE = 2
 O_END = 3
-OUT_FLOAT_SIZE = 4
+O_NODE_ARRIVAL = 4
+O_NETWORK = 5
+OUT_FLOAT_SIZE = 6
 
 
 @njit(cache=True)
 def advance(state, settings, now_ms, heap_time, heap_int, nodes_int, nodes_float, line_head, line_tail, line_of,
             relative_deadline_ms, droppable, mean_service_ms, slots_int, slots_float, free, gaps_ms, gap_classes,
-            requirements_ms, stream_position, stream_length, stream_ended, uniforms, keys, out_int, out_float,
-            mark_id, mark_ms, mark_areas):
+            requirements_ms, stream_position, stream_length, stream_ended, uniforms, keys, delays_ms, call_factors,
+            overhead_multipliers, slowdown_table, overhead_table, out_int, out_float, mark_id, mark_ms, mark_areas):
     """Process events until Python is needed (the return codes above); ``now_ms[0]`` is the clock.
 
     Stream s's pending arrival is its buffer entry ``stream_position[s]`` (gap, class, requirement
-    per node spec); ``stream_ended[s]``: nothing follows its last buffered entry. The helpers are
+    per node spec); ``stream_ended[s]``: nothing follows its last buffered entry. ``delays_ms[k]``:
+    network stream k's delays; ``call_factors[n]`` and ``overhead_multipliers[n]``: node n's next
+    calls' speed factors and overhead multipliers; ``slowdown_table[n, k]`` and ``overhead_table[n, k]``:
+    its slowdown factor and mean overhead at occupancy k (the last entry holds beyond). The helpers are
     closures over the arrays, which numba inlines: no array crosses a call (no reference counting).
     """
 
@@ -209,6 +233,8 @@ def advance(state, settings, now_ms, heap_time, heap_int, nodes_int, nodes_float
             out_int[O_DROP, row] = drop
             out_int[O_KEY, row] = slots_int[slot, R_KEY]
             out_float[O_ARRIVAL, row] = slots_float[slot, R_ARRIVAL]
+            out_float[O_NODE_ARRIVAL, row] = slots_float[slot, R_NODE_ARRIVAL]
+            out_float[O_NETWORK, row] = slots_float[slot, R_NETWORK]
             out_float[O_START, row] = slots_float[slot, R_START] if drop == SERVED else -1.0
             out_float[O_SERVICE, row] = slots_float[slot, R_SERVICE] if drop == SERVED else 0.0
             out_float[O_END, row] = now
@@ -219,14 +245,38 @@ def advance(state, settings, now_ms, heap_time, heap_int, nodes_int, nodes_float
         state[S_FREE] += 1
 
     def start(node, slot, now):
-        """``Node._start_one``: a worker takes the request; its completion is scheduled."""
+        """``Node._start_one``: a worker takes the request; its completion is scheduled after the call's time
+        on this machine (``CallTime``: × speed factor × slowdown at the occupancy + overhead at it)."""
         nodes_int[node, N_BUSY] += 1
         slots_float[slot, R_START] = now
-        push(now + slots_float[slot, R_SERVICE], COMPLETION, node, slot)
+        service = slots_float[slot, R_SERVICE]
+        occupancy = nodes_int[node, N_BUSY] + nodes_int[node, N_WAITING]
+        call = nodes_int[node, N_CALL]
+        draws = False
+        if nodes_int[node, N_SPEED]:
+            service *= call_factors[node, call]
+            draws = True
+        points = nodes_int[node, N_SLOWDOWN_POINTS]
+        if points:
+            service *= slowdown_table[node, min(occupancy, points - 1)]
+        overhead = nodes_int[node, N_OVERHEAD]
+        if overhead:
+            mean = overhead_table[node, min(occupancy, nodes_int[node, N_OVERHEAD_POINTS] - 1)]
+            if overhead == 2:
+                service += mean * overhead_multipliers[node, call]
+                draws = True
+            else:
+                service += mean
+        if draws:
+            nodes_int[node, N_CALL] = call + 1
+            state[S_CALLS_LEFT] -= 1
+        slots_float[slot, R_SERVICE] = service
+        push(now + service, COMPLETION, node, slot)
 
     def take(node):
         """The discipline's next waiting request, out of its line: FIFO's only line, the most urgent priority
-        level's, or (EDF) the line whose head has the earliest deadline (ties: queued first)."""
+        level's, or (EDF: a line per class, each in deadline order) the line whose head has the earliest
+        deadline (ties: queued first)."""
         discipline = nodes_int[node, N_DISCIPLINE]
         line = 0
         if discipline == PRIORITY:
@@ -247,9 +297,12 @@ def advance(state, settings, now_ms, heap_time, heap_int, nodes_int, nodes_float
                         continue
                 line = candidate
         slot = line_head[node, line]
-        line_head[node, line] = slots_int[slot, R_NEXT]
-        if slots_int[slot, R_NEXT] < 0:
+        after = slots_int[slot, R_NEXT]
+        line_head[node, line] = after
+        if after < 0:
             line_tail[node, line] = -1
+        else:
+            slots_int[after, R_PREVIOUS] = -1
         return slot
 
     def dispatch(node, now):
@@ -273,6 +326,7 @@ def advance(state, settings, now_ms, heap_time, heap_int, nodes_int, nodes_float
 
     def submit(node, slot, now):
         """``Node.submit``: start at once, drop (full queue) or wait; False when the queue outgrew its limit."""
+        slots_float[slot, R_NODE_ARRIVAL] = now
         if nodes_int[node, N_ADMISSION] == ADMIT_ALL and nodes_int[node, N_BUSY] < nodes_int[node, N_WORKERS]:
             accumulate(node, now)
             start(node, slot, now)
@@ -283,14 +337,23 @@ def advance(state, settings, now_ms, heap_time, heap_int, nodes_int, nodes_float
             return True
         accumulate(node, now)
         line = line_of[node, slots_int[slot, R_CLASS]]
-        slots_int[slot, R_NEXT] = -1
         slots_int[slot, R_PUSH] = nodes_int[node, N_PUSHES]
         nodes_int[node, N_PUSHES] += 1
-        if line_tail[node, line] < 0:
+        before = line_tail[node, line]  # EDF: a line is in deadline order (a network leg reorders the arrivals)
+        if nodes_int[node, N_DISCIPLINE] == EDF:
+            while before >= 0 and slots_float[before, R_DEADLINE] > slots_float[slot, R_DEADLINE]:
+                before = slots_int[before, R_PREVIOUS]
+        after = line_head[node, line] if before < 0 else slots_int[before, R_NEXT]
+        if before < 0:
             line_head[node, line] = slot
         else:
-            slots_int[line_tail[node, line], R_NEXT] = slot
-        line_tail[node, line] = slot
+            slots_int[before, R_NEXT] = slot
+        if after < 0:
+            line_tail[node, line] = slot
+        else:
+            slots_int[after, R_PREVIOUS] = slot
+        slots_int[slot, R_PREVIOUS] = before
+        slots_int[slot, R_NEXT] = after
         nodes_int[node, N_WAITING] += 1
         if nodes_int[node, N_WAITING] > settings[C_MAX_QUEUE]:
             state[S_INFO] = node
@@ -337,6 +400,12 @@ def advance(state, settings, now_ms, heap_time, heap_int, nodes_int, nodes_float
         nodes_int[node, N_IN_FLIGHT] += 1
         return node
 
+    def delay(leg):
+        """The next delay of network stream ``leg``."""
+        position = state[S_DELAY + 2 * leg]
+        state[S_DELAY + 2 * leg] = position + 1
+        return delays_ms[leg, position]
+
     def mark(request_id, now):
         """Record every node's busy and queue integrals at this arrival (``Node.areas``)."""
         index = state[S_MARKS]
@@ -355,9 +424,18 @@ def advance(state, settings, now_ms, heap_time, heap_int, nodes_int, nodes_float
             if stream_length[stream] > 0:
                 push(now_ms[0] + gaps_ms[stream, 0], ARRIVAL, stream, 0)
     out_rows = out_int.shape[1]
+    request_leg = settings[C_REQUEST_LEG]
+    response_leg = settings[C_RESPONSE_LEG]
     while True:
         if state[S_HEAP] == 0:
             return EMPTY
+        if state[S_HEAP] + 1 > heap_time.shape[0]:
+            return HEAP_FULL
+        if state[S_CALLS_LEFT] < 1:
+            return NEED_INPUT
+        for leg in range(2):
+            if (request_leg == leg or response_leg == leg) and state[S_DELAY + 2 * leg] >= state[S_DELAYS + 2 * leg]:
+                return NEED_INPUT
         if heap_int[0, 1] == ARRIVAL:
             stream = heap_int[0, 2]
             if stream_position[stream] + 1 >= stream_length[stream] and not stream_ended[stream]:
@@ -369,7 +447,7 @@ def advance(state, settings, now_ms, heap_time, heap_int, nodes_int, nodes_float
             if state[S_OUT] + 1 > out_rows:
                 return OUT_FULL
         elif state[S_OUT] + 1 + nodes_int[heap_int[0, 2], N_WAITING] > out_rows:
-            return OUT_FULL
+            return OUT_FULL  # a completion's request and those admission drops, or a request reaching its node
         now = heap_time[0]
         kind = heap_int[0, 1]
         node = heap_int[0, 2]
@@ -379,9 +457,21 @@ def advance(state, settings, now_ms, heap_time, heap_int, nodes_int, nodes_float
         if kind == COMPLETION:
             accumulate(node, now)
             nodes_int[node, N_BUSY] -= 1
-            finish(slot, now, SERVED)
+            if response_leg >= 0:
+                wait = delay(response_leg)
+                slots_float[slot, R_NETWORK] += wait
+                push(now + wait, RESPONSE, node, slot)
+            else:
+                finish(slot, now, SERVED)
             if nodes_int[node, N_WAITING] > 0 and nodes_int[node, N_BUSY] < nodes_int[node, N_WORKERS]:
                 dispatch(node, now)
+            continue
+        if kind == RESPONSE:
+            finish(slot, now, SERVED)
+            continue
+        if kind == REACH:
+            if not submit(node, slot, now):
+                return UNSTABLE
             continue
         stream = node
         entry = stream_position[stream]
@@ -405,7 +495,12 @@ def advance(state, settings, now_ms, heap_time, heap_int, nodes_int, nodes_float
         slots_float[slot, R_ARRIVAL] = now
         slots_float[slot, R_DEADLINE] = now + relative_deadline_ms[request_class]
         slots_float[slot, R_SERVICE] = requirements_ms[stream, entry, nodes_int[node, N_SPEC]]
-        if not submit(node, slot, now):
+        slots_float[slot, R_NETWORK] = 0.0
+        if request_leg >= 0:
+            wait = delay(request_leg)
+            slots_float[slot, R_NETWORK] = wait
+            push(now + wait, REACH, node, slot)
+        elif not submit(node, slot, now):
             return UNSTABLE
         flush = state[S_PENDING] >= settings[C_CHUNK]
         if request_id >= measured and (request_id - measured) % settings[C_CHECK_EVERY] == 0:
@@ -419,6 +514,21 @@ def advance(state, settings, now_ms, heap_time, heap_int, nodes_int, nodes_float
             push(now + gaps_ms[stream, entry + 1], ARRIVAL, stream, 0)
         if flush:
             return FLUSHED
+
+
+@njit(cache=True)
+def chain_states(cumulative, state, uniforms):
+    """A Markov chain's state at each of ``len(uniforms)`` steps and after the last, from ``state``: each step
+    moves to the first column whose cumulative probability exceeds its uniform (``np.searchsorted``, right)."""
+    states = np.empty(len(uniforms) + 1, np.int64)
+    for step in range(len(uniforms)):
+        states[step] = state
+        row = cumulative[state]
+        state = 0
+        while row[state] <= uniforms[step]:
+            state += 1
+    states[len(uniforms)] = state
+    return states
 
 
 def empty_heap(capacity: int) -> tuple[np.ndarray, np.ndarray]:
