@@ -3,7 +3,7 @@
 Each case draws a scenario (fixed seeds) over the features the fast engine covers: queue disciplines,
 admission, bounded queues, replicas behind every router it serves, node specs side by side, a machine
 under each node (speed process with or without spreads, occupancy slowdown, overhead with or without
-variation) and a network (``delay`` both ways, or request and response legs, deterministic ones
+variation), a device whose calls share its compute (factors by concurrency, or processor sharing) and a network (``delay`` both ways, or request and response legs, deterministic ones
 making ties). Both engines must give identical summaries and per-request records for the same seed.
 """
 
@@ -75,6 +75,12 @@ def random_scenario(case: int, network: bool) -> dict:
         workers, replicas = int(rng.integers(1, 4)), int(rng.integers(1, 4))
         mean_ms = float(rng.uniform(4.0, 12.0))
         machine = _machine(rng)
+        slowdown = 1.0
+        if rng.random() < 0.4:
+            factors = [1.0, *np.cumsum(rng.uniform(0.0, 0.5, int(rng.integers(1, 4)))).round(3) + 1.0]
+            sharing = "processor_sharing" if rng.random() < 0.3 else factors
+            machine["device"] = {"concurrency_slowdown": sharing}
+            slowdown = workers if sharing == "processor_sharing" else factors[min(workers, len(factors)) - 1]
         spec = {"name": f"node{index}", "workers": workers, "replicas": replicas, "service": _service(rng, mean_ms),
                 "discipline": {"policy": str(rng.choice(["fifo", "priority", "edf"]))},
                 "admission": {"policy": str(rng.choice(["none", "expired", "predictive"]))}, **machine}
@@ -84,7 +90,7 @@ def random_scenario(case: int, network: bool) -> dict:
         slowest_ms = mean_ms * max(machine.get("speed", {}).get("factors", [1.0])) * max(
             machine.get("occupancy_slowdown", {}).get("factors", [1.0])) + max(machine.get("overhead", {}).get("mean_ms", [0.0]))
         instances += replicas
-        instance_rates_per_s.append(workers * 1000 / slowest_ms)
+        instance_rates_per_s.append(workers * 1000 / slowest_ms / slowdown)
     capacity_per_s = instances * min(instance_rates_per_s)  # routers spread requests about evenly over the instances
     data = {
         "name": f"random-{case}",

@@ -3,9 +3,10 @@
 The fast engine covers a set of c-server nodes behind one router, with a network between them or
 not: FIFO, non-preemptive priority and EDF queues, bounded or not, admission control (none,
 expired, predictive), a machine under each node (speed process, occupancy slowdown, per-call
-overhead), any arrival process (per class too), request keys, and service times drawn at arrival
-(parametric, empirical or from a profile). Everything else — a result cache, partitions, pipeline
-stages, events, batching, device stages, a model cache, queue policies, preemption, load-aware
+overhead), a device's compute shared among its calls (``concurrency_slowdown``), any arrival
+process (per class too), request keys, and service times drawn at arrival (parametric, empirical
+or from a profile). Everything else — a result cache, partitions, pipeline stages, events,
+batching, device copy stages, a model cache, queue policies, preemption, load-aware
 routers beyond join-shortest-queue and power of two choices, service processes drawn in service
 order — is the SimPy model's alone. This module imports no numba: deciding costs nothing.
 """
@@ -37,11 +38,12 @@ def ineligibility(scenario: Scenario) -> str | None:
         field = f"nodes[{index}]"
         if spec.batching is not None and not BATCHERS.build(spec.batching).is_trivial:
             return f"dynamic batching ({field}.batching)"
-        for part, feature in (
-            ("device", "device stages"), ("model_cache", "a model cache"), ("queue_policy", "a queue policy"),
-        ):
+        for part, feature in (("model_cache", "a model cache"), ("queue_policy", "a queue policy")):
             if getattr(spec, part) is not None:
                 return f"{feature} ({field}.{part})"
+        for copy in ("h2d", "d2h"):
+            if spec.device is not None and getattr(spec.device, copy) is not None:
+                return f"device copy stages ({field}.device.{copy})"
         if spec.discipline.policy not in DISCIPLINES:
             return f"the {spec.discipline.policy} discipline ({field}.discipline)"
         if spec.admission.policy not in ADMISSION_POLICIES:

@@ -21,6 +21,7 @@ import numpy as np
 from simulator.fastpath import kernel
 from simulator.model.admission import AdmitAll, DropExpired, DropHopeless
 from simulator.model.cluster import Cluster
+from simulator.model.device import StagedExecutor
 from simulator.model.disciplines import EarliestDeadlineFirst, Fifo, StrictPriority
 from simulator.model.machine import CallTime
 from simulator.model.node import Marks, Node, queue_overflow
@@ -73,7 +74,7 @@ def simulate(
             run.line_head, run.line_tail, run.line_of, run.relative_deadline_ms, run.droppable, run.mean_service_ms,
             run.slots_int, run.slots_float, run.free, run.gaps_ms, run.gap_classes, run.requirements_ms,
             run.stream_position, run.stream_length, run.stream_ended, run.uniforms, run.keys, run.delays_ms,
-            run.call_factors, run.overhead_multipliers, run.slowdown_table, run.overhead_table, run.out_int,
+            run.call_factors, run.overhead_multipliers, run.slowdown_table, run.overhead_table, run.device_slowdown, run.out_int,
             run.out_float, mark_id, mark_ms, mark_areas,
         )
         if code in (kernel.FLUSHED, kernel.STOPPED, kernel.EMPTY):
@@ -115,8 +116,12 @@ class _Run:
         self.state = np.zeros(kernel.STATE_SIZE, np.int64)
         self.settings = np.zeros(kernel.SETTINGS_SIZE, np.int64)
         self.now_ms = np.zeros(1)
-        self.heap_time, self.heap_int = kernel.empty_heap(len(streams) + sum(node.workers for node in nodes) + 1)
+        self.settings[kernel.C_HEAP_ROOM] = 2 * max(node.workers for node in nodes) + 3
+        self.heap_time, self.heap_int = kernel.empty_heap(
+            len(streams) + sum(node.workers for node in nodes) + int(self.settings[kernel.C_HEAP_ROOM])
+        )
         self._compile_nodes(nodes, classes)
+        self._compile_devices(nodes)
         self._compile_machines(nodes, cluster.nodes[0].max_queue_length)
         self._compile_router(cluster)
         self._compile_network(cluster)
@@ -156,8 +161,10 @@ class _Run:
         for index, node in enumerate(nodes):
             discipline = _DISCIPLINES.get(type(node.queue))
             admission = _ADMISSION.get(type(node.admission))
-            if discipline is None or admission is None or not node.simple and node.admits is None or len(node.queues) != 1:
+            device = _device(node)
+            if discipline is None or admission is None or device is None or len(node.queues) != 1:
                 raise RuntimeError(f"node {node.name!r} is not one the fast engine simulates (an eligibility bug)")
+            self.nodes_int[index, kernel.N_DEVICE] = device
             self.nodes_int[index, kernel.N_WORKERS] = node.workers
             self.nodes_int[index, kernel.N_CAPACITY] = -1 if node.queue_capacity is None else node.queue_capacity
             self.nodes_int[index, kernel.N_ADMISSION] = admission
@@ -170,6 +177,14 @@ class _Run:
                 self.line_of[index] = np.arange(len(classes))
             if admission != kernel.ADMIT_ALL:
                 self.droppable |= np.asarray(node.admission.droppable, np.bool_)
+
+    def _compile_devices(self, nodes: Sequence[Node]) -> None:
+        """Each device's compute-time factor by the calls computing at once (0 .. its workers)."""
+        self.device_slowdown = np.ones((len(nodes), max(node.workers for node in nodes) + 1))
+        self.nodes_int[:, kernel.N_COMPUTING_HEAD] = self.nodes_int[:, kernel.N_COMPUTING_TAIL] = -1
+        for index, node in enumerate(nodes):
+            if isinstance(node.executor, StagedExecutor):
+                self.device_slowdown[index, : node.workers + 1] = [node.executor.slowdown(k) for k in range(node.workers + 1)]
 
     def _compile_machines(self, nodes: Sequence[Node], max_queue_length: int) -> None:
         """Each node's ``CallTime``: its occupancy curves as tables, and which per-call draws its calls take."""
@@ -344,6 +359,19 @@ def _grown(array: np.ndarray, rows: int) -> np.ndarray:
     grown = np.zeros((rows, *array.shape[1:]), array.dtype)
     grown[: len(array)] = array
     return grown
+
+
+def _device(node: Node) -> int | None:
+    """How the node runs a call (``kernel.N_DEVICE``), or None where the fast engine cannot (batching, a queue
+    policy, preemption, copies or model loads)."""
+    if node.batcher is not None or node.queue_policy is not None or node.preemption is not None:
+        return None
+    executor = node.executor
+    if not isinstance(executor, StagedExecutor):
+        return 0
+    if executor.h2d is not None or executor.d2h is not None or executor.memory is not None:
+        return None
+    return 2 if executor.shares_compute else 1
 
 
 def _rows_refilled(

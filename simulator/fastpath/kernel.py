@@ -11,7 +11,8 @@ event id); events are scheduled in the order the SimPy path schedules them; ever
 integral is computed with the same floating-point operations in the same order (``Node._advance``,
 ``Node.areas``, the admission rules). The rules mirrored here are those of ``model/node.py``
 (submit, dispatch, completion; drops for a full queue and by admission), ``model/machine.py``
-(a call's time: speed factor, occupancy slowdown, overhead), ``model/disciplines.py`` (fifo,
+(a call's time: speed factor, occupancy slowdown, overhead), ``model/device.py`` (compute shared
+by the calls on a device: every running call re-timed when their number changes), ``model/disciplines.py`` (fifo,
 strict priority, EDF), ``model/admission.py`` (expired, predictive), ``model/router.py`` (round
 robin, random, join-shortest-queue, power of two choices), ``model/cluster.py`` (the network's
 request and response legs) and ``model/source.py`` (ids, fine-batch marks, chunk flushes, the
@@ -90,7 +91,8 @@ C_UNIFORMS_PER_ARRIVAL = 6  # the most router uniforms one arrival may take
 C_KEYS = 7  # 1: requests carry keys
 C_REQUEST_LEG = 8  # the network stream of the request leg, −1: none
 C_RESPONSE_LEG = 9  # the network stream of the response leg, −1: none (the same stream as the request leg: ``delay``)
-SETTINGS_SIZE = 10
+C_HEAP_ROOM = 10  # the most events one event may schedule, plus one
+SETTINGS_SIZE = 11
 
 # per node, int64 ``nodes_int[node, ...]`` and float64 ``nodes_float[node, ...]``
 N_WORKERS = 0
@@ -108,7 +110,10 @@ N_SLOWDOWN_POINTS = 11  # entries of the node's ``slowdown_table`` row (0: no oc
 N_OVERHEAD_POINTS = 12  # entries of its ``overhead_table`` row
 N_CALL = 13  # next entry of its per-call draws
 N_CALLS = 14  # per-call draws buffered
-NODE_INT_SIZE = 15
+N_DEVICE = 15  # 0: a call is one event; 1: a device whose calls compute alone; 2: one that shares compute among them
+N_COMPUTING_HEAD = 16  # a device's calls computing, in start order (linked through R_NEXT, R_PREVIOUS), −1: none
+N_COMPUTING_TAIL = 17
+NODE_INT_SIZE = 18
 N_BUSY_AREA = 0  # ∫ busy workers dt (ms), up to N_AREA_AT
 N_QUEUE_AREA = 1  # ∫ waiting requests dt (ms)
 N_AREA_AT = 2
@@ -122,14 +127,17 @@ R_NEXT = 3  # the next slot in its waiting line, −1: last
 R_PUSH = 4  # its push number at its node (EDF's tie-break)
 R_KEY = 5
 R_PREVIOUS = 6  # the previous slot in its waiting line, −1: first
-SLOT_INT_SIZE = 7
+R_EVENT = 7  # on a device: the sequence of its completion event (others were cancelled)
+SLOT_INT_SIZE = 8
 R_ARRIVAL = 0
 R_DEADLINE = 1  # absolute
 R_START = 2
 R_SERVICE = 3
 R_NODE_ARRIVAL = 4
 R_NETWORK = 5  # network delays so far
-SLOT_FLOAT_SIZE = 6
+R_REMAINING = 6  # on a sharing device: compute still to do alone, as of R_PROGRESS
+R_PROGRESS = 7
+SLOT_FLOAT_SIZE = 8
 
 # output rows: int64 ``out_int[field, row]``, float64 ``out_float[field, row]``
 O_ID = 0
@@ -151,14 +159,16 @@ OUT_FLOAT_SIZE = 6
 def advance(state, settings, now_ms, heap_time, heap_int, nodes_int, nodes_float, line_head, line_tail, line_of,
             relative_deadline_ms, droppable, mean_service_ms, slots_int, slots_float, free, gaps_ms, gap_classes,
             requirements_ms, stream_position, stream_length, stream_ended, uniforms, keys, delays_ms, call_factors,
-            overhead_multipliers, slowdown_table, overhead_table, out_int, out_float, mark_id, mark_ms, mark_areas):
+            overhead_multipliers, slowdown_table, overhead_table, device_slowdown, out_int, out_float, mark_id, mark_ms,
+            mark_areas):
     """Process events until Python is needed (the return codes above); ``now_ms[0]`` is the clock.
 
     Stream s's pending arrival is its buffer entry ``stream_position[s]`` (gap, class, requirement
     per node spec); ``stream_ended[s]``: nothing follows its last buffered entry. ``delays_ms[k]``:
     network stream k's delays; ``call_factors[n]`` and ``overhead_multipliers[n]``: node n's next
     calls' speed factors and overhead multipliers; ``slowdown_table[n, k]`` and ``overhead_table[n, k]``:
-    its slowdown factor and mean overhead at occupancy k (the last entry holds beyond). The helpers are
+    its slowdown factor and mean overhead at occupancy k (the last entry holds beyond); ``device_slowdown[n, k]``:
+its device's compute-time factor with k calls computing (1 for k = 0). The helpers are
     closures over the arrays, which numba inlines: no array crosses a call (no reference counting).
     """
 
@@ -244,6 +254,40 @@ def advance(state, settings, now_ms, heap_time, heap_int, nodes_int, nodes_float
         free[state[S_FREE]] = slot
         state[S_FREE] += 1
 
+    def retime(node, before_count, after_count, now, leaving):
+        """``StagedExecutor._reschedule``: the calls computing go from ``before_count`` to ``after_count``; every
+        one that goes on (not ``leaving``) counts its progress at the old pace and is due anew at the new one."""
+        before = device_slowdown[node, before_count]
+        after = device_slowdown[node, after_count]
+        if before == after:
+            return
+        slot = nodes_int[node, N_COMPUTING_HEAD]
+        while slot >= 0:
+            if slot != leaving:
+                remaining = slots_float[slot, R_REMAINING] - (now - slots_float[slot, R_PROGRESS]) / before
+                slots_float[slot, R_REMAINING] = remaining
+                slots_float[slot, R_PROGRESS] = now
+                slots_int[slot, R_EVENT] = state[S_SEQUENCE]
+                push(now + max(remaining, 0.0) * after, COMPLETION, node, slot)
+            slot = slots_int[slot, R_NEXT]
+
+    def computed(node, slot, now):
+        """``StagedExecutor.end_compute`` and ``Execution._done``: the others re-timed, the call leaves the device,
+        its service time is the time it took."""
+        if nodes_int[node, N_DEVICE] == 2:
+            computing = nodes_int[node, N_BUSY]
+            retime(node, computing, computing - 1, now, slot)
+        before, after = slots_int[slot, R_PREVIOUS], slots_int[slot, R_NEXT]
+        if before < 0:
+            nodes_int[node, N_COMPUTING_HEAD] = after
+        else:
+            slots_int[before, R_NEXT] = after
+        if after < 0:
+            nodes_int[node, N_COMPUTING_TAIL] = before
+        else:
+            slots_int[after, R_PREVIOUS] = before
+        slots_float[slot, R_SERVICE] = now - slots_float[slot, R_START]
+
     def start(node, slot, now):
         """``Node._start_one``: a worker takes the request; its completion is scheduled after the call's time
         on this machine (``CallTime``: × speed factor × slowdown at the occupancy + overhead at it)."""
@@ -271,7 +315,24 @@ def advance(state, settings, now_ms, heap_time, heap_int, nodes_int, nodes_float
             nodes_int[node, N_CALL] = call + 1
             state[S_CALLS_LEFT] -= 1
         slots_float[slot, R_SERVICE] = service
-        push(now + service, COMPLETION, node, slot)
+        if nodes_int[node, N_DEVICE] == 0:
+            push(now + service, COMPLETION, node, slot)
+            return
+        computing = nodes_int[node, N_BUSY]  # ``StagedExecutor.begin_compute``: every busy worker computes
+        if nodes_int[node, N_DEVICE] == 2:
+            retime(node, computing - 1, computing, now, -1)
+        tail = nodes_int[node, N_COMPUTING_TAIL]
+        slots_int[slot, R_PREVIOUS] = tail
+        slots_int[slot, R_NEXT] = -1
+        if tail < 0:
+            nodes_int[node, N_COMPUTING_HEAD] = slot
+        else:
+            slots_int[tail, R_NEXT] = slot
+        nodes_int[node, N_COMPUTING_TAIL] = slot
+        slots_float[slot, R_REMAINING] = service
+        slots_float[slot, R_PROGRESS] = now
+        slots_int[slot, R_EVENT] = state[S_SEQUENCE]
+        push(now + service * device_slowdown[node, computing], COMPLETION, node, slot)
 
     def take(node):
         """The discipline's next waiting request, out of its line: FIFO's only line, the most urgent priority
@@ -429,7 +490,7 @@ def advance(state, settings, now_ms, heap_time, heap_int, nodes_int, nodes_float
     while True:
         if state[S_HEAP] == 0:
             return EMPTY
-        if state[S_HEAP] + 1 > heap_time.shape[0]:
+        if state[S_HEAP] + settings[C_HEAP_ROOM] > heap_time.shape[0]:
             return HEAP_FULL
         if state[S_CALLS_LEFT] < 1:
             return NEED_INPUT
@@ -449,12 +510,17 @@ def advance(state, settings, now_ms, heap_time, heap_int, nodes_int, nodes_float
         elif state[S_OUT] + 1 + nodes_int[heap_int[0, 2], N_WAITING] > out_rows:
             return OUT_FULL  # a completion's request and those admission drops, or a request reaching its node
         now = heap_time[0]
+        sequence = heap_int[0, 0]
         kind = heap_int[0, 1]
         node = heap_int[0, 2]
         slot = heap_int[0, 3]
         pop()
         now_ms[0] = now
         if kind == COMPLETION:
+            if nodes_int[node, N_DEVICE]:
+                if sequence != slots_int[slot, R_EVENT]:
+                    continue  # re-timed: this one fires into nothing, as a cancelled SimPy event
+                computed(node, slot, now)
             accumulate(node, now)
             nodes_int[node, N_BUSY] -= 1
             if response_leg >= 0:
