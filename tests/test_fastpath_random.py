@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from simulator import run, scenario_from_dict
 from simulator.fastpath.eligibility import ineligibility
@@ -165,3 +166,29 @@ def test_an_occupancy_curve_as_a_table_is_its_values_one_by_one():
     assert len(table) == 9  # flat from occupancy 8 on
     assert table.tolist() == [curve(k) for k in range(9)] and curve(50) == table[-1]
     assert len(curve.table(4)) == 5
+
+
+def test_a_calibrated_node_runs_on_the_fast_engine_with_the_simpy_models_numbers(tmp_path):
+    """A calibration gives its node a speed process, an overhead by occupancy, a device slowdown (two workers) and
+    the network's response leg: every piece the fast engine now simulates."""
+    calibration = {
+        "fitted_on": {"method": "server_side", "rate_per_s": [100.0, 300.0]},
+        "overhead": {"occupancy": [1.0, 4.0], "mean_ms": [0.4, 0.9], "variation_sigma": 0.3},
+        "levels": [{"level": level, "rate_per_s": rate,
+                    "speed": {"factors": [0.9, 1.6], "transition": [[0.95, 0.05], [0.2, 0.8]], "variation_sigma": [0.1, 0.2]},
+                    "device": {"concurrency_slowdown": [1.0, 1.25 + level / 10]},
+                    "outside": {"distribution": "scipy", "name": "expon", "params": {"scale": 0.7}}}
+                   for level, rate in ((0.3, 100.0), (0.8, 300.0))],
+    }
+    (tmp_path / "cal.yaml").write_text(yaml.safe_dump(calibration))
+    data = random_scenario(0, False)
+    data["nodes"] = [{"name": "server", "workers": 2, "calibration": {"file": "cal.yaml"},
+                      "service": {"distribution": "scipy", "name": "expon", "params": {"scale": 5.0}}}]
+    data["workload"]["arrival"]["rate_per_s"] = 200.0
+    loaded = scenario_from_dict(data, base_dir=tmp_path)
+    plan = plan_run(loaded, requests=100_000)
+    assert plan.engine == "fast" and plan.scenario.network is not None and plan.scenario.nodes[0].device is not None
+    simpy_summary, simpy_records = _outputs(data, "simpy", tmp_path)
+    fast_summary, fast_records = _outputs(data, "fast", tmp_path)
+    pd.testing.assert_frame_equal(fast_records, simpy_records, check_exact=True)
+    assert fast_summary == simpy_summary
