@@ -263,8 +263,6 @@ INELIGIBLE = {
     "cache": ({"workload": scenario()["workload"] | {"keys": {"popularity": "zipf", "catalog_size": 100, "exponent": 1.0}},
                "cache": {"policy": {"policy": "lru", "capacity_entries": 10}, "hit_latency": {"distribution": "deterministic", "value_ms": 0.3}}},
               "a result cache (cache)"),
-    "partitions": ({"workload": scenario()["workload"] | {"keys": {"popularity": "uniform", "catalog_size": 100}},
-                    "partitioning": {"scheme": "hash", "partitions": 2}}, "partitioning.partitions"),
     "pipeline": ({"nodes": [node(name="a"), node(name="b")], "pipeline": {"stages": ["a", "b"], "transfer": {"distribution": "deterministic", "value_ms": 1.0}}},
                  "pipeline"),
     "events": ({"events": [{"type": "failure", "nodes": ["n"], "at_s": 1, "duration_s": 1}]}, "events"),
@@ -273,7 +271,7 @@ INELIGIBLE = {
     "device copies": ({"nodes": [node(device={"h2d": {"distribution": "deterministic", "value_ms": 1.0}})]}, "nodes[0].device.h2d"),
     "queue policy": ({"nodes": [node(queue_policy={"default": {"timeout_ms": 50}})]}, "nodes[0].queue_policy"),
     "preemption": ({"nodes": [node(discipline={"policy": "preemptive_priority"})]}, "nodes[0].discipline"),
-    "router": ({"router": {"policy": "least_work"}, "nodes": [node(replicas=2)]}, "router.policy"),
+    "router": ({"router": {"policy": "peak_ewma"}, "nodes": [node(replicas=2)]}, "router.policy"),
 }
 
 

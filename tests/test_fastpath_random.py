@@ -1,7 +1,8 @@
 """The fast engine against the SimPy model on random scenarios: the same records, request by request.
 
 Each case draws a scenario (fixed seeds) over the features the fast engine covers: queue disciplines,
-admission, bounded queues, replicas behind every router it serves, node specs side by side, a machine
+admission, bounded queues, replicas behind every router it serves, partitions by hash or key range
+(a router each), node specs side by side, a machine
 under each node (speed process with or without spreads, occupancy slowdown, overhead with or without
 variation), a device whose calls share its compute (factors by concurrency, or processor sharing) and a network (``delay`` both ways, or request and response legs, deterministic ones
 making ties). Both engines must give identical summaries and per-request records for the same seed.
@@ -104,8 +105,13 @@ def random_scenario(case: int, network: bool) -> dict:
             ],
         },
         "nodes": specs,
-        "router": {"policy": str(rng.choice(["round_robin", "random", "jsq", "power_of_two"]))},
+        "router": {"policy": str(rng.choice(["round_robin", "random", "jsq", "power_of_two", "least_work"]))},
     }
+    if rng.random() < 0.3:
+        partitions = int(rng.integers(2, 4))
+        data["workload"]["keys"] = {"popularity": "uniform", "catalog_size": int(rng.integers(50, 5000))}
+        data["partitioning"] = {"scheme": str(rng.choice(["hash", "range"])), "partitions": partitions}
+        data["workload"]["arrival"]["rate_per_s"] = round(data["workload"]["arrival"]["rate_per_s"] * partitions * 0.7, 2)
     if network:
         data["network"] = _network(rng)
     return data

@@ -27,6 +27,7 @@ from simulator.model.machine import CallTime
 from simulator.model.node import Marks, Node, queue_overflow
 from simulator.model.router import (
     JoinShortestQueue,
+    LeastOutstandingWork,
     PowerOfTwoChoices,
     Random,
     RoundRobin,
@@ -40,8 +41,8 @@ BLOCK = 16384  # arrivals per stream drawn at a time (at most; a short run draws
 _DISCIPLINES = {Fifo: kernel.FIFO, StrictPriority: kernel.PRIORITY, EarliestDeadlineFirst: kernel.EDF}
 _ADMISSION = {AdmitAll: kernel.ADMIT_ALL, DropExpired: kernel.DROP_EXPIRED, DropHopeless: kernel.DROP_HOPELESS}
 _ROUTERS = {RoundRobin: (kernel.ROUND_ROBIN, 0), Random: (kernel.RANDOM, 1), JoinShortestQueue: (kernel.SHORTEST_QUEUE, 1),
-            PowerOfTwoChoices: (kernel.POWER_OF_TWO, 3)}  # kernel code, most uniforms per arrival
-_UNLIMITED = 1 << 62  # keys available when requests carry none (the kernel never reads them)
+            PowerOfTwoChoices: (kernel.POWER_OF_TWO, 3), LeastOutstandingWork: (kernel.LEAST_WORK, 1)}  # kernel code, most uniforms per arrival
+_UNLIMITED = 1 << 62  # keys or per-call draws available where none are drawn (the kernel never reads them)
 
 ChunkSink = Callable[[dict[str, np.ndarray], np.ndarray, np.ndarray], None]  # columns, drop reasons, dropped
 
@@ -73,7 +74,8 @@ def simulate(
             run.state, run.settings, run.now_ms, run.heap_time, run.heap_int, run.nodes_int, run.nodes_float,
             run.line_head, run.line_tail, run.line_of, run.relative_deadline_ms, run.droppable, run.mean_service_ms,
             run.slots_int, run.slots_float, run.free, run.gaps_ms, run.gap_classes, run.requirements_ms,
-            run.stream_position, run.stream_length, run.stream_ended, run.uniforms, run.keys, run.delays_ms,
+            run.stream_position, run.stream_length, run.stream_ended, run.routers_int, run.uniforms, run.keys,
+            run.key_partitions, run.delays_ms,
             run.call_factors, run.overhead_multipliers, run.slowdown_table, run.overhead_table, run.device_slowdown, run.out_int,
             run.out_float, mark_id, mark_ms, mark_areas,
         )
@@ -136,6 +138,7 @@ class _Run:
         self.stream_ended = np.zeros(count, np.bool_)
         self.key_draw = key_draw
         self.keys = np.zeros(0, np.int64)
+        self.key_partitions = np.zeros(0, np.int64)  # the partition of each key (with partitions)
         self.settings[kernel.C_KEYS] = key_draw is not None
         if key_draw is None:
             self.state[kernel.S_KEYS] = _UNLIMITED
@@ -223,28 +226,46 @@ class _Run:
         self.delays_ms = np.zeros((2, 0))
 
     def _compile_router(self, cluster: Cluster) -> None:
-        self.router_uniforms: Iterator[float] | None = None
-        self.uniforms = np.zeros(0)
+        """The routers, one per partition (each over consecutive nodes), their random streams, and the partitioner."""
+        self.routers_int = np.zeros((max(len(cluster.routers), 1), kernel.ROUTER_INT_SIZE), np.int64)
+        self.uniforms = np.zeros((len(self.routers_int), 0))
+        self.router_uniforms: list[Iterator[float]] = []
+        self.partitioner = cluster.partitioner
+        self.settings[kernel.C_PARTITIONED] = cluster.partitioner is not None
         if len(cluster.nodes) == 1:
             self.settings[kernel.C_ROUTER] = kernel.DIRECT
             return
-        router = cluster.routers[0]
-        if type(router) not in _ROUTERS or len(cluster.routers) != 1:
-            raise RuntimeError(f"router {type(router).__name__} is not one the fast engine simulates (an eligibility bug)")
-        code, per_arrival = _ROUTERS[type(router)]
+        kinds = {type(router) for router in cluster.routers}
+        if len(kinds) != 1 or not kinds <= _ROUTERS.keys():
+            raise RuntimeError(f"routers {kinds} are not ones the fast engine simulates (an eligibility bug)")
+        code, per_arrival = _ROUTERS[kinds.pop()]
         self.settings[kernel.C_ROUTER] = code
         self.settings[kernel.C_UNIFORMS_PER_ARRIVAL] = per_arrival
-        self.router_uniforms = router.uniforms if per_arrival else None
+        for index, router in enumerate(cluster.routers):
+            first = router.replicas[0].index
+            if [node.index for node in router.replicas] != list(range(first, first + len(router.replicas))):
+                raise RuntimeError("a router's replicas are not consecutive nodes (an eligibility bug)")
+            self.routers_int[index, [kernel.RT_FIRST, kernel.RT_COUNT]] = first, len(router.replicas)
+        self.router_uniforms = [router.uniforms for router in cluster.routers] if per_arrival else []
 
     def top_up(self) -> None:
-        """Refill whatever runs low: each stream's arrivals (gap, class, requirements), router uniforms, keys."""
+        """Refill whatever runs low: each stream's arrivals (gap, class, requirements), router uniforms, keys (and
+        their partitions), network delays, the nodes' per-call draws."""
         low = [s for s in range(len(self.streams)) if self.stream_length[s] - self.stream_position[s] < 2 and not self.stream_ended[s]]
         if low:
             self._top_up_streams(low)
-        if self.router_uniforms is not None and self.state[kernel.S_UNIFORMS] - self.state[kernel.S_UNIFORM] < 3:
-            self.uniforms = _refilled(self.uniforms, self.state, kernel.S_UNIFORM, kernel.S_UNIFORMS, self.router_uniforms, np.float64, self.block)
+        if self.router_uniforms and self.state[kernel.S_UNIFORMS_LEFT] < self.settings[kernel.C_UNIFORMS_PER_ARRIVAL]:
+            begins, ends = self.routers_int[:, kernel.RT_UNIFORM], self.routers_int[:, kernel.RT_UNIFORMS]
+            low = [r for r in range(len(self.router_uniforms)) if ends[r] - begins[r] < self.settings[kernel.C_UNIFORMS_PER_ARRIVAL]]
+            self.uniforms, self.routers_int[:, kernel.RT_UNIFORMS] = _rows_refilled(
+                self.uniforms, begins, ends, {r: take(self.router_uniforms[r], self.block) for r in low}
+            )
+            self.routers_int[:, kernel.RT_UNIFORM] = 0
+            self.state[kernel.S_UNIFORMS_LEFT] = self.routers_int[:, kernel.RT_UNIFORMS].min()
         if self.key_draw is not None and self.state[kernel.S_KEYS] - self.state[kernel.S_KEY] < 1:
             self.keys = _refilled(self.keys, self.state, kernel.S_KEY, kernel.S_KEYS, self.key_draw, np.int64, self.block)
+            if self.partitioner is not None:
+                self.key_partitions = self.partitioner.owners(self.keys).astype(np.int64, copy=False)
         positions, lengths = [kernel.S_DELAY, kernel.S_DELAY + 2], [kernel.S_DELAYS, kernel.S_DELAYS + 2]
         low = [k for k in range(len(self.delay_draws)) if self.state[lengths[k]] - self.state[positions[k]] < 1]
         if low:

@@ -14,8 +14,9 @@ integral is computed with the same floating-point operations in the same order (
 (a call's time: speed factor, occupancy slowdown, overhead), ``model/device.py`` (compute shared
 by the calls on a device: every running call re-timed when their number changes), ``model/disciplines.py`` (fifo,
 strict priority, EDF), ``model/admission.py`` (expired, predictive), ``model/router.py`` (round
-robin, random, join-shortest-queue, power of two choices), ``model/cluster.py`` (the network's
-request and response legs) and ``model/source.py`` (ids, fine-batch marks, chunk flushes, the
+robin, random, join-shortest-queue, power of two choices, least work), ``model/partitioning.py``
+(a partition per key, its own router), ``model/cluster.py`` (the network's request and response
+legs) and ``model/source.py`` (ids, fine-batch marks, chunk flushes, the
 end of the run).
 """
 
@@ -57,6 +58,7 @@ ROUND_ROBIN = 1
 RANDOM = 2
 SHORTEST_QUEUE = 3
 POWER_OF_TWO = 4
+LEAST_WORK = 5
 
 # scalar state (int64 array ``state``)
 S_NEXT_ID = 0  # the next request id
@@ -67,18 +69,16 @@ S_OUT = 4  # output rows filled
 S_ZONE_DONE = 5  # run-zone requests finished
 S_NEXT_MARK = 6  # the next request id whose arrival records the node integrals
 S_MARKS = 7  # marks recorded
-S_TURN = 8  # round robin's turn
-S_UNIFORM = 9  # next router uniform
-S_UNIFORMS = 10  # router uniforms available
-S_KEY = 11  # next key
-S_KEYS = 12  # keys available
-S_FREE = 13  # free request slots
-S_STARTED = 14  # the streams' first arrivals are scheduled
-S_INFO = 15  # the node of UNSTABLE
-S_CALLS_LEFT = 16  # calls any node can still start on its buffered per-call draws
-S_DELAY = 17  # next delay of network stream 0 (S_DELAY + 2 for stream 1)
-S_DELAYS = 18  # delays of network stream 0 available (S_DELAYS + 2 for stream 1)
-STATE_SIZE = 21
+S_UNIFORMS_LEFT = 8  # router uniforms the router with the fewest still has buffered
+S_KEY = 9  # next key
+S_KEYS = 10  # keys available
+S_FREE = 11  # free request slots
+S_STARTED = 12  # the streams' first arrivals are scheduled
+S_INFO = 13  # the node of UNSTABLE
+S_CALLS_LEFT = 14  # calls any node can still start on its buffered per-call draws
+S_DELAY = 15  # next delay of network stream 0 (S_DELAY + 2 for stream 1)
+S_DELAYS = 16  # delays of network stream 0 available (S_DELAYS + 2 for stream 1)
+STATE_SIZE = 19
 
 # settings (int64 array ``settings``)
 C_MEASURED = 0  # run-zone requests (ids 0 .. measured − 1)
@@ -92,7 +92,8 @@ C_KEYS = 7  # 1: requests carry keys
 C_REQUEST_LEG = 8  # the network stream of the request leg, −1: none
 C_RESPONSE_LEG = 9  # the network stream of the response leg, −1: none (the same stream as the request leg: ``delay``)
 C_HEAP_ROOM = 10  # the most events one event may schedule, plus one
-SETTINGS_SIZE = 11
+C_PARTITIONED = 11  # 1: a request's key picks its partition's router (``key_partitions``)
+SETTINGS_SIZE = 12
 
 # per node, int64 ``nodes_int[node, ...]`` and float64 ``nodes_float[node, ...]``
 N_WORKERS = 0
@@ -117,7 +118,16 @@ NODE_INT_SIZE = 18
 N_BUSY_AREA = 0  # ∫ busy workers dt (ms), up to N_AREA_AT
 N_QUEUE_AREA = 1  # ∫ waiting requests dt (ms)
 N_AREA_AT = 2
-NODE_FLOAT_SIZE = 3
+N_WORK = 3  # least work: the mean service of the requests its router sent it and has not heard back from
+NODE_FLOAT_SIZE = 4
+
+# per router (one per partition), int64 ``routers_int[router, ...]``; its uniforms are ``uniforms[router]``
+RT_FIRST = 0  # its first replica (its replicas are consecutive nodes)
+RT_COUNT = 1
+RT_TURN = 2  # round robin's turn
+RT_UNIFORM = 3  # next uniform
+RT_UNIFORMS = 4  # uniforms buffered
+ROUTER_INT_SIZE = 5
 
 # per request slot, int64 ``slots_int[slot, ...]`` and float64 ``slots_float[slot, ...]``
 R_ID = 0
@@ -158,13 +168,15 @@ OUT_FLOAT_SIZE = 6
 @njit(cache=True)
 def advance(state, settings, now_ms, heap_time, heap_int, nodes_int, nodes_float, line_head, line_tail, line_of,
             relative_deadline_ms, droppable, mean_service_ms, slots_int, slots_float, free, gaps_ms, gap_classes,
-            requirements_ms, stream_position, stream_length, stream_ended, uniforms, keys, delays_ms, call_factors,
+            requirements_ms, stream_position, stream_length, stream_ended, routers_int, uniforms, keys, key_partitions,
+            delays_ms, call_factors,
             overhead_multipliers, slowdown_table, overhead_table, device_slowdown, out_int, out_float, mark_id, mark_ms,
             mark_areas):
     """Process events until Python is needed (the return codes above); ``now_ms[0]`` is the clock.
 
     Stream s's pending arrival is its buffer entry ``stream_position[s]`` (gap, class, requirement
-    per node spec); ``stream_ended[s]``: nothing follows its last buffered entry. ``delays_ms[k]``:
+    per node spec); ``stream_ended[s]``: nothing follows its last buffered entry. ``key_partitions[k]``:
+the partition of ``keys[k]``. ``delays_ms[k]``:
     network stream k's delays; ``call_factors[n]`` and ``overhead_multipliers[n]``: node n's next
     calls' speed factors and overhead multipliers; ``slowdown_table[n, k]`` and ``overhead_table[n, k]``:
     its slowdown factor and mean overhead at occupancy k (the last entry holds beyond); ``device_slowdown[n, k]``:
@@ -235,6 +247,8 @@ its device's compute-time factor with k calls computing (1 for k = 0). The helpe
         node = slots_int[slot, R_NODE]
         if settings[C_ROUTER] != DIRECT:
             nodes_int[node, N_IN_FLIGHT] -= 1
+            if settings[C_ROUTER] == LEAST_WORK:
+                nodes_float[node, N_WORK] = max(nodes_float[node, N_WORK] - mean_service_ms[node, slots_int[slot, R_CLASS]], 0.0)
         if request_id < settings[C_MEASURED]:
             row = state[S_OUT]
             out_int[O_ID, row] = request_id
@@ -423,42 +437,51 @@ its device's compute-time factor with k calls computing (1 for k = 0). The helpe
             dispatch(node, now)
         return True
 
-    def uniform():
-        value = uniforms[state[S_UNIFORM]]
-        state[S_UNIFORM] += 1
-        return value
+    def uniform(router):
+        position = routers_int[router, RT_UNIFORM]
+        routers_int[router, RT_UNIFORM] = position + 1
+        state[S_UNIFORMS_LEFT] -= 1
+        return uniforms[router, position]
 
-    def route():
-        """The router's choice (``model/router.py``), its uniforms taken in the same order."""
-        router = settings[C_ROUTER]
-        count = nodes_int.shape[0]
-        if router == DIRECT:
+    def load(node):
+        """What a load-aware router compares: its unanswered requests, or (least work) their mean service."""
+        if settings[C_ROUTER] == LEAST_WORK:
+            return nodes_float[node, N_WORK]
+        return float(nodes_int[node, N_IN_FLIGHT])
+
+    def route(router, request_class):
+        """The router's choice among its replicas (``model/router.py``), its uniforms taken in the same order."""
+        policy = settings[C_ROUTER]
+        if policy == DIRECT:
             return 0
-        if router == ROUND_ROBIN:
-            state[S_TURN] += 1
-            node = state[S_TURN] % count
-        elif router == RANDOM:
-            node = int(uniform() * count)
-        elif router == SHORTEST_QUEUE:
-            lowest = nodes_int[0, N_IN_FLIGHT]
+        first = routers_int[router, RT_FIRST]
+        count = routers_int[router, RT_COUNT]
+        if policy == ROUND_ROBIN:
+            routers_int[router, RT_TURN] += 1
+            node = first + routers_int[router, RT_TURN] % count
+        elif policy == RANDOM:
+            node = first + int(uniform(router) * count)
+        elif policy == POWER_OF_TWO:
+            node = first + int(uniform(router) * count)
+            if count > 1:
+                second = first + (node - first + 1 + int(uniform(router) * (count - 1))) % count
+                if load(second) < load(node) or load(second) == load(node) and int(uniform(router) * 2) == 1:
+                    node = second  # a tie takes a uniform, as ``Router._least``
+        else:  # SHORTEST_QUEUE, LEAST_WORK: the least loaded, ties at random (``Router._least``)
+            lowest = load(first)
             tied = 0
-            for candidate in range(count):
-                if nodes_int[candidate, N_IN_FLIGHT] < lowest:
-                    lowest, tied = nodes_int[candidate, N_IN_FLIGHT], 0
-                tied += nodes_int[candidate, N_IN_FLIGHT] == lowest
-            pick = int(uniform() * tied) if tied > 1 else 0
-            node = 0
-            while nodes_int[node, N_IN_FLIGHT] != lowest or pick > 0:
-                pick -= nodes_int[node, N_IN_FLIGHT] == lowest
-                node += 1
-        else:  # POWER_OF_TWO (a router exists only for two nodes or more)
-            first = int(uniform() * count)
-            second = (first + 1 + int(uniform() * (count - 1))) % count
+            for candidate in range(first, first + count):
+                if load(candidate) < lowest:
+                    lowest, tied = load(candidate), 0
+                tied += load(candidate) == lowest
+            pick = int(uniform(router) * tied) if tied > 1 else 0
             node = first
-            fewer = nodes_int[second, N_IN_FLIGHT] - nodes_int[first, N_IN_FLIGHT]
-            if fewer < 0 or fewer == 0 and int(uniform() * 2) == 1:  # a tie takes a uniform, as ``Router._least``
-                node = second
+            while load(node) != lowest or pick > 0:
+                pick -= load(node) == lowest
+                node += 1
         nodes_int[node, N_IN_FLIGHT] += 1
+        if policy == LEAST_WORK:
+            nodes_float[node, N_WORK] += mean_service_ms[node, request_class]
         return node
 
     def delay(leg):
@@ -501,7 +524,7 @@ its device's compute-time factor with k calls computing (1 for k = 0). The helpe
             stream = heap_int[0, 2]
             if stream_position[stream] + 1 >= stream_length[stream] and not stream_ended[stream]:
                 return NEED_INPUT
-            if state[S_UNIFORM] + settings[C_UNIFORMS_PER_ARRIVAL] > state[S_UNIFORMS] or state[S_KEY] >= state[S_KEYS]:
+            if state[S_UNIFORMS_LEFT] < settings[C_UNIFORMS_PER_ARRIVAL] or state[S_KEY] >= state[S_KEYS]:
                 return NEED_INPUT
             if state[S_FREE] == 0:
                 return POOL_FULL
@@ -548,16 +571,20 @@ its device's compute-time factor with k calls computing (1 for k = 0). The helpe
             mark(request_id, now)
             if request_id == state[S_NEXT_MARK]:
                 state[S_NEXT_MARK] += settings[C_MARK_EVERY]
-        node = route()
+        key = -1
+        router = 0
+        if settings[C_KEYS]:
+            key = keys[state[S_KEY]]
+            if settings[C_PARTITIONED]:
+                router = key_partitions[state[S_KEY]]
+            state[S_KEY] += 1
+        node = route(router, request_class)
         state[S_FREE] -= 1
         slot = free[state[S_FREE]]
         slots_int[slot, R_ID] = request_id
         slots_int[slot, R_CLASS] = request_class
         slots_int[slot, R_NODE] = node
-        slots_int[slot, R_KEY] = -1
-        if settings[C_KEYS]:
-            slots_int[slot, R_KEY] = keys[state[S_KEY]]
-            state[S_KEY] += 1
+        slots_int[slot, R_KEY] = key
         slots_float[slot, R_ARRIVAL] = now
         slots_float[slot, R_DEADLINE] = now + relative_deadline_ms[request_class]
         slots_float[slot, R_SERVICE] = requirements_ms[stream, entry, nodes_int[node, N_SPEC]]
