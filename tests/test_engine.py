@@ -221,3 +221,21 @@ def test_cli_reports_unstable_with_exit_3(tmp_path):
     completed = subprocess.run([sys.executable, "-m", "simulator", "run", str(path)], capture_output=True, text=True, timeout=120)
     assert completed.returncode == 3
     assert "offered load is 1.500" in completed.stderr and "Traceback" not in completed.stderr
+
+
+@pytest.mark.parametrize("engine", ["simpy", "fast"])
+def test_a_run_whose_fields_need_neither_loads_neither_pandas_nor_scipy_stats(engine):
+    """Startup: scenario loading and a run without files or tables import pandas and scipy.stats only where a field
+    needs them (a scipy service, a trace, a profile, a fitted file, samples)."""
+    code = f"""
+import sys
+from simulator import run, scenario_from_dict
+data = {{"name": "x", "run": {{"requests": 3000, "replications": 2, "seed": 1}},
+        "workload": {{"arrival": {{"process": "poisson", "rate_per_s": 50}}, "classes": [{{"name": "a"}}]}},
+        "nodes": [{{"name": "n", "service": {{"distribution": "hyperexponential", "means_ms": [5, 20], "weights": [0.7, 0.3]}}}}]}}
+result = run(scenario_from_dict(data), engine="{engine}")
+assert result.summary["engine"] == "{engine}"
+loaded = [name for name in ("pandas", "scipy.stats") if name in sys.modules]
+assert not loaded, loaded
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -263,18 +263,15 @@ INELIGIBLE = {
     "cache": ({"workload": scenario()["workload"] | {"keys": {"popularity": "zipf", "catalog_size": 100, "exponent": 1.0}},
                "cache": {"policy": {"policy": "lru", "capacity_entries": 10}, "hit_latency": {"distribution": "deterministic", "value_ms": 0.3}}},
               "a result cache (cache)"),
-    "partitions": ({"workload": scenario()["workload"] | {"keys": {"popularity": "uniform", "catalog_size": 100}},
-                    "partitioning": {"scheme": "hash", "partitions": 2}}, "partitioning.partitions"),
-    "network": ({"network": {"delay": {"distribution": "deterministic", "value_ms": 1.0}}}, "network"),
     "pipeline": ({"nodes": [node(name="a"), node(name="b")], "pipeline": {"stages": ["a", "b"], "transfer": {"distribution": "deterministic", "value_ms": 1.0}}},
                  "pipeline"),
     "events": ({"events": [{"type": "failure", "nodes": ["n"], "at_s": 1, "duration_s": 1}]}, "events"),
     "batching": ({"nodes": [node(batching={"max_batch_size": 4, "max_queue_delay_ms": 2.0}, service=expon(MEAN_MS) | {"batch_scaling": {"per_extra_item": 0.5}})]},
                  "nodes[0].batching"),
-    "device": ({"nodes": [node(device={"concurrency_slowdown": [1.0, 1.5]})]}, "nodes[0].device"),
+    "device copies": ({"nodes": [node(device={"h2d": {"distribution": "deterministic", "value_ms": 1.0}})]}, "nodes[0].device.h2d"),
     "queue policy": ({"nodes": [node(queue_policy={"default": {"timeout_ms": 50}})]}, "nodes[0].queue_policy"),
     "preemption": ({"nodes": [node(discipline={"policy": "preemptive_priority"})]}, "nodes[0].discipline"),
-    "router": ({"router": {"policy": "least_work"}, "nodes": [node(replicas=2)]}, "router.policy"),
+    "router": ({"router": {"policy": "peak_ewma"}, "nodes": [node(replicas=2)]}, "router.policy"),
 }
 
 

@@ -159,13 +159,13 @@ def test_the_load_counts_speed_and_overhead():
         run(scenario_from_dict(_with_node(overhead={"occupancy": [1, 10], "mean_ms": [10.0, 20.0]})))
 
 
-def test_the_fast_engine_names_what_it_cannot_simulate():
-    with pytest.raises(ScenarioError, match="speed"):
-        run(scenario_from_dict(_with_node(speed={"factors": [1.0], "transition": [[1.0]]})), engine="fast")
-    with pytest.raises(ScenarioError, match="overhead"):
-        run(scenario_from_dict(_with_node(overhead={"occupancy": [1], "mean_ms": [1.0]})), engine="fast")
-    with pytest.raises(ScenarioError, match="occupancy_slowdown"):
-        run(scenario_from_dict(_with_node(occupancy_slowdown={"occupancy": [1], "factors": [1.0]})), engine="fast")
+def test_the_fast_engine_simulates_the_machine_as_the_simpy_model_does():
+    """(tests/test_fastpath_random.py compares the two engines request by request on many random machines.)"""
+    data = _with_node(speed={"factors": [0.8, 1.5], "transition": [[0.9, 0.1], [0.3, 0.7]], "variation_sigma": [0.0, 0.2]},
+                      overhead={"occupancy": [1, 3], "mean_ms": [0.5, 1.5], "variation_sigma": 0.4},
+                      occupancy_slowdown={"occupancy": [1, 4], "factors": [1.0, 1.3]})
+    fast, simpy = run(scenario_from_dict(data), engine="fast"), run(scenario_from_dict(data), engine="simpy")
+    assert {**fast.summary, "engine": "simpy"} == simpy.summary
 
 
 @pytest.mark.parametrize(

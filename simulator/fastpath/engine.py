@@ -3,7 +3,9 @@
 ``simulate`` takes the same inputs as the SimPy path's ``ArrivalSource`` (arrival streams, class
 draws, service requirements drawn at arrival, keys) and the cluster ``model/build.py`` built for
 the replication, compiles that cluster into arrays (workers, queue capacities, disciplines,
-admission, the router and its random stream), and runs ``kernel.advance`` until the run ends.
+admission, each node's machine — speed process, occupancy slowdown, overhead —, the router and its
+random stream, the network's delay streams), and runs ``kernel.advance`` until the run ends. Every
+random stream is read from the model's own draw iterators, in the blocks they draw.
 It hands every chunk of finished run-zone requests to ``emit`` as columns, at the points where the
 SimPy path flushes its finished requests, so the recorder, the record writer and the time
 series receive the same rows in the same order; the node integrals are recorded at the same
@@ -19,10 +21,13 @@ import numpy as np
 from simulator.fastpath import kernel
 from simulator.model.admission import AdmitAll, DropExpired, DropHopeless
 from simulator.model.cluster import Cluster
+from simulator.model.device import StagedExecutor
 from simulator.model.disciplines import EarliestDeadlineFirst, Fifo, StrictPriority
-from simulator.model.node import Marks, queue_overflow
+from simulator.model.machine import CallTime
+from simulator.model.node import Marks, Node, queue_overflow
 from simulator.model.router import (
     JoinShortestQueue,
+    LeastOutstandingWork,
     PowerOfTwoChoices,
     Random,
     RoundRobin,
@@ -36,8 +41,8 @@ BLOCK = 16384  # arrivals per stream drawn at a time (at most; a short run draws
 _DISCIPLINES = {Fifo: kernel.FIFO, StrictPriority: kernel.PRIORITY, EarliestDeadlineFirst: kernel.EDF}
 _ADMISSION = {AdmitAll: kernel.ADMIT_ALL, DropExpired: kernel.DROP_EXPIRED, DropHopeless: kernel.DROP_HOPELESS}
 _ROUTERS = {RoundRobin: (kernel.ROUND_ROBIN, 0), Random: (kernel.RANDOM, 1), JoinShortestQueue: (kernel.SHORTEST_QUEUE, 1),
-            PowerOfTwoChoices: (kernel.POWER_OF_TWO, 3)}  # kernel code, most uniforms per arrival
-_UNLIMITED = 1 << 62  # keys available when requests carry none (the kernel never reads them)
+            PowerOfTwoChoices: (kernel.POWER_OF_TWO, 3), LeastOutstandingWork: (kernel.LEAST_WORK, 1)}  # kernel code, most uniforms per arrival
+_UNLIMITED = 1 << 62  # keys or per-call draws available where none are drawn (the kernel never reads them)
 
 ChunkSink = Callable[[dict[str, np.ndarray], np.ndarray, np.ndarray], None]  # columns, drop reasons, dropped
 
@@ -69,7 +74,9 @@ def simulate(
             run.state, run.settings, run.now_ms, run.heap_time, run.heap_int, run.nodes_int, run.nodes_float,
             run.line_head, run.line_tail, run.line_of, run.relative_deadline_ms, run.droppable, run.mean_service_ms,
             run.slots_int, run.slots_float, run.free, run.gaps_ms, run.gap_classes, run.requirements_ms,
-            run.stream_position, run.stream_length, run.stream_ended, run.uniforms, run.keys, run.out_int,
+            run.stream_position, run.stream_length, run.stream_ended, run.routers_int, run.uniforms, run.keys,
+            run.key_partitions, run.delays_ms,
+            run.call_factors, run.overhead_multipliers, run.slowdown_table, run.overhead_table, run.device_slowdown, run.out_int,
             run.out_float, mark_id, mark_ms, mark_areas,
         )
         if code in (kernel.FLUSHED, kernel.STOPPED, kernel.EMPTY):
@@ -82,6 +89,8 @@ def simulate(
             run.grow_slots()
         elif code == kernel.OUT_FULL:
             run.grow_out()
+        elif code == kernel.HEAP_FULL:
+            run.grow_heap()
         elif code == kernel.UNSTABLE:
             raise queue_overflow(cluster.nodes[run.state[kernel.S_INFO]].name, max_queue_length, float(run.now_ms[0]))
     recorded = range(int(run.state[kernel.S_MARKS]))
@@ -109,9 +118,15 @@ class _Run:
         self.state = np.zeros(kernel.STATE_SIZE, np.int64)
         self.settings = np.zeros(kernel.SETTINGS_SIZE, np.int64)
         self.now_ms = np.zeros(1)
-        self.heap_time, self.heap_int = kernel.empty_heap(len(streams) + sum(node.workers for node in nodes) + 1)
+        self.settings[kernel.C_HEAP_ROOM] = 2 * max(node.workers for node in nodes) + 3
+        self.heap_time, self.heap_int = kernel.empty_heap(
+            len(streams) + sum(node.workers for node in nodes) + int(self.settings[kernel.C_HEAP_ROOM])
+        )
         self._compile_nodes(nodes, classes)
+        self._compile_devices(nodes)
+        self._compile_machines(nodes, cluster.nodes[0].max_queue_length)
         self._compile_router(cluster)
+        self._compile_network(cluster)
         self.requirements = requirements
         self.streams = list(streams)
         count, specs = len(streams), requirements.specs
@@ -123,6 +138,7 @@ class _Run:
         self.stream_ended = np.zeros(count, np.bool_)
         self.key_draw = key_draw
         self.keys = np.zeros(0, np.int64)
+        self.key_partitions = np.zeros(0, np.int64)  # the partition of each key (with partitions)
         self.settings[kernel.C_KEYS] = key_draw is not None
         if key_draw is None:
             self.state[kernel.S_KEYS] = _UNLIMITED
@@ -148,8 +164,10 @@ class _Run:
         for index, node in enumerate(nodes):
             discipline = _DISCIPLINES.get(type(node.queue))
             admission = _ADMISSION.get(type(node.admission))
-            if discipline is None or admission is None or not node.simple and node.admits is None or len(node.queues) != 1:
+            device = _device(node)
+            if discipline is None or admission is None or device is None or len(node.queues) != 1:
                 raise RuntimeError(f"node {node.name!r} is not one the fast engine simulates (an eligibility bug)")
+            self.nodes_int[index, kernel.N_DEVICE] = device
             self.nodes_int[index, kernel.N_WORKERS] = node.workers
             self.nodes_int[index, kernel.N_CAPACITY] = -1 if node.queue_capacity is None else node.queue_capacity
             self.nodes_int[index, kernel.N_ADMISSION] = admission
@@ -163,29 +181,127 @@ class _Run:
             if admission != kernel.ADMIT_ALL:
                 self.droppable |= np.asarray(node.admission.droppable, np.bool_)
 
+    def _compile_devices(self, nodes: Sequence[Node]) -> None:
+        """Each device's compute-time factor by the calls computing at once (0 .. its workers)."""
+        self.device_slowdown = np.ones((len(nodes), max(node.workers for node in nodes) + 1))
+        self.nodes_int[:, kernel.N_COMPUTING_HEAD] = self.nodes_int[:, kernel.N_COMPUTING_TAIL] = -1
+        for index, node in enumerate(nodes):
+            if isinstance(node.executor, StagedExecutor):
+                self.device_slowdown[index, : node.workers + 1] = [node.executor.slowdown(k) for k in range(node.workers + 1)]
+
+    def _compile_machines(self, nodes: Sequence[Node], max_queue_length: int) -> None:
+        """Each node's ``CallTime``: its occupancy curves as tables, and which per-call draws its calls take."""
+        self.machines: list[CallTime | None] = [node.call_time for node in nodes]
+        tables: dict[tuple[int, int], np.ndarray] = {}  # (node, kernel field of its points) → values by occupancy
+        for index, (node, machine) in enumerate(zip(nodes, self.machines)):
+            if machine is None:
+                continue
+            most = node.workers + max_queue_length  # no call starts at a higher occupancy
+            if machine.slowdown is not None:
+                tables[index, kernel.N_SLOWDOWN_POINTS] = machine.slowdown.table(most)
+            if machine.overhead is not None:
+                tables[index, kernel.N_OVERHEAD_POINTS] = machine.overhead.mean_ms.table(most)
+                self.nodes_int[index, kernel.N_OVERHEAD] = 1 if machine.overhead.multipliers is None else 2
+            self.nodes_int[index, kernel.N_SPEED] = machine.speed is not None
+        width = max((len(table) for table in tables.values()), default=1)
+        self.slowdown_table = np.zeros((len(nodes), width))
+        self.overhead_table = np.zeros((len(nodes), width))
+        for (index, field), table in tables.items():
+            target = self.slowdown_table if field == kernel.N_SLOWDOWN_POINTS else self.overhead_table
+            target[index, : len(table)] = table
+            self.nodes_int[index, field] = len(table)
+        self.speed_states = [None if m is None or m.speed is None else m.speed.state for m in self.machines]
+        self.call_factors = np.zeros((len(nodes), 0))
+        self.overhead_multipliers = np.zeros((len(nodes), 0))
+        self._refill_calls([])
+
+    def _compile_network(self, cluster: Cluster) -> None:
+        """The network's delay streams: one for ``delay`` (both legs draw from it in turn), else one per leg."""
+        legs = [cluster.request_delay_ms, cluster.response_delay_ms]
+        self.delay_draws: list[Iterator[float]] = []
+        for leg, draws in zip((kernel.C_REQUEST_LEG, kernel.C_RESPONSE_LEG), legs):
+            if draws is not None and not any(draws is known for known in self.delay_draws):
+                self.delay_draws.append(draws)
+            self.settings[leg] = -1 if draws is None else next(k for k, known in enumerate(self.delay_draws) if known is draws)
+        self.delays_ms = np.zeros((2, 0))
+
     def _compile_router(self, cluster: Cluster) -> None:
-        self.router_uniforms: Iterator[float] | None = None
-        self.uniforms = np.zeros(0)
+        """The routers, one per partition (each over consecutive nodes), their random streams, and the partitioner."""
+        self.routers_int = np.zeros((max(len(cluster.routers), 1), kernel.ROUTER_INT_SIZE), np.int64)
+        self.uniforms = np.zeros((len(self.routers_int), 0))
+        self.router_uniforms: list[Iterator[float]] = []
+        self.partitioner = cluster.partitioner
+        self.settings[kernel.C_PARTITIONED] = cluster.partitioner is not None
         if len(cluster.nodes) == 1:
             self.settings[kernel.C_ROUTER] = kernel.DIRECT
             return
-        router = cluster.routers[0]
-        if type(router) not in _ROUTERS or len(cluster.routers) != 1:
-            raise RuntimeError(f"router {type(router).__name__} is not one the fast engine simulates (an eligibility bug)")
-        code, per_arrival = _ROUTERS[type(router)]
+        kinds = {type(router) for router in cluster.routers}
+        if len(kinds) != 1 or not kinds <= _ROUTERS.keys():
+            raise RuntimeError(f"routers {kinds} are not ones the fast engine simulates (an eligibility bug)")
+        code, per_arrival = _ROUTERS[kinds.pop()]
         self.settings[kernel.C_ROUTER] = code
         self.settings[kernel.C_UNIFORMS_PER_ARRIVAL] = per_arrival
-        self.router_uniforms = router.uniforms if per_arrival else None
+        for index, router in enumerate(cluster.routers):
+            first = router.replicas[0].index
+            if [node.index for node in router.replicas] != list(range(first, first + len(router.replicas))):
+                raise RuntimeError("a router's replicas are not consecutive nodes (an eligibility bug)")
+            self.routers_int[index, [kernel.RT_FIRST, kernel.RT_COUNT]] = first, len(router.replicas)
+        self.router_uniforms = [router.uniforms for router in cluster.routers] if per_arrival else []
 
     def top_up(self) -> None:
-        """Refill whatever runs low: each stream's arrivals (gap, class, requirements), router uniforms, keys."""
+        """Refill whatever runs low: each stream's arrivals (gap, class, requirements), router uniforms, keys (and
+        their partitions), network delays, the nodes' per-call draws."""
         low = [s for s in range(len(self.streams)) if self.stream_length[s] - self.stream_position[s] < 2 and not self.stream_ended[s]]
         if low:
             self._top_up_streams(low)
-        if self.router_uniforms is not None and self.state[kernel.S_UNIFORMS] - self.state[kernel.S_UNIFORM] < 3:
-            self.uniforms = _refilled(self.uniforms, self.state, kernel.S_UNIFORM, kernel.S_UNIFORMS, self.router_uniforms, np.float64, self.block)
+        if self.router_uniforms and self.state[kernel.S_UNIFORMS_LEFT] < self.settings[kernel.C_UNIFORMS_PER_ARRIVAL]:
+            begins, ends = self.routers_int[:, kernel.RT_UNIFORM], self.routers_int[:, kernel.RT_UNIFORMS]
+            low = [r for r in range(len(self.router_uniforms)) if ends[r] - begins[r] < self.settings[kernel.C_UNIFORMS_PER_ARRIVAL]]
+            self.uniforms, self.routers_int[:, kernel.RT_UNIFORMS] = _rows_refilled(
+                self.uniforms, begins, ends, {r: take(self.router_uniforms[r], self.block) for r in low}
+            )
+            self.routers_int[:, kernel.RT_UNIFORM] = 0
+            self.state[kernel.S_UNIFORMS_LEFT] = self.routers_int[:, kernel.RT_UNIFORMS].min()
         if self.key_draw is not None and self.state[kernel.S_KEYS] - self.state[kernel.S_KEY] < 1:
             self.keys = _refilled(self.keys, self.state, kernel.S_KEY, kernel.S_KEYS, self.key_draw, np.int64, self.block)
+            if self.partitioner is not None:
+                self.key_partitions = self.partitioner.owners(self.keys).astype(np.int64, copy=False)
+        positions, lengths = [kernel.S_DELAY, kernel.S_DELAY + 2], [kernel.S_DELAYS, kernel.S_DELAYS + 2]
+        low = [k for k in range(len(self.delay_draws)) if self.state[lengths[k]] - self.state[positions[k]] < 1]
+        if low:
+            self.delays_ms, self.state[lengths] = _rows_refilled(
+                self.delays_ms, self.state[positions], self.state[lengths], {k: take(self.delay_draws[k], self.block) for k in low}
+            )
+            self.state[positions] = 0
+        if self.state[kernel.S_CALLS_LEFT] < 1:
+            self._refill_calls([n for n in range(len(self.machines)) if self._calls_left(n) < 1])
+
+    def _calls_left(self, node: int) -> int:
+        """Calls node ``node`` can start on its buffered draws (unlimited when its calls draw nothing)."""
+        takes = self.nodes_int[node, kernel.N_SPEED] or self.nodes_int[node, kernel.N_OVERHEAD] == 2
+        return int(self.nodes_int[node, kernel.N_CALLS] - self.nodes_int[node, kernel.N_CALL]) if takes else _UNLIMITED
+
+    def _refill_calls(self, low: list[int]) -> None:
+        """The next block of per-call draws of each node in ``low``: speed factors (the chain stepped over its
+        uniforms) and overhead multipliers."""
+        factors, multipliers = {}, {}
+        for node in low:
+            machine = self.machines[node]
+            if machine.speed is not None:
+                uniforms, normals = machine.speed.next_draws(self.block)
+                states = kernel.chain_states(machine.speed.cumulative, self.speed_states[node], uniforms)
+                self.speed_states[node] = int(states[-1])
+                factors[node] = machine.speed.factors_of(states[:-1], normals)
+            if machine.overhead is not None and machine.overhead.multipliers is not None:
+                multipliers[node] = take(machine.overhead.multipliers, self.block)
+        begins, ends = self.nodes_int[:, kernel.N_CALL], self.nodes_int[:, kernel.N_CALLS]
+        self.call_factors, _ = _rows_refilled(self.call_factors, begins, ends, factors)
+        self.overhead_multipliers, _ = _rows_refilled(self.overhead_multipliers, begins, ends, multipliers)
+        for node in low:
+            self.nodes_int[node, kernel.N_CALLS] += self.block
+        self.nodes_int[:, kernel.N_CALLS] -= self.nodes_int[:, kernel.N_CALL]
+        self.nodes_int[:, kernel.N_CALL] = 0
+        self.state[kernel.S_CALLS_LEFT] = min((self._calls_left(n) for n in range(len(self.machines))), default=_UNLIMITED)
 
     def _top_up_streams(self, low: list[int]) -> None:
         kept = [self.stream_length[s] - self.stream_position[s] for s in range(len(self.streams))]
@@ -226,6 +342,12 @@ class _Run:
         self.free = free
         self.state[kernel.S_FREE] += new - old
 
+    def grow_heap(self) -> None:
+        """Room for twice as many pending events (requests in the network each hold one)."""
+        heap_time, heap_int = kernel.empty_heap(2 * len(self.heap_time))
+        heap_time[: len(self.heap_time)], heap_int[: len(self.heap_time)] = self.heap_time, self.heap_int
+        self.heap_time, self.heap_int = heap_time, heap_int
+
     def grow_out(self, count: int | None = None) -> None:
         """More output rows (double, or ``count`` to begin with)."""
         new = count or 2 * self.out_int.shape[1]
@@ -241,14 +363,15 @@ class _Run:
         ints, floats = self.out_int[:, :rows].copy(), self.out_float[:, :rows].copy()
         zeros, no_ints = np.zeros(rows), np.zeros(rows, np.int64)
         columns = {name: zeros for name in (
-            "batch_wait_ms", "network_ms", "cache_ms", "load_ms", "copy_ms", "lost_ms", "preempted_ms", "transfer_ms",
+            "batch_wait_ms", "cache_ms", "load_ms", "copy_ms", "lost_ms", "preempted_ms", "transfer_ms",
             "upstream_wait_ms", "upstream_service_ms",
         )}
         columns |= {"retries": no_ints, "stage": no_ints, "batch_size": np.ones(rows, np.int64)}
         columns |= {
             "request_id": ints[kernel.O_ID], "class_index": ints[kernel.O_CLASS], "node_index": ints[kernel.O_NODE],
-            "key": ints[kernel.O_KEY], "arrival_ms": floats[kernel.O_ARRIVAL], "node_arrival_ms": floats[kernel.O_ARRIVAL],
+            "key": ints[kernel.O_KEY], "arrival_ms": floats[kernel.O_ARRIVAL],
             "start_ms": floats[kernel.O_START], "service_ms": floats[kernel.O_SERVICE], "end_ms": floats[kernel.O_END],
+            "node_arrival_ms": floats[kernel.O_NODE_ARRIVAL], "network_ms": floats[kernel.O_NETWORK],
         }
         emit(columns, DROP_REASONS[ints[kernel.O_DROP]], ints[kernel.O_DROP] != 0)
 
@@ -257,6 +380,33 @@ def _grown(array: np.ndarray, rows: int) -> np.ndarray:
     grown = np.zeros((rows, *array.shape[1:]), array.dtype)
     grown[: len(array)] = array
     return grown
+
+
+def _device(node: Node) -> int | None:
+    """How the node runs a call (``kernel.N_DEVICE``), or None where the fast engine cannot (batching, a queue
+    policy, preemption, copies or model loads)."""
+    if node.batcher is not None or node.queue_policy is not None or node.preemption is not None:
+        return None
+    executor = node.executor
+    if not isinstance(executor, StagedExecutor):
+        return 0
+    if executor.h2d is not None or executor.d2h is not None or executor.memory is not None:
+        return None
+    return 2 if executor.shares_compute else 1
+
+
+def _rows_refilled(
+    array: np.ndarray, begins: np.ndarray, ends: np.ndarray, fresh: dict[int, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's unread values (``begins`` to ``ends``) followed by its ``fresh`` ones, and each row's new length."""
+    lengths = np.array([ends[r] - begins[r] + len(fresh.get(r, ())) for r in range(len(array))], np.int64)
+    refilled = np.zeros((len(array), max(lengths.max(initial=0), 1)))
+    for row in range(len(array)):
+        kept = array[row, begins[row] : ends[row]]
+        refilled[row, : len(kept)] = kept
+        if row in fresh:
+            refilled[row, len(kept) : lengths[row]] = fresh[row]
+    return refilled, lengths
 
 
 def _refilled(

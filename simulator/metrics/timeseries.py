@@ -26,12 +26,15 @@ A run's last window is usually only partly covered; rates there read low.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from simulator.metrics.collector import RequestChunk
 from simulator.units import MS_PER_S, NS_PER_MS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TICKS_PER_MS = NS_PER_MS  # time integrals are summed in integer nanoseconds, exactly, in any order
 LATENCY_LOW_MS = 0.01
@@ -231,6 +234,7 @@ class TimeSeriesRecorder:
 
     def frame(self) -> pd.DataFrame:
         """The time series as a wide DataFrame, one row per window (columns in the module doc)."""
+        import pandas as pd  # loaded only by a monitored run
         first = min(self._first, self._end)
         rows = slice(first, self._end)
         window_s = self.window_ms / MS_PER_S

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from itertools import islice
+
 from simulator.random_streams import draws
 from simulator.scenario.nodes import OverheadSpec, SpeedSpec
 
@@ -37,6 +39,7 @@ class Speed:
         self.state = min(int(np.searchsorted(start, next(self.uniforms), side="right")), len(self.factors) - 1)
         sigmas = spec.variation_sigma
         self.spreads = None if sigmas is None or not any(sigmas) else (list(sigmas), draws(rng.standard_normal))
+        self.calls = 0  # calls whose draws were read (one uniform each, after the start's; one normal each with spreads)
 
     def next_factor(self) -> float:
         factor = self.factors[self.state]
@@ -44,7 +47,33 @@ class Speed:
             sigma = self.spreads[0][self.state]
             factor *= float(np.exp(sigma * next(self.spreads[1]) - sigma * sigma / 2))
         self.state = int(np.searchsorted(self.cumulative[self.state], next(self.uniforms), side="right"))
+        self.calls += 1
         return factor
+
+    def next_draws(self, calls: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """The uniforms (moves of the chain) and normals (spreads; None without) of the next ``calls`` calls, read
+        as ``next_factor`` reads them: the two share the generator, so each block is drawn in the same turn."""
+        uniforms, normals = [], []
+        block = self.uniforms.blocks.block_size
+        left = calls
+        while left:
+            # a piece ends where either iterator would draw a block: within it, at most its first call draws
+            piece = min(left, block - (self.calls + 1) % block)
+            if self.spreads is not None:
+                piece = min(piece, block - self.calls % block)
+                normals.extend(islice(self.spreads[1], piece))
+            uniforms.extend(islice(self.uniforms, piece))
+            self.calls += piece
+            left -= piece
+        return np.array(uniforms), None if self.spreads is None else np.array(normals)
+
+    def factors_of(self, states: np.ndarray, normals: np.ndarray | None) -> np.ndarray:
+        """The factors of calls made in ``states`` with these spread normals (``next_factor``'s arithmetic, per element)."""
+        factors = np.asarray(self.factors)[states]
+        if normals is None:
+            return factors
+        sigmas = np.asarray(self.spreads[0])[states]
+        return factors * np.exp(sigmas * normals - sigmas * sigmas / 2)
 
 
 class OccupancyCurve:
@@ -57,6 +86,10 @@ class OccupancyCurve:
 
     def __call__(self, occupancy: int) -> float:
         return float(np.interp(occupancy, self.occupancy, self.values))
+
+    def table(self, most: int) -> np.ndarray:
+        """The values at occupancies 0, 1, ..., up to ``most`` or the first beyond the last point (flat after it)."""
+        return np.interp(np.arange(min(most, int(np.ceil(self.occupancy[-1]))) + 1), self.occupancy, self.values)
 
 
 class Overhead:

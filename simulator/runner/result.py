@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from simulator.files import write_text_atomically
 from simulator.metrics.collector import ALL
 from simulator.metrics.summary import Estimate
 from simulator.runner.plan import RunPlan
 from simulator.scenario.schema import Scenario
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class RunResult:
@@ -56,6 +57,8 @@ class RunResult:
             return None
         for replication, frame in enumerate(frames):
             frame.insert(0, "replication", replication)
+        import pandas as pd  # loaded when asked for: a run without tables starts without it
+
         combined = pd.concat(frames, ignore_index=True)
         drops = [column for column in combined.columns if column.startswith("drops.")]
         combined[drops] = combined[drops].fillna(0).astype("int64")  # a reason absent in one replication is 0 there
@@ -74,6 +77,7 @@ class RunResult:
 
     def to_frame(self) -> pd.DataFrame:
         """Tidy table: one row per (scope, name, metric) with estimate and interval."""
+        import pandas as pd
         rows = []
         for scope, entries in (("class", self.summary["classes"]), ("node", self.summary["nodes"])):
             for name, stats in entries.items():

@@ -30,7 +30,6 @@ from simulator.distributions import (
     PhaseType,
     ScipyFrozen,
 )
-from simulator.formats.samples import expression_columns
 from simulator.registry import SERVICE_MODELS, PolicyConfig
 from simulator.settings import Settings
 
@@ -318,6 +317,8 @@ class EmpiricalService(SampleBackedSettings):
     @classmethod
     def _a_usable_expression(cls, expression: str | None) -> str | None:
         if expression is not None:
+            from simulator.formats.samples import expression_columns  # pandas: loaded only where an expression is given
+
             expression_columns(expression)
         return expression
 

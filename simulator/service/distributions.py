@@ -13,11 +13,6 @@ import numpy as np
 
 from simulator.distributions import Distribution
 from simulator.errors import ScenarioError
-from simulator.formats.samples import (
-    read_sample_column,
-    read_sample_expression,
-    require_within,
-)
 from simulator.random_streams import DRAW_BLOCK_SIZE
 from simulator.registry import SERVICE_MODELS
 from simulator.scenario.service import (
@@ -214,6 +209,8 @@ class MixtureModel(ServiceTimeModel):
 
 def read_service_times(path: Path, column: str | None, expression: str | None, what: str) -> np.ndarray:
     """Measured service times (ms) of a column or expression: each 0 or in [1e-6, 1e9] ms, not all 0."""
+    from simulator.formats.samples import read_sample_column, read_sample_expression, require_within  # pandas: only for files
+
     samples = read_sample_column(path, column, what) if expression is None else read_sample_expression(path, expression, what)
     require_within(samples, MIN_TIME_MS, MAX_TIME_MS, path, column if expression is None else expression, what, zero_allowed=True)
     if not np.any(samples):

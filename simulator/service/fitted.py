@@ -13,31 +13,28 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from simulator.distributions import LognormalHMM
 from simulator.errors import ProfileBundleError, ScenarioError
-from simulator.formats.fitted import (
-    EMPIRICAL,
-    FittedCell,
-    FittedModels,
-    cell_samples,
-    file_sha256,
-    read_fitted,
-)
-from simulator.formats.samples import MAX_FILE_BYTES
 from simulator.registry import SERVICE_MODELS
 from simulator.scenario.fitted import FittedService
 from simulator.service.distributions import read_service_times
 from simulator.service.profile_backed import cached_bundle
 from simulator.service.sample_backed import SampleBacked, Source, source_mean_ms
 
+if TYPE_CHECKING:
+    from simulator.formats.fitted import FittedCell, FittedModels
+
 WHAT = "service.fitted"
 
 
 @functools.lru_cache(maxsize=16)
 def _cached_fitted(path: Path, stamp: tuple[int, int]) -> FittedModels:
+    from simulator.formats.fitted import read_fitted  # pandas: loaded only where a fitted file is read
+
     return read_fitted(path)
 
 
@@ -121,6 +118,9 @@ class Fitted(SampleBacked):
                 raise ScenarioError(f"{WHAT}: {error}") from None
             found = bundle.metadata["samples"]["sha256"]
         else:
+            from simulator.formats.fitted import file_sha256
+            from simulator.formats.samples import MAX_FILE_BYTES
+
             found = file_sha256(where, MAX_FILE_BYTES)
         if found != source.sha256:
             raise ScenarioError(
@@ -136,6 +136,8 @@ class Fitted(SampleBacked):
             times = read_service_times(where, source.column, source.expression, WHAT)
             return {size: times for size in self.cells}
         frame = cached_bundle(where).samples
+        from simulator.formats.fitted import cell_samples
+
         samples = {size: cell_samples(frame, cell) for size, cell in self.cells.items()}
         empty = [size for size, times in samples.items() if times.size == 0]
         if empty:
@@ -145,6 +147,8 @@ class Fitted(SampleBacked):
     def _wants_samples(self, cell: FittedCell) -> bool:
         """Whether the cell draws its measured samples: asked for, recommended by the fit, or replayed by the process."""
         choice = self.config.choice
+        from simulator.formats.fitted import EMPIRICAL
+
         return choice == EMPIRICAL or self.process.kind not in ("iid", "hmm") or (choice == "auto" and cell.chosen == EMPIRICAL)
 
     def _cell_source(self, cell: FittedCell) -> Source:

@@ -16,28 +16,30 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from simulator.errors import ProfileBundleError, ScenarioError
-from simulator.formats.profile_bundle import (
-    METADATA_FILE,
-    SAMPLES_FILE,
-    ProfileBundle,
-    load_bundle,
-)
 from simulator.registry import SERVICE_MODELS
 from simulator.scenario.service import COLD_STAGES, ProfileService
 from simulator.service.sample_backed import SampleBacked
 
+if TYPE_CHECKING:
+    from simulator.formats.profile_bundle import ProfileBundle
+
 
 @functools.lru_cache(maxsize=16)
 def _cached_bundle(directory: Path, stamp: tuple[int, ...]) -> ProfileBundle:
+    from simulator.formats.profile_bundle import load_bundle  # pandas: loaded only where a profile is read
+
     return load_bundle(directory)
 
 
 def cached_bundle(path: Path) -> ProfileBundle:
     """Load a bundle once per content: many nodes of a scenario (and fitted models) may name the same bundle."""
+    from simulator.formats.profile_bundle import METADATA_FILE, SAMPLES_FILE
+
     directory = path.parent if path.name == METADATA_FILE else path
     files = [directory / METADATA_FILE, directory / SAMPLES_FILE]
     stamp = tuple(v for f in files if f.is_file() for v in (f.stat().st_mtime_ns, f.stat().st_size))

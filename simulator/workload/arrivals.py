@@ -16,7 +16,6 @@ import numpy as np
 from pydantic import BaseModel
 
 from simulator.errors import ScenarioError
-from simulator.formats.samples import read_sample_column, require_within
 from simulator.random_streams import constant, draws
 from simulator.registry import ARRIVAL_PROCESSES
 from simulator.scenario.workload import (
@@ -192,6 +191,8 @@ class TraceReplay(ArrivalProcess):
     def __init__(self, config, rng, base_dir):
         super().__init__(config, rng, base_dir)
         path = base_dir / config.file
+        from simulator.formats.samples import read_sample_column, require_within  # pandas: only for a trace
+
         raw = read_sample_column(path, config.column, "arrival.trace")
         require_within(raw, -MAX_TRACE_MS / config.time_scale, MAX_TRACE_MS / config.time_scale, path, config.column, "arrival.trace")
         timestamps_ms = np.sort(raw) * config.time_scale

@@ -18,7 +18,6 @@ from pydantic import BaseModel
 
 from simulator.analytic import zipf_popularity
 from simulator.errors import ScenarioError
-from simulator.formats.samples import read_sample_column, require_within
 from simulator.random_streams import draws
 from simulator.registry import KEY_POPULARITY
 from simulator.scenario.bounds import MAX_CATALOG
@@ -103,6 +102,8 @@ class Trace(KeyPopularity):
     def __init__(self, config, base_dir):
         super().__init__(config, base_dir)
         path = base_dir / config.file
+        from simulator.formats.samples import read_sample_column, require_within  # pandas: only for a key trace
+
         values = require_within(read_sample_column(path, config.column, "keys.trace"), 0, MAX_CATALOG - 1, path, config.column, "keys.trace")
         if np.any(values != np.floor(values)):
             raise ScenarioError(
