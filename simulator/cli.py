@@ -78,6 +78,7 @@ if _launched_as_latsim():
     _install_interrupt_handlers()  # before the imports below: Ctrl-C while they load ends quietly too
 
 import json  # noqa: E402
+import shlex  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
@@ -237,6 +238,10 @@ def run(
     plots: Annotated[
         Optional[Path], typer.Option(help="folder for PNG plots of the monitoring time series (replication 0)")
     ] = None,
+    report: Annotated[
+        Optional[Path],
+        typer.Option(help="folder for the run's report: report.html (self-contained, plots embedded), report.md and plots/"),
+    ] = None,
     fail_on_slo: Annotated[
         bool,
         typer.Option(help="exit 1 when a class's SLO verdict is violated, 4 when none is but one is inconclusive"),
@@ -281,11 +286,16 @@ def run(
         if json_path and json_stream is None:
             check_output_file(Path(json_path))
             check_output_not_input(Path(json_path), [scenario], "--json")
-        for folder in (out, plots):
+        for folder in (out, plots, report):
             if folder is not None:
                 check_output_folder(folder)
         for name in RUN_FILES if out is not None else ():
             check_output_not_input(out / name, [scenario], "--out")
+        if report is not None:
+            from simulator.report.render import HTML_FILE, MARKDOWN_FILE
+
+            for name in (HTML_FILE, MARKDOWN_FILE):
+                check_output_not_input(report / name, [scenario], "--report")
         jobs = _bounded_jobs(jobs, plan.replications)
         console = _console(to_stderr=json_stream is sys.stdout)
         if out is not None:
@@ -304,7 +314,7 @@ def run(
                 loaded, seed=seed, replications=replications, requests=requests, jobs=jobs,
                 records_path=out / "requests.parquet" if out else None,
                 progress=report_progress,
-                monitor=out is not None or plots is not None,
+                monitor=out is not None or plots is not None or report is not None,
                 engine=engine,
             )
         print_summary(result.summary, console)
@@ -316,14 +326,23 @@ def run(
         if out is not None:
             written = write_run_outputs(result, out)
             console.print(plain(f"wrote {', '.join(str(path) for path in written)}"))
+        timeseries = result.timeseries
+        first = None if timeseries is None else timeseries[timeseries["replication"] == 0].drop(columns="replication").set_index("window")
+        deadlines_ms = {c.name: c.deadline_ms for c in loaded.workload.classes if c.deadline_ms is not None}
         if plots is not None:
             from simulator.report.plots import plot_timeseries
 
-            timeseries = result.timeseries
-            first = timeseries[timeseries["replication"] == 0].drop(columns="replication").set_index("window")
-            deadlines_ms = {c.name: c.deadline_ms for c in loaded.workload.classes if c.deadline_ms is not None}
             paths = plot_timeseries(first, plots, f"{loaded.name} (replication 0)", deadlines_ms)
             console.print(plain(f"plotted {len(paths)} figures into {plots}"))
+        if report is not None:
+            from simulator.report.run import write_run_report
+            from simulator.runner.outputs import scenario_record
+
+            summary = result.summary
+            command = (f"latsim run {shlex.quote(str(scenario))} --seed {summary['seed']} --replications {summary['replications']} "
+                       f"--requests {summary['requests_per_replication']} --engine {summary['engine']} --report REPORT")
+            written = write_run_report(summary, first, {**scenario_record(loaded), "command": command}, deadlines_ms, report)
+            console.print(plain(f"wrote the report: {written[0]} and {written[1]}"), highlight=False)
         if analytic:
             from simulator.analysis.analyze import analyze as analyze_scenario
 
@@ -719,7 +738,8 @@ def analyze(
 
 EXAMPLES = {  # each command's --help ends with these; tests/test_cli_conventions.py checks every one and runs the cheap ones
     "run": ["latsim run scenarios/quickstart.yaml",
-            "latsim run scenarios/serving-cluster.yaml --jobs 4 --out results/cluster --plots results/cluster/plots"],
+            "latsim run scenarios/serving-cluster.yaml --jobs 4 --out results/cluster --plots results/cluster/plots",
+            "latsim run scenarios/quickstart.yaml --report results/quickstart-report"],
     "validate": ["latsim validate scenarios/quickstart.yaml scenarios/serving-cluster.yaml"],
     "schema": ["latsim schema > scenario.schema.json", "latsim schema --request-log > request-log.schema.json"],
     "calibrate": ["latsim calibrate logs/run-*.parquet --scenario scenarios/testbed-cnn-fifo.yaml --out calibration/cnn.yaml",

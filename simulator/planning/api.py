@@ -14,8 +14,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from simulator.errors import ScenarioError
 from simulator.files import UnusableFile, make_output_folder, read_regular_file, write_text_atomically
 from simulator.planning.load import target_rates_per_s, with_load_curve
@@ -26,6 +24,7 @@ from simulator.planning.store import ResultStore
 from simulator.planning.theory import latency_targets
 from simulator.planning.verdict import plan_checks, requests_per_replication, tail_events
 from simulator.runner.executors import Executor, InProcessExecutor
+from simulator.runner.outputs import scenario_record
 from simulator.scenario.schema import Scenario
 
 RESULT_FILE = "plan.json"
@@ -301,14 +300,9 @@ def _document(
     fates: dict[str, int] = {}
     for category, _ in planner.fate.values():
         fates[category] = fates.get(category, 0) + 1
-    scenario_data = ctx.scenario.model_dump(mode="json")
-    source = Path(ctx.scenario.source)
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION,
-        "scenario": {
-            "name": ctx.scenario.name, "description": ctx.scenario.description, "source": str(source),
-            "text": _source_text(source), "parameters_yaml": yaml.safe_dump(scenario_data, sort_keys=False, allow_unicode=True),
-        },
+        "scenario": scenario_record(ctx.scenario),
         "inputs": {
             "targets_per_s": ctx.rates_per_s, "curve": [s.model_dump(mode="json") for s in spec.load.curve] if spec.load.curve else None,
             "objective": spec.objective, "top": spec.top, "seed": ctx.seed, "confidence": ctx.scenario.run.confidence,
@@ -338,11 +332,3 @@ def _document(
         "inconclusive_cheaper": _inconclusive_cheaper(planner, finalists),
         "valid": valid, "invalid_reasons": reasons,
     }
-
-
-def _source_text(path: Path) -> str | None:
-    """The scenario file as written (for the report's inputs), if it is a readable file."""
-    try:
-        return path.read_text(encoding="utf-8") if path.is_file() else None
-    except (OSError, UnicodeDecodeError):
-        return None

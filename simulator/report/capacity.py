@@ -10,16 +10,12 @@ entities for ``<``, ``>`` and ``&``) in Markdown.
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 from typing import Any
 
-from markupsafe import Markup
-
-from simulator.files import make_output_folder, write_atomically, write_text_atomically
 from simulator.planning.api import load_result
 from simulator.report.plan_plots import FIGURES, draw_all
-from simulator.report.render import environment, headroom, interval, number, percent
+from simulator.report.render import headroom, interval, number, percent, write_pages
 
 CATEGORIES = {  # why a configuration was never confirmed with full runs, in words
     "quality floor": "its model variant is below the quality floor",
@@ -28,9 +24,6 @@ CATEGORIES = {  # why a configuration was never confirmed with full runs, in wor
     "monotonicity": "monotonicity: fewer replicas than a count that violates, or more than the fewest that do not",
     "cost": "not confirmed: enough cheaper configurations meet every SLO",
 }
-HTML_FILE = "report.html"
-MARKDOWN_FILE = "report.md"
-PLOTS_FOLDER = "plots"
 
 
 def _cost_per_million(cost_per_hour: float, rate_per_s: float | None) -> float | None:
@@ -115,18 +108,4 @@ def report_context(document: dict[str, Any]) -> dict[str, Any]:
 def write_report(results: Path, out: Path | None = None) -> list[Path]:
     """Write ``report.html``, ``report.md`` and ``plots/*.png`` for the plan in ``results`` into ``out`` (default ``results/report``)."""
     document = load_result(results)
-    out = make_output_folder(Path(out) if out is not None else Path(results) / "report")
-    figures = draw_all(document)
-    context = report_context(document)
-    html_images = {name: Markup("data:image/png;base64," + base64.b64encode(png).decode()) for name, png in figures.items()}
-    markdown_images = {name: f"{PLOTS_FOLDER}/{name}.png" for name in figures}
-    html = environment(html=True).get_template("capacity.html.j2").render(**context, images=html_images)
-    markdown = environment(html=False).get_template("capacity.md.j2").render(**context, images=markdown_images)
-    plots = make_output_folder(out / PLOTS_FOLDER)
-    written = []
-    for name, png in figures.items():
-        write_atomically(plots / f"{name}.png", lambda path, png=png: path.write_bytes(png))
-        written.append(plots / f"{name}.png")
-    write_text_atomically(out / HTML_FILE, html)
-    write_text_atomically(out / MARKDOWN_FILE, markdown)
-    return [out / HTML_FILE, out / MARKDOWN_FILE, *written]
+    return write_pages(Path(out) if out is not None else Path(results) / "report", "capacity", report_context(document), draw_all(document))
