@@ -93,7 +93,7 @@ def _raw_answer(planner: Planner, finalists: list[Configuration], views: dict[An
     winner = finalists[0]
     return {
         "winner": winner.id, "label": winner.label(), "cost_per_hour": planner.ctx.space.cost_per_hour(winner),
-        "max_load": _max_load(views.get("max_load")),
+        "max_load": _max_load(views.get("max_load"), planner.ctx.top_rate_per_s),
     }
 
 
