@@ -355,6 +355,28 @@ def run(
             raise typer.Exit(EXIT_SLO_INCONCLUSIVE)
 
 
+def _validate_plan_space(path: Path, loaded: object) -> list[int]:
+    """A plan scenario is checked over its space, not its base node (which the plan varies): every configuration at the
+    top target load. Those that cannot keep up are named (the plan rules them out); unstable only if every one is."""
+    from simulator.planning.api import space_loads
+
+    rate, found = space_loads(loaded)
+    searched = [(label, load) for label, load in found if load is not None]
+    overloaded = [f"{label} (offered load {load:.3f})" for label, load in searched if load >= 1]
+    summary = (f"{path} — '{_shown(loaded.name)}', a plan over {len(found)} configuration(s) at {rate:,.6g}/s: "
+               f"{len(searched) - len(overloaded)} can keep up")
+    shown = "; ".join(overloaded[:5]) + (f"; and {len(overloaded) - 5} more" if len(overloaded) > 5 else "")
+    if searched and len(overloaded) == len(searched):
+        _print_error("unstable", f"{summary}; every one is overloaded at the target: {shown}. Widen the space (more replicas, "
+                     "workers or faster hardware) or lower the target load")
+        return [EXIT_UNSTABLE]
+    if not searched:
+        _print_error("error", f"{summary}; every configuration is excluded: " + "; ".join(label for label, _ in found[:5]))
+        return [EXIT_BAD_INPUT]
+    typer.echo(visible(f"ok: {summary}" + (f"; overloaded there (the plan rules them out): {shown}" if overloaded else "")))
+    return []
+
+
 @app.command()
 def validate(scenarios: Annotated[list[Path], typer.Argument(help="scenario YAML files")]) -> None:
     """Check scenario files without simulating: every check `run` makes before it simulates, on every file given.
@@ -370,6 +392,9 @@ def validate(scenarios: Annotated[list[Path], typer.Argument(help="scenario YAML
     for path in scenarios:
         try:
             loaded = load_scenario(path)
+            if loaded.plan is not None:
+                codes += _validate_plan_space(path, loaded)
+                continue
             load = check_stability(plan_run(loaded))
         except LatsimError as error:
             codes.append(_report(error))

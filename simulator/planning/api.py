@@ -16,12 +16,12 @@ from typing import Any
 
 from simulator.errors import ScenarioError
 from simulator.files import UnusableFile, make_output_folder, read_regular_file, write_text_atomically
-from simulator.planning.load import target_rates_per_s, with_load_curve
+from simulator.planning.load import at_rate, target_rates_per_s, with_load_curve
 from simulator.planning.points import Evaluator, ProgressCallback, versions
 from simulator.planning.search import MaxLoad, Outcome, PlanContext, Planner
 from simulator.planning.space import Configuration, Space, without_calibration
 from simulator.planning.store import ResultStore
-from simulator.planning.theory import latency_targets
+from simulator.planning.theory import latency_targets, offered_load
 from simulator.planning.verdict import plan_checks, requests_per_replication, tail_events
 from simulator.runner.executors import Executor, InProcessExecutor
 from simulator.runner.outputs import scenario_record
@@ -120,6 +120,22 @@ def plan_context(scenario: Scenario) -> PlanContext:
         full_requests=requests_per_replication(checks, precision.tail_events, precision.min_requests, precision.max_requests),
         screen_requests=requests_per_replication(checks, precision.screen_tail_events, precision.min_requests, precision.max_requests),
     )
+
+
+def space_loads(scenario: Scenario) -> tuple[float, list[tuple[str, float | None]]]:
+    """The plan's top target load, and each configuration of its space there: its label and offered load of theory
+    (≥ 1: it cannot keep up; None: excluded from the search, the label saying why). Bad input in any configuration
+    raises ScenarioError, as the plan would. What ``latsim validate`` checks of a plan instead of its base node."""
+    context = plan_context(scenario)
+    space, rate = context.space, context.top_rate_per_s
+    found: list[tuple[str, float | None]] = []
+    for config in space.configurations():
+        reason = space.exclusion(config)
+        if reason is not None:
+            found.append((f"{config.label()}: excluded ({reason})", None))
+        else:
+            found.append((config.label(), offered_load(space.apply(at_rate(context.base, rate), config))))
+    return rate, found
 
 
 def load_result(folder: Path) -> dict[str, Any]:
