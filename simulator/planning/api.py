@@ -51,7 +51,7 @@ def plan(
 ) -> dict[str, Any]:
     """Search the scenario's plan, write ``out/plan.json`` and return it; points already in ``out`` are reused."""
     if scenario.plan is None:
-        raise ScenarioError(f"{scenario.source}: no plan section: add `plan:` with load, slos and space (see README, Capacity planning)")
+        raise ScenarioError(f"{scenario.source}: no plan section: add `plan:` with load, slos and space (see docs/planning.md)")
     make_output_folder(out)
     executor = executor or InProcessExecutor()
     started = time.perf_counter()
