@@ -509,15 +509,20 @@ def plan(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
             console=stderr, transient=True, disable=quiet or not stderr.is_terminal,
         ) as progress:
-            description = f"planning {_shown(loaded.name)} (points done / scheduled so far)"
+            description = f"planning {_shown(loaded.name)} (points done / at most)"
             task = progress.add_task(plain(description), total=None)
-            last = [time.monotonic()]
+            started = last = time.monotonic()
 
-            def advance(done: int, scheduled: int) -> None:
-                progress.update(task, completed=done, total=scheduled)
-                if not quiet and not stderr.is_terminal and time.monotonic() - last[0] >= PROGRESS_LINE_EVERY_S:
-                    last[0] = time.monotonic()
-                    stderr.print(plain(f"{description}: {done:,} of {scheduled:,}"), highlight=False)
+            def advance(done: int, bound: int) -> None:
+                """The bound on the plan's points only falls as the search learns, so done / bound never passes 100 %."""
+                nonlocal last
+                progress.update(task, completed=done, total=bound)
+                now = time.monotonic()
+                if not quiet and not stderr.is_terminal and now - last >= PROGRESS_LINE_EVERY_S:
+                    last = now
+                    left = f", at most about {(now - started) / done * (bound - done):.0f} s left" if 0 < done < bound else ""
+                    stderr.print(plain(f"{description}: {done:,} of at most {bound:,} points ({done / bound:.1%}){left}"),
+                                  highlight=False)
 
             stderr.print(plain(f"planning {_shown(loaded.name)} on {executor.describe()}"), highlight=False)
             document = plan_capacity(loaded, out, executor, progress=advance, exhaustive=exhaustive, command=command)

@@ -55,17 +55,26 @@ def plan(
     make_output_folder(out)
     executor = executor or InProcessExecutor()
     started = time.perf_counter()
-    planner, finalists, views = _search(scenario, Path(out), executor, progress, exhaustive)
     raw = without_calibration(scenario)
+    raw_bound = Planner(plan_context(raw), None).plan_bound(exhaustive) if raw is not None else 0
+    planner, finalists, views = _search(scenario, Path(out), executor, _counted(progress, 0, raw_bound), exhaustive)
     raw_answer = None
     if raw is not None:  # the same plan from the raw profiles, to show what the calibration changed
         raw_folder = make_output_folder(Path(out) / RAW_PROFILE_FOLDER)
-        raw_planner, raw_finalists, raw_views = _search(raw, raw_folder, executor, progress, exhaustive)
+        done = planner.evaluator.simulated + planner.evaluator.reused
+        raw_planner, raw_finalists, raw_views = _search(raw, raw_folder, executor, _counted(progress, done, 0), exhaustive)
         raw_answer = _raw_answer(raw_planner, raw_finalists, raw_views)
     document = _document(planner, finalists, views, time.perf_counter() - started, executor.describe(), exhaustive, command)
     document["calibration"] = _calibration(planner, raw_answer)
     write_text_atomically(Path(out) / RESULT_FILE, json.dumps(document, indent=1, allow_nan=False) + "\n")
     return document
+
+
+def _counted(progress: ProgressCallback | None, done_before: int, bound_after: int) -> ProgressCallback | None:
+    """One search's progress as part of the plan's: the points done before it, and a bound on those after it, added."""
+    if progress is None:
+        return None
+    return lambda done, total: progress(done_before + done, done_before + total + bound_after)
 
 
 def _search(
@@ -77,10 +86,7 @@ def _search(
     try:
         evaluator = Evaluator(context.base, context.space, context.seed, store, executor, progress)
         planner = Planner(context, evaluator)
-        candidates = planner.candidates(exhaustive)
-        planner.screen_max_loads(candidates)
-        finalists = planner.confirm(candidates, exhaustive)
-        views = planner.winner_views(finalists[0]) if finalists else {}
+        finalists, views = planner.search(exhaustive)
     finally:
         store.close()
     return planner, finalists, views
