@@ -78,6 +78,7 @@ if _launched_as_latsim():
     _install_interrupt_handlers()  # before the imports below: Ctrl-C while they load ends quietly too
 
 import json  # noqa: E402
+import shlex  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
@@ -237,6 +238,10 @@ def run(
     plots: Annotated[
         Optional[Path], typer.Option(help="folder for PNG plots of the monitoring time series (replication 0)")
     ] = None,
+    report: Annotated[
+        Optional[Path],
+        typer.Option(help="folder for the run's report: report.html (self-contained, plots embedded), report.md and plots/"),
+    ] = None,
     fail_on_slo: Annotated[
         bool,
         typer.Option(help="exit 1 when a class's SLO verdict is violated, 4 when none is but one is inconclusive"),
@@ -285,11 +290,16 @@ def run(
         if json_path and json_stream is None:
             check_output_file(Path(json_path))
             check_output_not_input(Path(json_path), [scenario], "--json")
-        for folder in (out, plots):
+        for folder in (out, plots, report):
             if folder is not None:
                 check_output_folder(folder)
         for name in RUN_FILES if out is not None else ():
             check_output_not_input(out / name, [scenario], "--out")
+        if report is not None:
+            from simulator.report.render import HTML_FILE, MARKDOWN_FILE
+
+            for name in (HTML_FILE, MARKDOWN_FILE):
+                check_output_not_input(report / name, [scenario], "--report")
         jobs = _bounded_jobs(jobs, plan.replications)
         console = _console(to_stderr=json_stream is sys.stdout)
         if out is not None:
@@ -308,7 +318,7 @@ def run(
                 loaded, seed=seed, replications=replications, requests=requests, jobs=jobs,
                 records_path=out / "requests.parquet" if out else None,
                 progress=report_progress,
-                monitor=out is not None or plots is not None,
+                monitor=out is not None or plots is not None or report is not None,
                 engine=engine, band=band,
             )
         print_summary(result.summary, console)
@@ -321,14 +331,23 @@ def run(
         if out is not None:
             written = write_run_outputs(result, out)
             console.print(plain(f"wrote {', '.join(str(path) for path in written)}"))
+        timeseries = result.timeseries
+        first = None if timeseries is None else timeseries[timeseries["replication"] == 0].drop(columns="replication").set_index("window")
+        deadlines_ms = {c.name: c.deadline_ms for c in loaded.workload.classes if c.deadline_ms is not None}
         if plots is not None:
             from simulator.report.plots import plot_timeseries
 
-            timeseries = result.timeseries
-            first = timeseries[timeseries["replication"] == 0].drop(columns="replication").set_index("window")
-            deadlines_ms = {c.name: c.deadline_ms for c in loaded.workload.classes if c.deadline_ms is not None}
             paths = plot_timeseries(first, plots, f"{loaded.name} (replication 0)", deadlines_ms)
             console.print(plain(f"plotted {len(paths)} figures into {plots}"))
+        if report is not None:
+            from simulator.report.run import write_run_report
+            from simulator.runner.outputs import scenario_record
+
+            summary = result.summary
+            command = (f"latsim run {shlex.quote(str(scenario))} --seed {summary['seed']} --replications {summary['replications']} "
+                       f"--requests {summary['requests_per_replication']} --engine {summary['engine']} --report REPORT")
+            written = write_run_report(summary, first, {**scenario_record(loaded), "command": command}, deadlines_ms, report)
+            console.print(plain(f"wrote the report: {written[0]} and {written[1]}"), highlight=False)
         if analytic:
             from simulator.analysis.analyze import analyze as analyze_scenario
 
@@ -352,6 +371,28 @@ def _print_band(band: dict | None, console: Console) -> None:
         console.print(plain(f"  {name}: {ranges}"), highlight=False)
 
 
+def _validate_plan_space(path: Path, loaded: object) -> list[int]:
+    """A plan scenario is checked over its space, not its base node (which the plan varies): every configuration at the
+    top target load. Those that cannot keep up are named (the plan rules them out); unstable only if every one is."""
+    from simulator.planning.api import space_loads
+
+    rate, found = space_loads(loaded)
+    searched = [(label, load) for label, load in found if load is not None]
+    overloaded = [f"{label} (offered load {load:.3f})" for label, load in searched if load >= 1]
+    summary = (f"{path} — '{_shown(loaded.name)}', a plan over {len(found)} configuration(s) at {rate:,.6g}/s: "
+               f"{len(searched) - len(overloaded)} can keep up")
+    shown = "; ".join(overloaded[:5]) + (f"; and {len(overloaded) - 5} more" if len(overloaded) > 5 else "")
+    if searched and len(overloaded) == len(searched):
+        _print_error("unstable", f"{summary}; every one is overloaded at the target: {shown}. Widen the space (more replicas, "
+                     "workers or faster hardware) or lower the target load")
+        return [EXIT_UNSTABLE]
+    if not searched:
+        _print_error("error", f"{summary}; every configuration is excluded: " + "; ".join(label for label, _ in found[:5]))
+        return [EXIT_BAD_INPUT]
+    typer.echo(visible(f"ok: {summary}" + (f"; overloaded there (the plan rules them out): {shown}" if overloaded else "")))
+    return []
+
+
 @app.command()
 def validate(scenarios: Annotated[list[Path], typer.Argument(help="scenario YAML files")]) -> None:
     """Check scenario files without simulating: every check `run` makes before it simulates, on every file given.
@@ -367,6 +408,9 @@ def validate(scenarios: Annotated[list[Path], typer.Argument(help="scenario YAML
     for path in scenarios:
         try:
             loaded = load_scenario(path)
+            if loaded.plan is not None:
+                codes += _validate_plan_space(path, loaded)
+                continue
             load = check_stability(plan_run(loaded))
         except LatsimError as error:
             codes.append(_report(error))
@@ -481,15 +525,20 @@ def plan(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
             console=stderr, transient=True, disable=quiet or not stderr.is_terminal,
         ) as progress:
-            description = f"planning {_shown(loaded.name)} (points done / scheduled so far)"
+            description = f"planning {_shown(loaded.name)} (points done / at most)"
             task = progress.add_task(plain(description), total=None)
-            last = [time.monotonic()]
+            started = last = time.monotonic()
 
-            def advance(done: int, scheduled: int) -> None:
-                progress.update(task, completed=done, total=scheduled)
-                if not quiet and not stderr.is_terminal and time.monotonic() - last[0] >= PROGRESS_LINE_EVERY_S:
-                    last[0] = time.monotonic()
-                    stderr.print(plain(f"{description}: {done:,} of {scheduled:,}"), highlight=False)
+            def advance(done: int, bound: int) -> None:
+                """The bound on the plan's points only falls as the search learns, so done / bound never passes 100 %."""
+                nonlocal last
+                progress.update(task, completed=done, total=bound)
+                now = time.monotonic()
+                if not quiet and not stderr.is_terminal and now - last >= PROGRESS_LINE_EVERY_S:
+                    last = now
+                    left = f", at most about {(now - started) / done * (bound - done):.0f} s left" if 0 < done < bound else ""
+                    stderr.print(plain(f"{description}: {done:,} of at most {bound:,} points ({done / bound:.1%}){left}"),
+                                  highlight=False)
 
             stderr.print(plain(f"planning {_shown(loaded.name)} on {executor.describe()}"), highlight=False)
             document = plan_capacity(loaded, out, executor, progress=advance, exhaustive=exhaustive, command=command)
@@ -735,7 +784,8 @@ def analyze(
 
 EXAMPLES = {  # each command's --help ends with these; tests/test_cli_conventions.py checks every one and runs the cheap ones
     "run": ["latsim run scenarios/quickstart.yaml",
-            "latsim run scenarios/serving-cluster.yaml --jobs 4 --out results/cluster --plots results/cluster/plots"],
+            "latsim run scenarios/serving-cluster.yaml --jobs 4 --out results/cluster --plots results/cluster/plots",
+            "latsim run scenarios/quickstart.yaml --report results/quickstart-report"],
     "validate": ["latsim validate scenarios/quickstart.yaml scenarios/serving-cluster.yaml"],
     "schema": ["latsim schema > scenario.schema.json", "latsim schema --request-log > request-log.schema.json"],
     "calibrate": ["latsim calibrate logs/run-*.parquet --scenario scenarios/testbed-cnn-fifo.yaml --out calibration/cnn.yaml",

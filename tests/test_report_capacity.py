@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from simulator.planning.api import plan
-from simulator.report.capacity import write_report
-from simulator.report.plan_plots import FIGURES
+from simulator.planning.api import load_result, plan
+from simulator.report.capacity import _closest, report_context, write_report
+from simulator.report.disagreements import UTILIZATION_TOLERANCE
+from simulator.report.plan_plots import FIGURES, draw_all
 from simulator.report.render import markdown_escape
 from simulator.scenario.loader import scenario_from_dict
 from tests.test_plan import plan_scenario
@@ -75,14 +76,78 @@ def test_markdown_escape_shows_a_version_as_written_and_still_stops_a_list():
     assert markdown_escape("1. x") == r"1\. x" and markdown_escape("2) y") == r"2\) y" and markdown_escape("7.") == r"7\."
 
 
-def test_a_plan_nothing_meets_still_reports_every_section(tmp_path):
-    """An SLO below the service time: theory rules every configuration out, and the report says so (INVALID)."""
+def test_a_plan_nothing_meets_answers_with_the_closest_configurations(tmp_path):
+    """An SLO below the service time: theory rules every configuration out; the report says so (INVALID) and shows the
+    closest configurations with their figures (what they miss by how much, the load they sustain), not empty stubs."""
     data = plan_scenario({"replicas": [1, 2]}, slos={"a": {"percentile": "p90", "latency_ms": 5}})
     document = plan(scenario_from_dict(data), tmp_path)
     assert document["finalists"] == [] and document["search"]["points_simulated"] == 0
     html = (write_report(tmp_path)[0]).read_text(encoding="utf-8")
-    assert all(f'id="{section}"' in html for section in SECTIONS)
+    drawn = [name for name in FIGURES if name in draw_all(document)]
+    assert drawn == ["cost-frontier"] or drawn == []
+    for section in (*(s for s in SECTIONS if s not in FIGURES), *drawn, "closest"):
+        assert f'id="{section}"' in html, section
+    assert "No data" not in html and "Not drawn: Latency CDF" in html
     assert "INVALID" in html and "No configuration of the 2 searched meets every SLO" in html
+    context = report_context(document)
+    assert len(context["closest"]) == 2
+    one, two = sorted(context["closest"], key=lambda row: row["cost_per_hour"])  # 1 replica overloads; 2 are too slow
+    assert re.fullmatch(r"cannot keep up: offered load 1\.\d+ ≥ 1 at the target \(theory\)", one["miss"]), one["miss"]
+    assert re.match(r"misses a p90 ≤ 5 ms by at least \d+\.\d % \(a sound lower bound of [\d.]+ ms", two["miss"]), two["miss"]
+    for row in (one, two):
+        assert re.fullmatch(r"at most [\d.,]+/s \(theory: offered load 1\)", row["sustains"]) and row["shortfall"] > 0
+    assert "The closest: " in context["sentence"] and context["closest"][0]["miss"] in context["sentence"]
+    assert context["analytic"] and all(row["item"] is None for row in context["analytic"])  # theory alone: nothing simulated
+
+
+def test_the_closest_configurations_rank_by_how_far_they_miss():
+    slo = {"label": "p99 of a ≤ 10 ms", "metric": "latency_ms.p99", "bound": 10.0}
+    def config(identifier, cost, estimate):
+        item = {"label": slo["label"], "estimate": estimate, "ci_low": estimate - 1, "ci_high": estimate + 1, "verdict": "violated",
+                "margin": (10.0 - estimate) / 10.0}
+        outcome = {"items": [item], "full": False, "reason": "violated"}
+        return {"id": identifier, "label": identifier, "cost_per_hour": cost, "full": None, "screen": outcome, "theory": None,
+                "max_load": {"full": None, "screen": {"low_per_s": 80.0, "high_per_s": 90.0, "full": False}}}
+    document = {"inputs": {"slos": [slo]}, "configurations": [config("far", 1.0, 30.0), config("near", 2.0, 12.0), config("nearer", 3.0, 11.0)]}
+    closest = _closest(document)
+    assert [row["id"] for row in closest] == ["nearer", "near", "far"]
+    assert closest[0]["miss"] == "misses p99 of a ≤ 10 ms by 10.0 % (11 [10, 12], violated in screening runs)"
+    assert closest[0]["sustains"] == "80/s (simulated, screening runs)"
+
+
+def test_every_html_table_scrolls_inside_the_page(report):
+    """A wide table (the top configurations with one column per SLO) scrolls in its own box instead of being clipped."""
+    html = (report / "report.html").read_text(encoding="utf-8")
+    assert html.count("<table>") == html.count('<div class="scroll"><table>') > 0
+    assert ".scroll { overflow-x: auto" in html
+
+
+def test_the_analytic_table_explains_every_disagreement(report):
+    """A row explains exactly the disagreements it has (the estimate outside the simulated interval, utilisation off the
+    offered load), and says "they agree" otherwise."""
+    rows = report_context(load_result(report.parent))["analytic"]
+    assert rows
+    for row in rows:
+        item, estimate = row["item"], row["bound"]["estimate_ms"]
+        off_estimate = estimate is not None and item is not None and not item["ci_low"] <= estimate <= item["ci_high"]
+        off_load = row["utilization"] is not None and abs(row["utilization"] - row["offered_load"]) > UTILIZATION_TOLERANCE
+        assert [why.startswith("the M/G/c estimate is") for why in row["why"]].count(True) == off_estimate
+        assert ["than theory" in why for why in row["why"]].count(True) == off_load
+    html = (report / "report.html").read_text(encoding="utf-8")
+    assert "<th>why they differ</th>" in html and html.count("they agree") == sum(not row["why"] for row in rows)
+
+
+def test_the_calibration_block_is_shown_on_top_and_older_plans_still_render(report):
+    document = load_result(report.parent)
+    assert report_context(document)["calibration"].startswith("This answer rests on raw profiles: sized from raw profiles")
+    html = (report / "report.html").read_text(encoding="utf-8")
+    assert html.index('class="calibration"') < html.index('id="verdict"')
+    calibrated = {**document, "calibration": {"calibrated": True, "files": ["cal/a.yaml"], "raw_profile": {
+        "winner": "w1", "label": "3 × cpu", "cost_per_hour": 1.5, "max_load": {"low_per_s": 120.0}}}}
+    assert report_context(calibrated)["calibration"] == (
+        "Calibrated from cal/a.yaml; the raw profiles would have chosen 3 × cpu at 1.5 per hour, sustaining 120/s.")
+    older = {key: value for key, value in document.items() if key != "calibration"}
+    assert report_context(older)["calibration"] is None
 
 
 def test_report_command_names_a_missing_results_file(tmp_path):

@@ -1,6 +1,6 @@
 """Summaries of a run: estimates with confidence intervals, SLO verdicts, per class and per node.
 
-The statistical method (README, "How the numbers are computed"):
+The statistical method (docs/methods.md):
 
 - **Units.** With R ≥ 2 replications every interval comes from the replications; with one
   replication from batch means of that run (adjacent batches merged until nearly uncorrelated),
@@ -233,7 +233,7 @@ def summarize(
     notes: Sequence[str] = (),
     batch_means: bool = True,
 ) -> dict[str, Any]:
-    """Combine the replications into the run summary (the JSON document described in README).
+    """Combine the replications into the run summary (the JSON document described in docs/outputs.md).
 
     ``batch_means``: whether one replication may give batch-means intervals (a stationary run).
     """

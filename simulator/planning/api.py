@@ -14,19 +14,18 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from simulator.errors import ScenarioError
 from simulator.files import UnusableFile, make_output_folder, read_regular_file, write_text_atomically
-from simulator.planning.load import target_rates_per_s, with_load_curve
+from simulator.planning.load import at_rate, target_rates_per_s, with_load_curve
 from simulator.planning.points import Evaluator, ProgressCallback, versions
 from simulator.planning.search import MaxLoad, Outcome, PlanContext, Planner
 from simulator.planning.space import Configuration, Space, without_calibration
 from simulator.planning.store import ResultStore
-from simulator.planning.theory import latency_targets
+from simulator.planning.theory import latency_targets, offered_load
 from simulator.planning.verdict import plan_checks, requests_per_replication, tail_events
 from simulator.runner.calibration import RAW_PROFILE_NOTE
 from simulator.runner.executors import Executor, InProcessExecutor
+from simulator.runner.outputs import scenario_record
 from simulator.scenario.schema import Scenario
 
 RESULT_FILE = "plan.json"
@@ -48,21 +47,30 @@ def plan(
 ) -> dict[str, Any]:
     """Search the scenario's plan, write ``out/plan.json`` and return it; points already in ``out`` are reused."""
     if scenario.plan is None:
-        raise ScenarioError(f"{scenario.source}: no plan section: add `plan:` with load, slos and space (see README, Capacity planning)")
+        raise ScenarioError(f"{scenario.source}: no plan section: add `plan:` with load, slos and space (see docs/planning.md)")
     make_output_folder(out)
     executor = executor or InProcessExecutor()
     started = time.perf_counter()
-    planner, finalists, views = _search(scenario, Path(out), executor, progress, exhaustive)
     raw = without_calibration(scenario)
+    raw_bound = Planner(plan_context(raw), None).plan_bound(exhaustive) if raw is not None else 0
+    planner, finalists, views = _search(scenario, Path(out), executor, _counted(progress, 0, raw_bound), exhaustive)
     raw_answer = None
     if raw is not None:  # the same plan from the raw profiles, to show what the calibration changed
         raw_folder = make_output_folder(Path(out) / RAW_PROFILE_FOLDER)
-        raw_planner, raw_finalists, raw_views = _search(raw, raw_folder, executor, progress, exhaustive)
+        done = planner.evaluator.simulated + planner.evaluator.reused
+        raw_planner, raw_finalists, raw_views = _search(raw, raw_folder, executor, _counted(progress, done, 0), exhaustive)
         raw_answer = _raw_answer(raw_planner, raw_finalists, raw_views)
     document = _document(planner, finalists, views, time.perf_counter() - started, executor.describe(), exhaustive, command)
     document["calibration"] = _calibration(planner, raw_answer)
     write_text_atomically(Path(out) / RESULT_FILE, json.dumps(document, indent=1, allow_nan=False) + "\n")
     return document
+
+
+def _counted(progress: ProgressCallback | None, done_before: int, bound_after: int) -> ProgressCallback | None:
+    """One search's progress as part of the plan's: the points done before it, and a bound on those after it, added."""
+    if progress is None:
+        return None
+    return lambda done, total: progress(done_before + done, done_before + total + bound_after)
 
 
 def _search(
@@ -74,10 +82,7 @@ def _search(
     try:
         evaluator = Evaluator(context.base, context.space, context.seed, store, executor, progress)
         planner = Planner(context, evaluator)
-        candidates = planner.candidates(exhaustive)
-        planner.screen_max_loads(candidates)
-        finalists = planner.confirm(candidates, exhaustive)
-        views = planner.winner_views(finalists[0]) if finalists else {}
+        finalists, views = planner.search(exhaustive)
     finally:
         store.close()
     return planner, finalists, views
@@ -90,7 +95,7 @@ def _raw_answer(planner: Planner, finalists: list[Configuration], views: dict[An
     winner = finalists[0]
     return {
         "winner": winner.id, "label": winner.label(), "cost_per_hour": planner.ctx.space.cost_per_hour(winner),
-        "max_load": _max_load(views.get("max_load")),
+        "max_load": _max_load(views.get("max_load"), planner.ctx.top_rate_per_s),
     }
 
 
@@ -117,6 +122,22 @@ def plan_context(scenario: Scenario) -> PlanContext:
         full_requests=requests_per_replication(checks, precision.tail_events, precision.min_requests, precision.max_requests),
         screen_requests=requests_per_replication(checks, precision.screen_tail_events, precision.min_requests, precision.max_requests),
     )
+
+
+def space_loads(scenario: Scenario) -> tuple[float, list[tuple[str, float | None]]]:
+    """The plan's top target load, and each configuration of its space there: its label and offered load of theory
+    (≥ 1: it cannot keep up; None: excluded from the search, the label saying why). Bad input in any configuration
+    raises ScenarioError, as the plan would. What ``latsim validate`` checks of a plan instead of its base node."""
+    context = plan_context(scenario)
+    space, rate = context.space, context.top_rate_per_s
+    found: list[tuple[str, float | None]] = []
+    for config in space.configurations():
+        reason = space.exclusion(config)
+        if reason is not None:
+            found.append((f"{config.label()}: excluded ({reason})", None))
+        else:
+            found.append((config.label(), offered_load(space.apply(at_rate(context.base, rate), config))))
+    return rate, found
 
 
 def load_result(folder: Path) -> dict[str, Any]:
@@ -297,14 +318,9 @@ def _document(
     fates: dict[str, int] = {}
     for category, _ in planner.fate.values():
         fates[category] = fates.get(category, 0) + 1
-    scenario_data = ctx.scenario.model_dump(mode="json")
-    source = Path(ctx.scenario.source)
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION,
-        "scenario": {
-            "name": ctx.scenario.name, "description": ctx.scenario.description, "source": str(source),
-            "text": _source_text(source), "parameters_yaml": yaml.safe_dump(scenario_data, sort_keys=False, allow_unicode=True),
-        },
+        "scenario": scenario_record(ctx.scenario),
         "inputs": {
             "targets_per_s": ctx.rates_per_s, "curve": [s.model_dump(mode="json") for s in spec.load.curve] if spec.load.curve else None,
             "objective": spec.objective, "top": spec.top, "seed": ctx.seed, "confidence": ctx.scenario.run.confidence,
@@ -334,11 +350,3 @@ def _document(
         "inconclusive_cheaper": _inconclusive_cheaper(planner, finalists),
         "valid": valid, "invalid_reasons": reasons,
     }
-
-
-def _source_text(path: Path) -> str | None:
-    """The scenario file as written (for the report's inputs), if it is a readable file."""
-    try:
-        return path.read_text(encoding="utf-8") if path.is_file() else None
-    except (OSError, UnicodeDecodeError):
-        return None

@@ -30,8 +30,9 @@ from simulator.scenario.loader import scenario_from_dict
 from simulator.scenario.schema import Scenario
 
 T = TypeVar("T")
-Search = Generator[list["Point"], list[dict[str, Any]], T]  # yields the points it needs, receives their results
-ProgressCallback = Callable[[int, int], None]  # (points done, points scheduled so far)
+# yields the points it needs and receives their results; or yields an int, the most points it may still ask for (progress)
+Search = Generator["list[Point] | int", "list[dict[str, Any]] | None", T]
+ProgressCallback = Callable[[int, int], None]  # (points done, an upper bound on all the points the plan will do)
 BREAKDOWN = ("network_ms", "cache_ms", "queue_ms", "batch_wait_ms", "load_ms", "copy_ms", "compute_ms")
 CDF_LEVELS = np.unique(np.concatenate([np.linspace(0, 0.99, 100), 1 - np.logspace(-2, -5, 31)]))
 
@@ -106,7 +107,10 @@ class Evaluator:
         self.progress = progress
         self.simulated = 0
         self.reused = 0
-        self.scheduled = 0
+        self.in_flight = 0  # points being simulated now
+        self.running: dict[Any, int] = {}  # each running search's bound on the points it may still ask for
+        self.later = 0  # a bound on the points of the phases not started yet (set by the planner)
+        self.total: int | None = None  # the bound last reported: it only ever falls
         self.point_seconds = 0.0  # simulation wall time of every point used, stored ones included
         self.bundles = {name: info.sha256 for name, info in space.bundles.items()}
         self._scenarios: dict[tuple[Configuration, float], Scenario] = {}
@@ -137,7 +141,6 @@ class Evaluator:
         for key, point in zip(keys, points):
             if key in results or key in missing:
                 continue
-            self.scheduled += 1
             stored = self.store.get(key)
             if stored is None:
                 missing[key] = point
@@ -145,6 +148,7 @@ class Evaluator:
                 results[key], seconds = stored
                 self.point_seconds += seconds
                 self.reused += 1
+        self.in_flight = len(missing)
         self._report()
         order = list(missing)
         tasks = [self._task(missing[key]) for key in order]
@@ -155,6 +159,7 @@ class Evaluator:
             results[key] = outcome
             self.point_seconds += seconds
             self.simulated += 1
+            self.in_flight -= 1
             self._report()
         return [results[key] for key in keys]
 
@@ -166,31 +171,54 @@ class Evaluator:
         }
 
     def _report(self) -> None:
+        """Points done, and the bound on every point of the plan: done, those being simulated, what running searches may
+        still ask, what the later phases may ask. It never rises (each bound is sound and each new one knows more), and
+        never falls below done."""
+        done = self.simulated + self.reused
+        bound = done + self.in_flight + sum(self.running.values()) + self.later
+        self.total = max(done, bound if self.total is None else min(self.total, bound))
         if self.progress is not None:
-            self.progress(self.simulated + self.reused, self.scheduled)
+            self.progress(done, self.total)
 
-    def drive(self, searches: dict[Any, Search[T]]) -> dict[Any, T]:
-        """Run search coroutines to completion in waves; returns each one's result by its name."""
+    def finish(self) -> None:
+        """The search is over: nothing more will be asked, so the bound is what was done (progress ends at 100 %)."""
+        self.running, self.later = {}, 0
+        self._report()
+
+    def drive(self, searches: dict[Any, Search[T]], bounds: dict[Any, int] | None = None, later: int = 0) -> dict[Any, T]:
+        """Run search coroutines to completion in waves; returns each one's result by its name. For progress, ``bounds``:
+        the most points each search may ask for, ``later``: the most the phases after this one may ask for (without
+        bounds, as a caller that shows no progress gives, the reported total is no bound)."""
         finished: dict[Any, T] = {}
         asking: dict[Any, list[Point]] = {}
+        self.running, self.later = dict(bounds) if bounds is not None else dict.fromkeys(searches, 0), later
         for name, search in searches.items():
-            _advance(name, search, None, asking, finished)
+            self._advance(name, search, None, asking, finished)
         while asking:
+            for name, points in asking.items():
+                self.running[name] -= len(points)
             wanted = [point for points in asking.values() for point in points]
             results = iter(self.evaluate(wanted))
             answers = {name: [next(results) for _ in points] for name, points in asking.items()}
             asking = {}
             for name, answer in answers.items():
-                _advance(name, searches[name], answer, asking, finished)
+                self._advance(name, searches[name], answer, asking, finished)
+            self._report()
+        self.running = {}
         return finished
 
-
-def _advance(name: Any, search: Search[T], answer: list[dict[str, Any]] | None, asking: dict, finished: dict) -> None:
-    """Send a coroutine its answer (None: start it) and note what it asks next, or its result."""
-    try:
-        asking[name] = search.send(answer) if answer is not None else next(search)
-    except StopIteration as stop:
-        finished[name] = stop.value
+    def _advance(self, name: Any, search: Search[T], answer: list[dict[str, Any]] | None, asking: dict, finished: dict) -> None:
+        """Send a coroutine its answer (None: start it) and note what it asks next (taking the bounds it reports on the
+        way), or its result."""
+        try:
+            wanted = search.send(answer) if answer is not None else next(search)
+            while isinstance(wanted, int):
+                self.running[name] = min(self.running[name], wanted)
+                wanted = next(search)
+            asking[name] = wanted
+        except StopIteration as stop:
+            finished[name] = stop.value
+            self.running.pop(name, None)
 
 
 def latsim_version() -> str:

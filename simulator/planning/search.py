@@ -24,6 +24,7 @@ twice the length up to ``precision.extensions`` times.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from simulator.scenario.schema import Scenario
 
 BRACKET_STEP = 1.25  # factor between the loads that bracket a maximum load from an estimate
 MAX_BRACKET_STEPS = 40
+MAX_BISECTIONS = 24  # a bracket 1.25^40 wide narrows to 1 % in 2 × 10 halvings: a bound that keeps progress finite
 DETAIL_REPLICATIONS = 3  # replications whose records and time series the report draws (the first of the full run's)
 SCREEN_TOLERANCE_FACTOR = 2  # screened maximum loads are bisected to twice the plan's tolerance (full runs: to it)
 CURVE_FRACTIONS = (0.5, 0.75)  # loads below the target (× target) simulated for the winner's load curve
@@ -109,7 +111,8 @@ class MaxLoad:
 class Planner:
     """Runs the search over an evaluator (store + executor) and records what happened to every configuration."""
 
-    def __init__(self, context: PlanContext, evaluator: Evaluator) -> None:
+    def __init__(self, context: PlanContext, evaluator: Evaluator | None) -> None:
+        """``evaluator`` None: a planner asked only for its bounds (``plan_bound``), never to search."""
         self.ctx = context
         self.evaluator = evaluator
         self.fate: dict[Configuration, tuple[str, str]] = {}  # configuration → (category, reason) when never confirmed at full length
@@ -188,6 +191,7 @@ class Planner:
         guess = next((i for i, config in enumerate(feasible) if self._estimates_meet(config)), 0)
         low, high, probe = 0, len(feasible), guess
         while low < high:
+            yield (math.ceil(math.log2(high - low + 1)) + (probe is not None)) * self.targets_bound()
             middle = probe if probe is not None and low <= probe < high else (low + high) // 2
             probe = None
             outcomes = yield from self.decide_targets(feasible[middle], full=False)
@@ -257,11 +261,12 @@ class Planner:
             yield from judge_at(rounded_rate(min(verdicts) / step))
             steps += 1
         tolerance = self.ctx.spec.max_load_tolerance * (1 if full else SCREEN_TOLERANCE_FACTOR)
-        while True:
+        for bisections in range(MAX_BISECTIONS):
             low, high, inside = bracket()
             if high is None or low == 0:
                 break
             gaps = [(low, inside[0]), (inside[-1], high)] if inside else [(low, high)]
+            yield min(MAX_BISECTIONS - bisections, _bisections_left(gaps, tolerance)) * self.decide_bound()
             wide = [(below, above) for below, above in gaps if (above - below) / below > tolerance]
             middle = rounded_rate(math.sqrt(wide[0][0] * wide[0][1])) if wide else None
             if middle is None or middle in verdicts:
@@ -278,7 +283,55 @@ class Planner:
         (result,) = yield [Point(config, self.ctx.top_rate_per_s, replications, self.ctx.full_requests, detail=True)]
         return result
 
+    # -- bounds on the points each search may ask for (what plan progress counts against) -------
+
+    def decide_bound(self) -> int:
+        return self.ctx.spec.precision.extensions + 1
+
+    def targets_bound(self) -> int:
+        return len(self.ctx.rates_per_s) * self.decide_bound()
+
+    def ladder_bound(self) -> int:
+        """A bisection over at most every rung takes ⌈log2(rungs + 1)⌉ probes, plus its first guess."""
+        return (math.ceil(math.log2(len(self.ctx.space.replicas) + 1)) + 1) * self.targets_bound()
+
+    def max_load_bound(self) -> int:
+        return (MAX_BRACKET_STEPS + MAX_BISECTIONS) * self.decide_bound()
+
+    def views_bound(self) -> int:
+        """The winner's full maximum load, its detailed run, load curve, what-if loads and swapped variants."""
+        variants = len(self.ctx.space.options.get("variant", []))
+        return self.max_load_bound() + 1 + (len(CURVE_FRACTIONS) + len(self.ctx.spec.what_if_loads) + variants) * self.decide_bound()
+
+    def rung_bound(self) -> int:
+        """One configuration in the confirmation: a full-length verdict and a screened maximum load."""
+        return self.targets_bound() + self.max_load_bound()
+
+    def larger_rungs(self, config: Configuration) -> int:
+        return sum(1 for replicas in self.ctx.space.replicas if replicas > config.replicas)
+
+    def confirm_bound(self, queued: list[Configuration]) -> int:
+        """Confirming ``queued`` and the larger rungs that may replace them (each at most once), then the winner's views."""
+        return sum(1 + self.larger_rungs(config) for config in queued) * self.rung_bound() + self.views_bound()
+
+    def plan_bound(self, exhaustive: bool) -> int:
+        """Every point a search of this plan may ask for, before it starts: every group a candidate at its fewest replicas."""
+        space = self.ctx.space
+        groups = [group for group in space.groups() if space.exclusion(Configuration(group, space.replicas[0])) is None]
+        first = len(groups) * (len(space.replicas) * self.targets_bound() if exhaustive else self.ladder_bound())
+        fewest = [Configuration(group, space.replicas[0]) for group in groups]
+        return first + len(groups) * self.max_load_bound() + self.confirm_bound(fewest)
+
     # -- the phases ------------------------------------------------------------------------------
+
+    def search(self, exhaustive: bool) -> tuple[list[Configuration], dict[Any, Any]]:
+        """Every phase in turn: the finalists, ranked, and the winner's views (empty without a winner)."""
+        candidates = self.candidates(exhaustive)
+        self.screen_max_loads(candidates, self.confirm_bound(candidates))
+        finalists = self.confirm(candidates, exhaustive)
+        views = self.winner_views(finalists[0]) if finalists else {}
+        self.evaluator.finish()
+        return finalists, views
 
     def candidates(self, exhaustive: bool) -> list[Configuration]:
         """Each group's fewest replicas that (may) meet the SLOs: by screening, or by full runs everywhere."""
@@ -291,25 +344,30 @@ class Planner:
             else:
                 for replicas in space.replicas:
                     self.fate[Configuration(group, replicas)] = (reason.split(":", 1)[0], reason)
+        fewest = [Configuration(group, space.replicas[0]) for group in groups]
+        later = len(groups) * self.max_load_bound() + self.confirm_bound(fewest)
         if not exhaustive:
-            found = self.evaluator.drive({group: self.ladder(group) for group in groups})
+            found = self.evaluator.drive({group: self.ladder(group) for group in groups}, dict.fromkeys(groups, self.ladder_bound()), later)
             return [config for config in found.values() if config is not None]
         every = [Configuration(group, replicas) for group in groups for replicas in space.replicas]
-        outcomes = self.evaluator.drive({config: self.decide_targets(config, full=True) for config in every})
+        outcomes = self.evaluator.drive({config: self.decide_targets(config, full=True) for config in every},
+                                        dict.fromkeys(every, self.targets_bound()), later)
         fewest: dict[tuple[tuple[str, str], ...], Configuration] = {}
         for config in every:  # each group's replica counts in ascending order
             if outcomes[config][-1].verdict == "met":
                 fewest.setdefault(config.choices, config)
         return list(fewest.values())
 
-    def screen_max_loads(self, candidates: list[Configuration]) -> None:
-        """Screened maximum loads of the candidates not searched yet, or searched below the target load they have met since."""
+    def screen_max_loads(self, candidates: list[Configuration], later: int = 0) -> None:
+        """Screened maximum loads of the candidates not searched yet, or searched below the target load they have met since.
+        ``later``: a bound on the points of what follows (for progress)."""
         floors = {config: self.met_floor_per_s(config, full=False) for config in candidates}
         wanted = [
             config for config in candidates
             if "screen" not in self.max_loads.get(config, {}) or self.max_loads[config]["screen"].low_per_s < (floors[config] or 0)
         ]
-        self.evaluator.drive({config: self.max_load(config, full=False, floor_per_s=floors[config]) for config in wanted})
+        self.evaluator.drive({config: self.max_load(config, full=False, floor_per_s=floors[config]) for config in wanted},
+                             dict.fromkeys(wanted, self.max_load_bound()), later)
 
     def objective(self, config: Configuration) -> float:
         """What the plan minimises: cost per hour, or cost per million requests at the (screened) maximum load."""
@@ -339,14 +397,16 @@ class Planner:
             wave = queue[:top]
             wave += [c for c in queue[top:] if self.objective(c) == self.objective(wave[-1])]
             queue = queue[len(wave):]
-            outcomes = self.evaluator.drive({config: self.decide_targets(config, full=True) for config in wave})
+            after = sum(self.max_load_bound() + self.larger_rungs(config) * self.rung_bound() for config in wave)  # screens, successors
+            outcomes = self.evaluator.drive({config: self.decide_targets(config, full=True) for config in wave},
+                                            dict.fromkeys(wave, self.targets_bound()), self.confirm_bound(queue) + after)
             successors = []
             for config in wave:
                 if outcomes[config][-1].verdict == "met":
                     finalists.append(config)
                 elif (successor := self._next_rung(config)) is not None:
                     successors.append(successor)
-            self.screen_max_loads(successors + [config for config in wave if config in finalists])
+            self.screen_max_loads(successors + [config for config in wave if config in finalists], self.confirm_bound(queue + successors))
             queue = sorted(queue + successors, key=lambda c: (self.objective(c), c.id))
         for config in queue:
             self.fate.setdefault(config, ("cost", f"not confirmed: {self.ctx.spec.top} configurations rank above it"))
@@ -380,4 +440,30 @@ class Planner:
             reason = self.ctx.space.exclusion(swapped)
             if text != current and (reason is None or reason.startswith("quality")):
                 searches[("variant", swapped)] = self.decide(swapped, target, True)
-        return self.evaluator.drive(searches)
+        bounds = {name: self.max_load_bound() if name == "max_load" else 1 if name == "detail" else self.decide_bound() for name in searches}
+        return self.evaluator.drive(searches, bounds)
+
+
+def _bisections_left(gaps: list[tuple[float, float]], tolerance: float) -> int:
+    """The most loads a maximum-load bisection may still judge from its gaps: (low, high), or (low, first inconclusive) and
+    (last inconclusive, high). Each judged load halves a gap on the log scale; an inconclusive one splits a lone gap in
+    two, and a verdict beyond the inconclusive loads merges two gaps into one (``_lone``, ``_pair``)."""
+    def halvings(below: float, above: float) -> int:  # one more than exact halving needs: midpoints are rounded rates
+        return math.ceil(math.log2(math.log(above / below) / math.log1p(tolerance))) + 1 if above > below * (1 + tolerance) else 0
+
+    needed = [halvings(below, above) for below, above in gaps]
+    return _lone(needed[0]) if len(needed) == 1 else _pair(needed[0], needed[1])
+
+
+@functools.cache
+def _lone(halvings: int) -> int:
+    """Judged loads, at most, to narrow one gap that needs ``halvings`` halvings (a split leaves two halves)."""
+    return 0 if halvings <= 0 else 1 + max(_lone(halvings - 1), _pair(halvings - 1, halvings - 1))
+
+
+@functools.cache
+def _pair(below: int, above: int) -> int:
+    """The same for the two gaps either side of the inconclusive loads: a judged load halves one, or merges them into one."""
+    steps = [count for needed, other in ((below, lambda n: _pair(n, above)), (above, lambda n: _pair(below, n))) if needed > 0
+             for count in (other(needed - 1), _lone(needed - 1))]
+    return 1 + max(steps) if steps else 0

@@ -1,4 +1,4 @@
-"""The README's measured table: per family x variant, latency at batch 1 and at the batch size of
+"""The measured table of docs/profiles.md: per family x variant, latency at batch 1 and at the batch size of
 best throughput, with the model's size and quality cost. Reads a bundle; needs no torch."""
 
 from __future__ import annotations

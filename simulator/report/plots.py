@@ -1,6 +1,6 @@
-"""Plots of a run's monitoring time series (the frame of ``TimeSeriesRecorder``), as PNG files.
+"""Plots of a run's monitoring time series (the frame of ``TimeSeriesRecorder``): PNG bytes for a report, or PNG files.
 
-Figures are drawn on matplotlib's ``Figure`` with the Agg canvas, never through pyplot, so no
+Figures are drawn by ``render.png`` on matplotlib's Agg canvas, never through pyplot, so no
 global backend is touched and plotting works headless and from several threads.
 """
 
@@ -12,14 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from simulator.files import make_output_folder, write_atomically
-from simulator.report.render import literal_text, mark_limit, plain_log_ticks
+from simulator.report.render import mark_limit, plain_log_ticks, png
 
-FIGURE_SIZE_IN = (9.0, 4.0)
-DPI = 110
+TIME_AXIS = "simulated time (s)"
 
 
 def _named(frame: pd.DataFrame, prefix: str) -> dict[str, pd.Series]:
@@ -27,32 +24,11 @@ def _named(frame: pd.DataFrame, prefix: str) -> dict[str, pd.Series]:
     return {column[len(prefix) + 1 :]: frame[column] for column in frame.columns if column.startswith(prefix + ".")}
 
 
-def _save(path: Path, title: str, ylabel: str, draw: Callable[[Axes], None]) -> Path:
-    """Draw one figure and write it atomically (a temporary file, then a rename)."""
-    figure = Figure(figsize=FIGURE_SIZE_IN, dpi=DPI, layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    draw(axes)
-    axes.set_title(title)
-    axes.set_xlabel("simulated time (s)")
-    axes.set_ylabel(ylabel)
-    axes.grid(True, alpha=0.3)
-    if axes.get_legend_handles_labels()[0]:
-        axes.legend(loc="best", fontsize="small")
-    literal_text(axes)
-    write_atomically(path, lambda temporary: figure.savefig(temporary, format="png"))
-    return path
-
-
-def plot_timeseries(frame: pd.DataFrame, out_dir: Path, title: str, deadlines_ms: dict[str, float] | None = None) -> list[Path]:
+def timeseries_figures(frame: pd.DataFrame, title: str, deadlines_ms: dict[str, float] | None = None) -> dict[str, bytes]:
     """Throughput and drops, latency p50/p99 (with each class's deadline), queue length, utilization (and cache hit
-    ratio) over time.
-
-    The PNG files go into ``out_dir`` (created); each is written atomically.
-    """
+    ratio) over time, as PNG bytes by file name (``latency.png``, ...)."""
     if frame.empty:
         raise ValueError("the time series has no windows to plot")
-    out_dir = make_output_folder(Path(out_dir))  # a file or an unwritable place there is an OutputPathError
     edges_s = np.append(frame["window_start_s"].to_numpy(), frame["window_end_s"].to_numpy()[-1:])
 
     def stairs(axes: Axes, values: pd.Series, **style: object) -> None:
@@ -99,4 +75,13 @@ def plot_timeseries(frame: pd.DataFrame, out_dir: Path, title: str, deadlines_ms
     ]
     if "cache_hit_ratio" in frame.columns:
         figures.append(("cache_hit_ratio.png", "cache hit ratio", "hits per arrival", cache))
-    return [_save(out_dir / name, f"{title}: {caption}", ylabel, draw) for name, caption, ylabel, draw in figures]
+    return {name: png(f"{title}: {caption}", TIME_AXIS, ylabel, draw) for name, caption, ylabel, draw in figures}
+
+
+def plot_timeseries(frame: pd.DataFrame, out_dir: Path, title: str, deadlines_ms: dict[str, float] | None = None) -> list[Path]:
+    """The figures of ``timeseries_figures`` as PNG files in ``out_dir`` (created), each written atomically."""
+    figures = timeseries_figures(frame, title, deadlines_ms)
+    out_dir = make_output_folder(Path(out_dir))  # a file or an unwritable place there is an OutputPathError
+    for name, image in figures.items():
+        write_atomically(out_dir / name, lambda temporary, image=image: Path(temporary).write_bytes(image))
+    return [out_dir / name for name in figures]

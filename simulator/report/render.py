@@ -4,21 +4,28 @@ global backend is touched)."""
 
 from __future__ import annotations
 
+import base64
 import io
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from simulator.files import make_output_folder, write_atomically, write_text_atomically
 from simulator.terminal import visible
 
 FIGURE_SIZE_IN = (8.0, 3.8)
 DPI = 100
+HTML_FILE = "report.html"
+MARKDOWN_FILE = "report.md"
+PLOTS_FOLDER = "plots"
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~])")  # what turns text into markup inside a line
 
 
@@ -37,6 +44,24 @@ def interval(item: dict[str, Any]) -> str:
         return "∞" if value is None else number(value)
 
     return f"{end(item['estimate'])} [{end(item['ci_low'])}, {end(item['ci_high'])}]"
+
+
+def measured(stat: dict[str, Any] | None, digits: int = 4) -> str:
+    """A measured statistic: ``estimate [low, high]``, the estimate alone when it has no interval, a dash for none."""
+    if stat is None or stat["estimate"] is None:
+        return "—"
+    if stat.get("ci_low") is None or stat.get("ci_high") is None:
+        return number(stat["estimate"], digits)
+    return f"{number(stat['estimate'], digits)} [{number(stat['ci_low'], digits)}, {number(stat['ci_high'], digits)}]"
+
+
+def measured_share(stat: dict[str, Any] | None) -> str:
+    """A measured share in percent with its interval: ``96.5 % [95.9, 97.1]``; a dash for none."""
+    if stat is None or stat["estimate"] is None:
+        return "—"
+    scaled = {key: None if stat.get(key) is None else 100 * stat[key] for key in ("estimate", "ci_low", "ci_high")}
+    text = measured(scaled, digits=3)
+    return text.replace(" [", " % [", 1) if "[" in text else text + " %"
 
 
 def percent(value: float | None) -> str:
@@ -74,7 +99,7 @@ def environment(html: bool) -> jinja2.Environment:
         loader=jinja2.PackageLoader("simulator.report", "templates"),
         autoescape=html, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     )
-    env.filters.update(number=number, interval=interval, percent=percent, headroom=headroom, share=share, rounded_share=rounded_share, md=markdown_escape)
+    env.filters.update(number=number, interval=interval, measured=measured, measured_share=measured_share, percent=percent, headroom=headroom, share=share, rounded_share=rounded_share, md=markdown_escape)
     return env
 
 
@@ -146,3 +171,22 @@ def png(title: str, xlabel: str, ylabel: str, draw: Callable[[Axes], None]) -> b
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def write_pages(out: Path, template: str, context: dict[str, Any], figures: dict[str, bytes]) -> list[Path]:
+    """Render ``TEMPLATE.html.j2`` (figures embedded as data URIs: one file that opens offline) and ``TEMPLATE.md.j2``
+    (figures linked as ``plots/NAME.png``, written beside it) into ``out`` (created), every file written atomically.
+    Both templates get ``images``: figure name → its source. Returns the HTML, the Markdown, then the PNG files."""
+    out = make_output_folder(Path(out))
+    html_images = {name: Markup("data:image/png;base64," + base64.b64encode(image).decode()) for name, image in figures.items()}
+    markdown_images = {name: f"{PLOTS_FOLDER}/{name}.png" for name in figures}
+    html = environment(html=True).get_template(f"{template}.html.j2").render(**context, images=html_images)
+    markdown = environment(html=False).get_template(f"{template}.md.j2").render(**context, images=markdown_images)
+    plots = make_output_folder(out / PLOTS_FOLDER) if figures else out
+    written = []
+    for name, image in figures.items():
+        write_atomically(plots / f"{name}.png", lambda path, image=image: path.write_bytes(image))
+        written.append(plots / f"{name}.png")
+    write_text_atomically(out / HTML_FILE, html)
+    write_text_atomically(out / MARKDOWN_FILE, markdown)
+    return [out / HTML_FILE, out / MARKDOWN_FILE, *written]

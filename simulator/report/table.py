@@ -105,15 +105,23 @@ def _value(stat: dict[str, Any] | None, digits: int = 2, percent: bool = False) 
     return text
 
 
-def _verdict(entry: dict[str, Any]) -> str:
+def slo_verdict(entry: dict[str, Any]) -> tuple[str | None, str]:
+    """A class's SLO verdict (met, violated, inconclusive; None when not judged) and what it rests on, in words."""
     slo = entry.get("slo")
     if not slo or slo["verdict"] is None:  # a firm class without `target` states no share that must meet its deadline
-        return "not judged: give the class a target" if entry.get("kind") == "firm" else ""
+        return None, "not judged: give the class a target" if entry.get("kind") == "firm" else ""
     bounds = slo["miss_probability"]
-    allowance = f"miss ≤ {slo['miss_allowance']:.2g}"
-    seen = f"{slo['misses']} of {slo['finished']} missed, P(miss) ≤ {bounds['upper_bound']:.2g}"
-    colour = {"met": "green", "violated": "red", "inconclusive": "yellow"}[slo["verdict"]]
-    return f"[{colour}]{slo['verdict']}[/] ({allowance}; {seen})"
+    return slo["verdict"], (
+        f"miss ≤ {slo['miss_allowance']:.2g}; {slo['misses']} of {slo['finished']} missed, P(miss) ≤ {bounds['upper_bound']:.2g}"
+    )
+
+
+def _verdict(entry: dict[str, Any]) -> str:
+    verdict, grounds = slo_verdict(entry)
+    if verdict is None:
+        return grounds
+    colour = {"met": "green", "violated": "red", "inconclusive": "yellow"}[verdict]
+    return f"[{colour}]{verdict}[/] ({grounds})"
 
 
 def print_summary(summary: dict[str, Any], console: Console) -> None:

@@ -7,20 +7,18 @@ the report knows nothing of testbed files."""
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from markupsafe import Markup
 from matplotlib.axes import Axes
 
-from simulator.files import make_output_folder, write_atomically, write_text_atomically
-from simulator.report.render import environment, png
+from simulator.files import make_output_folder, write_atomically
+from simulator.report.render import png, write_pages
 
 PALETTE = ("tab:orange", "tab:green", "tab:blue", "tab:purple", "tab:brown")  # one colour per prediction, in the labels' order
-CSV_FILE, HTML_FILE, MARKDOWN_FILE, PLOTS_FOLDER = "comparison.csv", "report.html", "report.md", "plots"
+CSV_FILE = "comparison.csv"
 
 
 def _colours(labels: dict[str, str]) -> dict[str, str]:
@@ -76,22 +74,11 @@ def write_testbed_report(data: dict[str, Any], out: Path) -> list[Path]:
 
     ``data``: the plain data of ``simulator.testbed.report_data.report_data`` (``table``, ``distributions``, ``labels`` and
     what the templates show)."""
-    out = make_output_folder(out)
     table, labels = data["table"], data["labels"]
     figures = {f"{statistic}-against-load": _load_figure(table, statistic, labels) for statistic in ("p50", "p99")}
     for level, distribution in data["distributions"].items():
         figures[f"distribution-{level:.2f}"] = _cdf_figure(level, distribution, labels)
     context = {key: value for key, value in data.items() if key not in ("table", "distributions")}
-    html_images = {name: Markup("data:image/png;base64," + base64.b64encode(figure).decode()) for name, figure in figures.items()}
-    markdown_images = {name: f"{PLOTS_FOLDER}/{name}.png" for name in figures}
-    html = environment(html=True).get_template("testbed.html.j2").render(**context, images=html_images)
-    markdown = environment(html=False).get_template("testbed.md.j2").render(**context, images=markdown_images)
+    out = make_output_folder(out)
     write_atomically(out / CSV_FILE, lambda path: table.to_csv(path, index=False))
-    write_text_atomically(out / MARKDOWN_FILE, markdown)
-    write_text_atomically(out / HTML_FILE, html)
-    plots = make_output_folder(out / PLOTS_FOLDER)
-    written = [out / CSV_FILE, out / MARKDOWN_FILE, out / HTML_FILE]
-    for name, figure in figures.items():
-        write_atomically(plots / f"{name}.png", lambda path, figure=figure: path.write_bytes(figure))
-        written.append(plots / f"{name}.png")
-    return written
+    return [out / CSV_FILE, *write_pages(out, "testbed", context, figures)]

@@ -9,9 +9,13 @@ interrupted or failed run leaves the marker and none of the previous run's files
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from simulator.files import OutputPathError, make_output_folder, write_atomically, write_text_atomically
 from simulator.runner.result import RunResult
+from simulator.scenario.schema import Scenario
 
 RUN_FILES = ("summary.json", "stats.csv", "requests.parquet", "timeseries.csv", "timeseries.parquet")
 INCOMPLETE = "INCOMPLETE"
@@ -44,3 +48,17 @@ def write_run_outputs(result: RunResult, out: Path) -> list[Path]:
     write_atomically(out / "timeseries.parquet", lambda path: timeseries.to_parquet(path, index=False))
     (out / INCOMPLETE).unlink(missing_ok=True)
     return [out / name for name in RUN_FILES if (out / name).exists()]
+
+
+def scenario_record(scenario: Scenario) -> dict[str, Any]:
+    """What a report shows of the scenario: name, description, source path, the file as written (None when it is no
+    readable text file) and every parameter as validated (YAML, defaults included)."""
+    source = Path(scenario.source)
+    try:
+        text = source.read_text(encoding="utf-8") if source.is_file() else None
+    except (OSError, UnicodeDecodeError):
+        text = None
+    return {
+        "name": scenario.name, "description": scenario.description, "source": str(source), "text": text,
+        "parameters_yaml": yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False, allow_unicode=True),
+    }

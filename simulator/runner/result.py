@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 class RunResult:
-    """What a run produced, and what it was asked: ``summary`` is the JSON document described in README.
+    """What a run produced, and what it was asked: ``summary`` is the JSON document described in docs/outputs.md.
 
     ``status`` is ``"ok"``, or ``"unstable"`` (then ``message`` says why and ``summary`` is empty)
     when the caller asked for an unstable point to come back as a result rather than an error.
