@@ -6,7 +6,9 @@ of one run), and its interval comes from the delta method around that very estim
 scale, or the logit scale for a proportion), so the estimate always lies inside its own interval
 and the interval inside the quantity's range. Quantiles are positive: their interval is formed on
 the log scale (it can never go below zero) and centred, in log space, on the estimate. A miss
-probability with no observed miss gets a Clopper–Pearson bound instead (no variance to use).
+probability gets Clopper–Pearson bounds on an *effective* number of requests: misses come in
+bursts (busy periods), so n correlated requests weigh as n / τ independent ones, τ being the
+variance inflation of the miss indicator, or of the latency when misses are too few to measure it.
 With one run, batch means make the units: adjacent batches are merged until their lag-1
 autocorrelation is small (Fishman's LBATCH idea), so that they are close to independent.
 """
@@ -20,6 +22,7 @@ import numpy as np
 
 MIN_BATCHES = 10  # fewer batches than this give too few degrees of freedom to trust
 MAX_LAG1 = 0.1  # batch means whose lag-1 autocorrelation is above this are merged further
+MIN_MISS_BLOCKS = 10  # blocks holding a miss needed to measure how misses cluster (fewer: the latency's clustering stands in)
 
 
 def t_quantile(degrees: int, probability: float) -> float:
@@ -188,14 +191,64 @@ def merge(values: np.ndarray, factor: int) -> np.ndarray:
     return values
 
 
-def clopper_pearson(events: int, trials: int, level: float) -> tuple[float, float]:
-    """One-sided Clopper–Pearson bounds (lower, upper) at ``level`` on a binomial probability."""
+def clopper_pearson(events: float, trials: float, level: float) -> tuple[float, float]:
+    """One-sided Clopper–Pearson bounds (lower, upper) at ``level`` on a binomial probability (counts may be
+    effective, fractional ones: the beta quantiles are continuous in them)."""
     from scipy.special import betaincinv
 
     alpha = 1.0 - level
     lower = 0.0 if events == 0 else float(betaincinv(events, trials - events + 1, alpha))
     upper = 1.0 if events == trials else float(betaincinv(events + 1, trials - events, 1 - alpha))
     return lower, upper
+
+
+def variance_inflation(numerators: np.ndarray, denominators: np.ndarray, unit_variance: float, level: float) -> float:
+    """How many correlated units weigh as one independent one: the variance of Σ numerators / Σ denominators over
+    independent blocks, divided by that of as many independent units of variance ``unit_variance``, times
+    (t/z)² so that a normal bound on the effective count is as wide as the blocks' t bound. nan when unknown."""
+    from scipy.special import ndtri
+
+    num, den = np.asarray(numerators, dtype=float), np.asarray(denominators, dtype=float)
+    keep = den > 0
+    num, den = num[keep], den[keep]
+    blocks = len(den)
+    if blocks < 2 or not unit_variance > 0:
+        return float("nan")
+    units = float(den.sum())
+    ratio = float(num.sum()) / units
+    block_variance = float(np.sum((num - ratio * den) ** 2)) / (blocks - 1) / blocks / float(den.mean()) ** 2
+    widening = (t_quantile(blocks - 1, level) / float(ndtri(level))) ** 2
+    return block_variance / (unit_variance / units) * widening
+
+
+def miss_bounds(
+    misses: np.ndarray, finished: np.ndarray, latency_inflation: float, level: float
+) -> tuple[float, float, float]:
+    """One-sided bounds (lower, upper) at ``level`` on a miss probability from the misses and finished requests
+    of close-to-independent blocks, and the effective number of requests the bounds rest on.
+
+    Misses come in bursts, so n requests weigh as n / τ independent ones: τ is the variance inflation of
+    the miss indicator over the blocks once ``MIN_MISS_BLOCKS`` blocks hold a miss, never below
+    ``latency_inflation`` (the latency's: how long the system stays in one state, known with no miss
+    at all), and never above the mean block size, where each block counts as one trial (a block holds a
+    miss with a probability at least the miss probability, so its count bounds it). Clopper–Pearson on
+    the effective counts then gives the bounds.
+    """
+    misses, finished = np.asarray(misses, dtype=float), np.asarray(finished, dtype=float)
+    keep = finished > 0
+    misses, finished = misses[keep], finished[keep]
+    requests = float(finished.sum())
+    if requests <= 0:
+        return 0.0, 1.0, 0.0
+    probability = float(misses.sum()) / requests
+    inflation = latency_inflation if math.isfinite(latency_inflation) else float("inf")
+    if np.count_nonzero(misses) >= MIN_MISS_BLOCKS and 0 < probability < 1:
+        measured = variance_inflation(misses, finished, probability * (1 - probability), level)
+        inflation = max(latency_inflation, measured) if math.isfinite(latency_inflation) else measured
+    inflation = min(max(inflation, 1.0), requests / len(finished))
+    effective = requests / inflation
+    lower, upper = clopper_pearson(probability * effective, effective, level)
+    return lower, upper, float(effective)
 
 
 def mser_truncation(batch_means: np.ndarray, counts: np.ndarray) -> int:

@@ -11,10 +11,11 @@ The statistical method (README, "How the numbers are computed"):
 - **Quantiles** get log-scale intervals (never negative): over replications, around the
   geometric mean of the replications' quantiles; in one run, around the run's quantile with the
   spread of its batches' quantiles (sectioning).
-- **Verdicts** compare a one-sided bound on the miss probability with what the class tolerates:
-  met (upper bound within), violated (lower bound outside) or inconclusive. A hard class is
-  violated by any miss, and met only when the Clopper–Pearson upper bound after zero misses is
-  within its ``miss_tolerance``.
+- **Verdicts** compare one-sided bounds on the miss probability with what the class tolerates
+  (1 − target; a hard class's ``miss_tolerance``): met (upper bound within), violated (lower bound
+  outside) or inconclusive. Misses come in bursts, so the bounds are Clopper–Pearson on an
+  effective number of requests (``estimators.miss_bounds``): zero misses in a run short against
+  the system's correlation time prove little.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ import numpy as np
 from simulator.metrics.collector import ALL, QUANTILES
 from simulator.metrics.estimators import (
     batch_size_for,
-    clopper_pearson,
     log_interval,
     merge,
+    miss_bounds,
     quantile_intervals,
     ratio_interval,
+    variance_inflation,
 )
 from simulator.scenario.schema import Scenario
 from simulator.scenario.workload import RequestClass
@@ -177,37 +179,47 @@ def _series_stats(units: _Units, series: list[dict], seconds: list[np.ndarray], 
     return stats
 
 
-def _slo(request_class: RequestClass, series: list[dict], met_ratio: dict, units: _Units) -> dict[str, Any]:
-    """The class's verdict: met / violated / inconclusive, from one-sided bounds (at the run's confidence)
-    on its miss probability: over the units when misses vary between them, else Clopper–Pearson."""
+def _miss_blocks(series: list[dict], level: float) -> tuple[np.ndarray, np.ndarray, float, bool]:
+    """Misses and finished requests per block (each replication's fine batches merged until its latency and its
+    misses look uncorrelated), the latency's variance inflation over the same blocks, and whether any
+    replication's batch means are still correlated."""
+    misses, finished, latency, served, squares = [], [], [], [], []
+    for s in series:
+        sums = s["sums"]
+        fine_misses = sums["finished"] - sums["met"]
+        factor = max(batch_size_for(sums["latency_sum_ms"], sums["completed"])[0], batch_size_for(fine_misses, sums["finished"])[0])
+        for blocks, fine in zip(
+            (misses, finished, latency, served, squares),
+            (fine_misses, sums["finished"], sums["latency_sum_ms"], sums["completed"], sums["latency_square_sum_ms2"]),
+        ):
+            blocks.append(merge(fine, factor))
+    misses, finished, latency, served, squares = map(np.concatenate, (misses, finished, latency, served, squares))
+    completed = served.sum()
+    variance = squares.sum() / completed - (latency.sum() / completed) ** 2 if completed > 0 else 0.0
+    inflation = variance_inflation(latency, served, variance, level)
+    return misses, finished, inflation, any(s["batches_correlated"] for s in series)
+
+
+def _slo(request_class: RequestClass, series: list[dict], level: float) -> dict[str, Any]:
+    """The class's verdict: met / violated / inconclusive, from one-sided bounds (at the run's confidence) on its
+    miss probability that count correlated requests as fewer independent ones (``estimators.miss_bounds``);
+    while the batch means are still correlated, each block counts as one trial."""
     allowance = request_class.miss_allowance
     finished = int(sum(s["sums"]["finished"].sum() for s in series))
     misses = finished - int(round(sum(s["sums"]["met"].sum() for s in series)))
     if allowance is None:
         return {"required_met_ratio": None, "verdict": None, "misses": misses, "finished": finished}
-    if request_class.kind == "hard" or met_ratio["ci_low"] is None or misses in (0, finished):
-        lower, upper = clopper_pearson(misses, finished, units.level) if finished else (0.0, 1.0)
-        method = "clopper_pearson"
-    else:
-        two_sided = 2 * units.level - 1  # its interval's ends are one-sided bounds at ``level``
-        met = units.ratio([s["sums"]["met"] for s in series], [s["sums"]["finished"] for s in series], two_sided, True)
-        lower, upper = max(1.0 - met.ci_high, 0.0), min(1.0 - met.ci_low, 1.0)
-        method = "replications" if units.replicated else "batch_means"
-    if request_class.kind == "hard" and misses > 0:
-        verdict = "violated"  # a hard class allows no miss at all
-    elif upper <= allowance:
-        verdict = "met"
-    elif lower > allowance:
-        verdict = "violated"
-    else:
-        verdict = "inconclusive"
+    block_misses, block_finished, inflation, correlated = _miss_blocks(series, level)
+    lower, upper, effective = miss_bounds(block_misses, block_finished, math.inf if correlated else inflation, level)
+    verdict = "met" if upper <= allowance else "violated" if lower > allowance else "inconclusive"
     return {
         "required_met_ratio": request_class.required_met_ratio,
         "miss_allowance": allowance,
         "misses": misses,
         "finished": finished,
         "miss_probability": {"estimate": misses / finished if finished else None, "lower_bound": lower, "upper_bound": upper},
-        "bound_method": method,
+        "effective_requests": effective,
+        "bound_method": "blocks_correlated" if correlated else "effective_sample",
         "verdict": verdict,
     }
 
@@ -267,7 +279,7 @@ def summarize(
         if name in classes_by_name:
             request_class = classes_by_name[name]
             entry.update(kind=request_class.kind, priority=request_class.priority, deadline_ms=request_class.deadline_ms)
-            entry["slo"] = _slo(request_class, series, stats["deadline_met_ratio"], units)
+            entry["slo"] = _slo(request_class, series, level)
         entry.update(stats)
         classes[name] = entry
     if not units.replicated and not units.batch_means:
