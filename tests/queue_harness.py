@@ -11,9 +11,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 
 from simulator.metrics.collector import ReplicationRecorder, RequestChunk
+from simulator.metrics.summary import summarize
 from simulator.random_streams import stream
+from simulator.runner.plan import plan_run
 from simulator.runner.replication import run_zone
 from simulator.scenario.loader import scenario_from_dict
 from tests.helpers import base_scenario
@@ -31,15 +34,21 @@ def queue_scenario(rho: float, requests: int, replications: int, servers: int = 
     return scenario_from_dict(data)
 
 
+@njit(cache=True)
 def _waits_mmc(gaps_ms: np.ndarray, service_ms: np.ndarray, servers: int) -> np.ndarray:
     """Kiefer–Wolfowitz: the sorted vector of the servers' remaining work, seen by each arrival."""
     work = np.zeros(servers)
     waits = np.empty(len(gaps_ms))
     for index in range(len(gaps_ms)):
-        work = np.maximum(work - gaps_ms[index], 0.0)
+        for server in range(servers):
+            work[server] = max(work[server] - gaps_ms[index], 0.0)
         waits[index] = work[0]
-        work[0] += service_ms[index]
-        work.sort()
+        done = work[0] + service_ms[index]
+        position = 0
+        while position + 1 < servers and work[position + 1] < done:  # keep the vector sorted
+            work[position] = work[position + 1]
+            position += 1
+        work[position] = done
     return waits
 
 
@@ -119,3 +128,48 @@ def sojourn_quantile(servers: int, rho: float, probability: float) -> float:
 def mean_wait_ms(servers: int, rho: float) -> float:
     """E[W] in M/M/c."""
     return erlang_c(servers, rho) / (servers / MEAN_SERVICE_MS * (1 - rho))
+
+
+METRICS = ("wait_ms.mean", "latency_ms.p99", "deadline_met_ratio")
+MET_RATIO = 0.9  # the deadline of a coverage cell: the exact p90 of the sojourn time
+
+
+def coverage(servers: int, rho: float, replications: int, requests: int, seeds: range) -> dict[str, int]:
+    """How many of ``seeds``' 95 % intervals contain the exact mean wait, p99 latency and deadline-met ratio, and
+    how many runs said their batch means were still correlated (``correlated``)."""
+    scenario = queue_scenario(rho, requests, replications, servers, sojourn_quantile(servers, rho, MET_RATIO))
+    truth = {
+        "wait_ms.mean": mean_wait_ms(servers, rho),
+        "latency_ms.p99": sojourn_quantile(servers, rho, 0.99),
+        "deadline_met_ratio": MET_RATIO,
+    }
+    counts = dict.fromkeys([*METRICS, "correlated"], 0)
+    for seed in seeds:
+        summary = _summary(scenario, seed)
+        counts["correlated"] += any("still correlated" in note for note in summary["notes"])
+        for metric, value in truth.items():
+            interval = summary["classes"]["a"]
+            for part in metric.split(".", 1):
+                interval = interval[part]
+            counts[metric] += interval["ci_low"] is not None and interval["ci_low"] <= value <= interval["ci_high"]
+    return counts
+
+
+def hard_verdicts(
+    servers: int, rho: float, replications: int, requests: int, truth_over_tolerance: float, tolerance: float, seeds: range
+) -> dict[str, int]:
+    """Verdicts of a hard class whose deadline is the exact quantile missed with ``truth_over_tolerance`` × ``tolerance``."""
+    deadline_ms = sojourn_quantile(servers, rho, 1 - truth_over_tolerance * tolerance)
+    scenario = queue_scenario(
+        rho, requests, replications, servers, deadline_ms, kind="hard", target=None, miss_tolerance=tolerance
+    )
+    counts = dict.fromkeys(("met", "violated", "inconclusive"), 0)
+    for seed in seeds:
+        counts[_summary(scenario, seed)["classes"]["a"]["slo"]["verdict"]] += 1
+    return counts
+
+
+def _summary(scenario, seed: int) -> dict:
+    plan = plan_run(scenario, seed=seed)
+    results = [replication(plan, seed, r) for r in range(scenario.run.replications)]
+    return summarize(scenario, seed, scenario.run.requests, results, 0.0)

@@ -18,7 +18,7 @@ from operator import attrgetter
 
 import numpy as np
 
-from simulator.metrics.estimators import batch_size_for, mser_truncation, transient_end
+from simulator.metrics.estimators import batch_size_for, run_too_short, mser_truncation, transient_end
 from simulator.metrics.quantiles import StreamingQuantiles
 from simulator.model.request import Request
 from simulator.scenario.workload import ALL_CLASSES as ALL
@@ -312,7 +312,11 @@ class Series:
         replication's quantiles, and (when kept) the latency and wait values with their fine batch."""
         sums = {name: values[cut:] for name, values in self.sums.items() if with_cache or name != "cache_hits"}
         drops = int(sums["dropped"].sum())
-        _, correlated = batch_size_for(sums["latency_sum_ms"], sums["completed"])
+        factor, correlated = batch_size_for(sums["latency_sum_ms"], sums["completed"])
+        served = sums["completed"].sum()
+        if not correlated and served > 0:
+            variance = sums["latency_square_sum_ms2"].sum() / served - (sums["latency_sum_ms"].sum() / served) ** 2
+            correlated = run_too_short(sums["latency_sum_ms"], sums["completed"], variance, factor)
         return {
             "sums": sums,
             "dropped": {reason: values[cut:] for reason, values in sorted(self.dropped.items())},

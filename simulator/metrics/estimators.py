@@ -22,6 +22,7 @@ import numpy as np
 
 MIN_BATCHES = 10  # fewer batches than this give too few degrees of freedom to trust
 MAX_LAG1 = 0.1  # batch means whose lag-1 autocorrelation is above this are merged further
+CORRELATION_TIMES = 5  # batches shorter than this many correlation times (variance inflations) are still correlated
 MIN_MISS_BLOCKS = 10  # blocks holding a miss needed to measure how misses cluster (fewer: the latency's clustering stands in)
 
 
@@ -100,7 +101,13 @@ def sectioned_log_interval(
 
 
 def quantile_intervals(
-    values: np.ndarray, sections: np.ndarray, extras: Sequence[int], probabilities: Sequence[float], level: float
+    values: np.ndarray,
+    sections: np.ndarray,
+    extras: Sequence[int],
+    probabilities: Sequence[float],
+    level: float,
+    min_batch: int | None = None,
+    inflation: float = math.nan,
 ) -> list[tuple[float, float | None, float | None]]:
     """Quantiles of ``values`` pooled, ``sections[i]`` being the section of ``values[i]`` and ``extras[s]``
     more values of section s counting as +∞; each with an interval from the sections' spread on the
@@ -110,6 +117,11 @@ def quantile_intervals(
     indicators, so its ratio-of-sums interval over the sections is sound (where the spread of the
     sections' own quantiles, in a short or heavy-tailed run, is not); the interval's ends are mapped
     back through the pooled empirical quantile function, so it never leaves the observed range.
+    ``min_batch`` (one run): the sections are consecutive fine batches, merged for each quantile into
+    batches as ``batch_size_for`` chooses on its own indicator series, at least ``min_batch`` at a time,
+    and the tail beyond the estimate is bounded like a miss probability (``miss_bounds``, with the run's
+    latency ``inflation`` as the floor of its own): a tail seen in a few bursts is skewed, and a t
+    interval would be narrowest when it is most wrong.
     One sort of the pooled values and one pass that counts each section's values under every
     estimate: no section is sorted or copied.
     """
@@ -144,8 +156,15 @@ def quantile_intervals(
     at_or_below = np.cumsum(per_bin.reshape(len(extras), -1), axis=1)
     sizes = (at_or_below[:, -1] + extras).astype(float).tolist()
     for index, estimate in estimates.items():
-        below = at_or_below[:, int(np.searchsorted(thresholds, estimate))].astype(float).tolist()
-        _, low, high = ratio_interval(below, sizes, level)
+        below = at_or_below[:, int(np.searchsorted(thresholds, estimate))].astype(float)
+        if min_batch is None:
+            _, low, high = ratio_interval(below, sizes, level)
+        else:  # the tail beyond the estimate as a rare proportion: Clopper–Pearson on its effective count
+            counts = np.asarray(sizes)
+            factor = max(min_batch, batch_size_for(below, counts)[0])
+            above, counts = merge(counts - below, factor), merge(counts, factor)
+            tail_low, tail_high, _ = miss_bounds(above, counts, inflation, 0.5 + level / 2)
+            low, high = 1 - tail_high, 1 - tail_low
         if low is not None:
             results[index] = (estimate, min(quantile(max(low, 0.0)), estimate), max(quantile(min(high, 1.0)), estimate))
     return results
@@ -159,19 +178,37 @@ def lag1_autocorrelation(values: np.ndarray) -> float:
 
 
 def batch_size_for(numerators: np.ndarray, denominators: np.ndarray) -> tuple[int, bool]:
-    """How many fine batches to merge into one batch (a power of two), and whether the result is
-    still correlated: merge pairs while the batch ratios' lag-1 autocorrelation exceeds ``MAX_LAG1``
-    and at least ``2 × MIN_BATCHES`` batches remain."""
+    """How many fine batches to merge into one batch (a power of two), and whether the result is still correlated.
+
+    Pairs are merged until the batch ratios' lag-1 autocorrelation is at most ``MAX_LAG1`` *and* the two
+    finer levels, where there are more batches and so more power, agree: once batches are long against the
+    correlation time their lag-1 halves with each doubling, so those levels must be within 2 and 4 × it.
+    A level with few batches alone would pass by chance (its lag-1 has a standard error near 1/√batches).
+    Merging stops at ``MIN_BATCHES`` to ``2 × MIN_BATCHES`` batches; still correlated there, it says so.
+    """
     factor = 1
     num, den = np.asarray(numerators, dtype=float), np.asarray(denominators, dtype=float)
+    finer: list[float] = []  # lag-1 at the finer levels, finest first
     while True:
         keep = den > 0
         ratios = num[keep] / den[keep]
-        correlated = len(ratios) < 3 or lag1_autocorrelation(ratios) > MAX_LAG1
+        lag1 = lag1_autocorrelation(ratios) if len(ratios) >= 3 else math.inf
+        allowed = [MAX_LAG1 * 2**step for step in range(len(finer[-2:]) + 1)]
+        correlated = any(value > limit for value, limit in zip([lag1, *reversed(finer[-2:])], allowed))
         if not correlated or len(num) < 2 * MIN_BATCHES:
             return factor, correlated
+        finer.append(lag1)
         num, den = merge_pairs(num), merge_pairs(den)
         factor *= 2
+
+
+def run_too_short(numerators: np.ndarray, denominators: np.ndarray, unit_variance: float, factor: int) -> bool:
+    """Whether a run cannot hold ``2 × MIN_BATCHES`` batches of ``CORRELATION_TIMES`` correlation times each, the
+    correlation time being the series' variance inflation over batches of ``factor`` fine batches: a check with
+    more power than the lag-1 of a few batches, which passes by chance when batches are few."""
+    num, den = merge(numerators, factor), merge(denominators, factor)
+    inflation = variance_inflation(num, den, unit_variance, None)
+    return math.isfinite(inflation) and float(den.sum()) < 2 * MIN_BATCHES * CORRELATION_TIMES * inflation
 
 
 def merge_pairs(values: np.ndarray) -> np.ndarray:
@@ -202,10 +239,13 @@ def clopper_pearson(events: float, trials: float, level: float) -> tuple[float, 
     return lower, upper
 
 
-def variance_inflation(numerators: np.ndarray, denominators: np.ndarray, unit_variance: float, level: float) -> float:
+def variance_inflation(
+    numerators: np.ndarray, denominators: np.ndarray, unit_variance: float, level: float | None
+) -> float:
     """How many correlated units weigh as one independent one: the variance of Σ numerators / Σ denominators over
     independent blocks, divided by that of as many independent units of variance ``unit_variance``, times
-    (t/z)² so that a normal bound on the effective count is as wide as the blocks' t bound. nan when unknown."""
+    (t/z)² at ``level`` (None: not) so that a normal bound on the effective count is as wide as the blocks' t
+    bound. nan when unknown."""
     from scipy.special import ndtri
 
     num, den = np.asarray(numerators, dtype=float), np.asarray(denominators, dtype=float)
@@ -217,7 +257,7 @@ def variance_inflation(numerators: np.ndarray, denominators: np.ndarray, unit_va
     units = float(den.sum())
     ratio = float(num.sum()) / units
     block_variance = float(np.sum((num - ratio * den) ** 2)) / (blocks - 1) / blocks / float(den.mean()) ** 2
-    widening = (t_quantile(blocks - 1, level) / float(ndtri(level))) ** 2
+    widening = 1.0 if level is None else (t_quantile(blocks - 1, level) / float(ndtri(level))) ** 2
     return block_variance / (unit_variance / units) * widening
 
 

@@ -10,7 +10,7 @@ The statistical method (README, "How the numbers are computed"):
   delta-method interval around that estimate (``estimators.ratio_interval``).
 - **Quantiles** get log-scale intervals (never negative): over replications, around the
   geometric mean of the replications' quantiles; in one run, around the run's quantile with the
-  spread of its batches' quantiles (sectioning).
+  spread of its batches (the batch-means batches) at that quantile.
 - **Verdicts** compare one-sided bounds on the miss probability with what the class tolerates
   (1 − target; a hard class's ``miss_tolerance``): met (upper bound within), violated (lower bound
   outside) or inconclusive. Misses come in bursts, so the bounds are Clopper–Pearson on an
@@ -55,7 +55,6 @@ RATES = {"throughput_per_s": "completed", "goodput_per_s": "met"}  # per simulat
 PROPORTIONS = {"deadline_met_ratio", "wait_probability", "drop_ratio", "processing_ratio", "cache_hit_ratio"}
 DISTRIBUTIONS = {"latency_ms": "latency", "wait_ms": "wait", "latency_or_drop_ms": "latency_or_drop"}
 FEW_REPLICATIONS = 5
-QUANTILE_SECTIONS = 10  # parts of one run whose quantiles give the spread of its quantiles' intervals
 
 
 @dataclass(frozen=True)
@@ -112,11 +111,13 @@ class _Units:
         With the values kept: the estimate is the quantile of all measured values pooled (each
         replication is stationary after its warm-up, so the pooled distribution is the stationary
         one, without the downward bias a short run's own quantile has), with the interval of
-        ``estimators.quantile_intervals`` over the sections — the replications, or
-        ``QUANTILE_SECTIONS`` consecutive parts of one run. Without them (very long runs): the
+        ``estimators.quantile_intervals`` over the sections — the replications, or batches of one run
+        (merged for each quantile until its own indicator series looks uncorrelated, and at least as
+        long as the latency's batches). Without them (very long runs): the
         geometric mean of the replications' quantiles, with a log-scale interval.
         """
         per_replication = [s[key] for s in series]
+        min_batch, inflation = None, math.nan
         if any(s["values"] is None for s in series):
             if self.replicated:
                 return {name: Estimate(*log_interval([q[name] for q in per_replication], self.level)) for name in QUANTILES}
@@ -129,21 +130,22 @@ class _Units:
             extras = [int(d.sum()) for d in drops] if drops else [0] * len(kept)
         elif self.batch_means:
             values, fine = kept[0]
-            sections, extras = _sections(fine, len(series[0]["sums"]["dropped"]), drops[0] if drops else None)
+            sums = series[0]["sums"]
+            min_batch, _ = batch_size_for(sums["latency_sum_ms"], sums["completed"])
+            inflation = _latency_inflation(
+                *(merge(sums[name], min_batch) for name in ("latency_sum_ms", "completed", "latency_square_sum_ms2")), self.level
+            )
+            sections, extras = _sections(fine, len(sums["finished"]), drops[0] if drops else None)
         else:
             values, sections, extras = kept[0][0], np.zeros(len(kept[0][0]), np.int64), [int(drops[0].sum()) if drops else 0]
-        intervals = quantile_intervals(values, sections, extras, list(QUANTILES.values()), self.level)
+        intervals = quantile_intervals(values, sections, extras, list(QUANTILES.values()), self.level, min_batch, inflation)
         return {name: Estimate(*interval) for name, interval in zip(QUANTILES, intervals)}
 
 
 def _sections(fine: np.ndarray, batches: int, dropped: np.ndarray | None) -> tuple[np.ndarray, list[int]]:
-    """``QUANTILE_SECTIONS`` consecutive parts of one run of ``batches`` fine batches: the section of each value
-    (from its fine batch) and each section's drops (none without ``dropped``)."""
+    """One run's ``batches`` fine batches as sections: the section of each value (from its fine batch) and each one's drops."""
     first = int(fine.min()) if len(fine) else 0
-    bounds = np.linspace(0, batches, QUANTILE_SECTIONS + 1).astype(int)
-    section_of_batch = np.searchsorted(bounds[1:-1], np.arange(batches), side="right")
-    extras = [int(dropped[bounds[i] : bounds[i + 1]].sum()) if dropped is not None else 0 for i in range(QUANTILE_SECTIONS)]
-    return section_of_batch[fine - first], extras
+    return fine.astype(np.int64) - first, np.round(dropped).astype(int).tolist() if dropped is not None else [0] * batches
 
 
 def _series_stats(units: _Units, series: list[dict], seconds: list[np.ndarray], with_cache: bool) -> dict[str, Any]:
@@ -194,10 +196,15 @@ def _miss_blocks(series: list[dict], level: float) -> tuple[np.ndarray, np.ndarr
         ):
             blocks.append(merge(fine, factor))
     misses, finished, latency, served, squares = map(np.concatenate, (misses, finished, latency, served, squares))
-    completed = served.sum()
-    variance = squares.sum() / completed - (latency.sum() / completed) ** 2 if completed > 0 else 0.0
-    inflation = variance_inflation(latency, served, variance, level)
+    inflation = _latency_inflation(latency, served, squares, level)
     return misses, finished, inflation, any(s["batches_correlated"] for s in series)
+
+
+def _latency_inflation(latency_ms: np.ndarray, served: np.ndarray, squares_ms2: np.ndarray, level: float) -> float:
+    """The latency's variance inflation (``estimators.variance_inflation``) over blocks of its sums and squares."""
+    completed = served.sum()
+    variance = squares_ms2.sum() / completed - (latency_ms.sum() / completed) ** 2 if completed > 0 else 0.0
+    return variance_inflation(latency_ms, served, variance, level)
 
 
 def _slo(request_class: RequestClass, series: list[dict], level: float) -> dict[str, Any]:
