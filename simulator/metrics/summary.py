@@ -57,6 +57,12 @@ DISTRIBUTIONS = {"latency_ms": "latency", "wait_ms": "wait", "latency_or_drop_ms
 FEW_REPLICATIONS = 5
 
 
+def is_statistic(path: str) -> bool:
+    """Whether ``path`` names a statistic with an interval in a class summary (what ``run.precision`` may ask about)."""
+    head, _, tail = path.partition(".")
+    return path in RATIOS or path in RATES or head in DISTRIBUTIONS and tail in QUANTILES or head == "drop_ratio_by_reason" and bool(tail)
+
+
 @dataclass(frozen=True)
 class Estimate:
     """A point estimate and its confidence interval (None where no interval is available)."""
