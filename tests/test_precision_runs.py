@@ -74,3 +74,8 @@ def test_a_plan_point_keeps_the_replications_the_plan_gave_it():
     task = {"scenario": scenario.model_dump(mode="json"), "source": "<test>", "base_dir": ".", "seed": 1,
             "replications": 2, "requests": 1000, "detail": False}
     assert evaluate_task(task)["summary"]["replications"] == 2
+
+
+def test_a_statistic_this_scenario_does_not_have_is_refused_with_the_list():
+    with pytest.raises(ScenarioError, match=r"<scenario>: run.precision.statistic: .cache_hit_ratio.: no such statistic of class 'all'; the statistics are .*latency_ms.p99"):
+        run(_scenario(statistic="cache_hit_ratio", relative_half_width=0.02))

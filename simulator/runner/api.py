@@ -71,7 +71,7 @@ def run(
             notes, batch_means = run_notes(plan)
             while precision is not None:
                 checked = summarize(plan.scenario, plan.seed, plan.requests, results, load, (), batch_means)
-                wanted = _replications_for(precision, checked, len(results))
+                wanted = _replications_for(precision, checked, len(results), plan.scenario.source)
                 if wanted == len(results):
                     plan = dataclasses.replace(plan, replications=wanted)
                     break
@@ -95,7 +95,7 @@ def run(
         )
     summary = summarize(plan.scenario, plan.seed, plan.requests, results, load, notes, batch_means)
     if precision is not None:
-        summary["notes"].append(_precision_note(precision, summary))
+        summary["notes"].append(_precision_note(precision, summary, plan.scenario.source))
     summary = {"scenario": summary.pop("scenario"), "engine": plan.engine, **summary}
     return RunResult(plan, summary, results)
 
@@ -117,34 +117,37 @@ def _simulate(
     return results
 
 
-def _relative_half_width(precision: PrecisionSettings, summary: dict) -> float:
-    """The wider half of the statistic's interval relative to its estimate (+∞ without an interval)."""
+def _relative_half_width(precision: PrecisionSettings, summary: dict, source: str) -> float:
+    """The wider half of the statistic's interval relative to its estimate (+∞ without an interval); a statistic the
+    summary lacks is an error naming the scenario ``source``."""
     try:
         value = find_statistic(summary["classes"][precision.scope], precision.statistic, f"class {precision.scope!r}")
-    except KeyError:  # a drop reason no request has had yet
-        return math.inf
+    except KeyError as error:
+        if precision.statistic.startswith("drop_ratio_by_reason."):
+            return math.inf  # a drop reason no request has had yet
+        raise ScenarioError(f"{source}: run.precision.statistic: {error.args[0]}") from None  # cache_hit_ratio without a cache
     estimate, low, high = value["estimate"], value["ci_low"], value["ci_high"]
     if estimate is None or low is None or high is None or estimate == 0:
         return math.inf
     return max(high - estimate, estimate - low) / abs(estimate)
 
 
-def _replications_for(precision: PrecisionSettings, summary: dict, done: int) -> int:
+def _replications_for(precision: PrecisionSettings, summary: dict, done: int, source: str) -> int:
     """How many replications the run should have: ``done`` once the interval is narrow enough (or at the cap), else
     the count a half-width shrinking as 1/√R predicts (one more at least), within ``max_replications``. Fewer than
     ``FEW_REPLICATIONS`` never stop the run: an interval on one or two degrees of freedom is narrow by chance too often."""
     if done < FEW_REPLICATIONS <= precision.max_replications:
         return FEW_REPLICATIONS
-    half_width = _relative_half_width(precision, summary)
+    half_width = _relative_half_width(precision, summary, source)
     if half_width <= precision.relative_half_width or done >= precision.max_replications:
         return done
     predicted = done * (half_width / precision.relative_half_width) ** 2 if math.isfinite(half_width) else 2 * done
     return min(precision.max_replications, max(done + 1, math.ceil(predicted)))
 
 
-def _precision_note(precision: PrecisionSettings, summary: dict) -> str:
+def _precision_note(precision: PrecisionSettings, summary: dict, source: str) -> str:
     """What the stopping rule reached: the target, or the cap and how far from the target it stopped."""
-    half_width = _relative_half_width(precision, summary)
+    half_width = _relative_half_width(precision, summary, source)
     what = f"run.precision: {precision.statistic} of {precision.scope}"
     reached = "no interval" if not math.isfinite(half_width) else f"±{half_width:.2%}"
     if half_width <= precision.relative_half_width:
