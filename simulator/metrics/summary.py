@@ -8,9 +8,10 @@ The statistical method (README, "How the numbers are computed"):
   run replications instead.
 - **Means, proportions and rates** are ratios of sums, estimated over all units pooled, with a
   delta-method interval around that estimate (``estimators.ratio_interval``).
-- **Quantiles** get log-scale intervals (never negative): over replications, around the
-  geometric mean of the replications' quantiles; in one run, around the run's quantile with the
-  spread of its batches (the batch-means batches) at that quantile.
+- **Quantiles** are the quantiles of every measured request pooled; their intervals come from the
+  share of requests at or below them in each replication (a ratio of sums), or in one run from the
+  tail beyond them counted per batch and bounded on its effective count (``miss_bounds``); long runs
+  whose values are streamed: around the geometric mean of the replications' quantiles.
 - **Verdicts** compare one-sided bounds on the miss probability with what the class tolerates
   (1 − target; a hard class's ``miss_tolerance``): met (upper bound within), violated (lower bound
   outside) or inconclusive. Misses come in bursts, so the bounds are Clopper–Pearson on an
