@@ -66,7 +66,7 @@ def test_dropped_firm_requests_count_as_misses():
 def test_real_time_verdicts():
     data = base_scenario()
     data["workload"]["classes"] = [
-        {"name": "hard-ok", "deadline_ms": 10_000, "kind": "hard", "miss_tolerance": 1e-3},
+        {"name": "hard-ok", "deadline_ms": 10_000, "kind": "hard", "miss_tolerance": 1e-2},
         {"name": "hard-unproven", "deadline_ms": 10_000, "kind": "hard"},
         {"name": "hard-miss", "deadline_ms": 20, "kind": "hard"},
         {"name": "soft-ok", "deadline_ms": 60, "kind": "soft", "target": 0.5},
@@ -74,11 +74,13 @@ def test_real_time_verdicts():
     ]
     classes = run(scenario_from_dict(data)).summary["classes"]
     hard_ok, unproven = classes["hard-ok"]["slo"], classes["hard-unproven"]["slo"]
-    # no miss among ~8,000 requests: the one-sided 95 % Clopper-Pearson bound is 1 − 0.05^(1/n) ≈ 3.7e-4
-    assert hard_ok["misses"] == 0 and hard_ok["verdict"] == "met" and hard_ok["bound_method"] == "clopper_pearson"
-    n = hard_ok["finished"]
-    assert hard_ok["miss_probability"]["upper_bound"] == pytest.approx(1 - 0.05 ** (1 / n))
-    assert unproven["misses"] == 0 and unproven["verdict"] == "inconclusive"  # 3.7e-4 is above the default 1e-4
+    # no miss among ~8,000 requests, which at ρ = 0.5 weigh as fewer independent ones (queues remember): the one-sided
+    # 95 % Clopper-Pearson bound on n_eff trials is 1 − 0.05^(1/n_eff), n_eff well under n
+    assert hard_ok["misses"] == 0 and hard_ok["verdict"] == "met" and hard_ok["bound_method"] == "effective_sample"
+    n, effective = hard_ok["finished"], hard_ok["effective_requests"]
+    assert n / 20 < effective < n
+    assert hard_ok["miss_probability"]["upper_bound"] == pytest.approx(1 - 0.05 ** (1 / effective))
+    assert unproven["misses"] == 0 and unproven["verdict"] == "inconclusive"  # far above the default 1e-4
     assert classes["hard-miss"]["slo"]["verdict"] == "violated" and classes["hard-miss"]["slo"]["misses"] > 0
     assert classes["soft-ok"]["slo"]["verdict"] == "met"
     assert classes["soft-miss"]["slo"]["verdict"] == "violated"

@@ -14,7 +14,9 @@ feature of the scenario rules out, the reason, never a wrong number:
   non-preemptive priority (Cobham for M/G/1, M/M/c with one rate), preemptive-resume priority
   M/G/1; M/G/c/c loss (Erlang B, exact for any service); M/G/1-PS (a device shared by f(k) = k
   with workers enough that more never wait); EDF's overall mean wait by the conservation law;
-- a renewal stream at one server: Kingman's approximation and his G/G/1 upper bound;
+- a renewal stream at one server: GI/M/1 exact (σ = A*(μ(1 − σ)): wait probability, mean, wait and
+  sojourn tails) when every class has one exponential service time, else Kingman's approximation and
+  his G/G/1 upper bound;
 - a pipeline: Jackson/Burke tandem of M/M/c stages (exact), else per-stage approximations;
 - a result cache: Che's approximation (LRU), the exact TTL ratio, the perfect-LFU bound (LFU).
 
@@ -26,7 +28,7 @@ whose draws form a process (order matters) each rule formulas out, with the reas
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -127,6 +129,7 @@ class _Arrivals:
     poisson: bool
     scv: float
     why: str  # how the stream came to be what it is, for formula labels
+    unit_gaps: analytic.GapTransform | None = None  # the Laplace transform of its gaps scaled to mean 1, where known
 
 
 # One station's figures: (class index, or None for the node; metric; value; formula; kind).
@@ -198,9 +201,9 @@ class _Analysis:
         processes += [c.arrival for c in self.classes if c.arrival is not None]
         kinds = {process.process for process in processes}
         if kinds == {"poisson"}:
-            return _Arrivals(True, 1.0, "Poisson arrivals")
+            return _Arrivals(True, 1.0, "Poisson arrivals", analytic.gamma_gaps(1.0, 1.0))
         if kinds == {"deterministic"} and len(processes) == 1:
-            return _Arrivals(False, 0.0, "deterministic arrivals")
+            return _Arrivals(False, 0.0, "deterministic arrivals", analytic.deterministic_gaps(1.0))
         varying = sorted(kinds - {"poisson", "deterministic"})
         reason = (
             f"arrival process {', '.join(varying)}: time-varying, modulated or traced load has no steady-state formula"
@@ -258,12 +261,17 @@ class _Analysis:
         if instances == 1:
             return arrivals
         policy = self.scenario.router.policy
+        gaps = arrivals.unit_gaps
         if policy == "random":
-            return arrivals if arrivals.poisson else _Arrivals(False, 1 - (1 - arrivals.scv) / instances, "randomly split renewal")
-        if policy == "round_robin":
             if arrivals.poisson:
-                return _Arrivals(False, 1 / instances, f"Poisson split round-robin over {instances} replicas (Erlang-{instances} gaps)")
-            return _Arrivals(False, arrivals.scv / instances, f"{arrivals.why}, round-robin over {instances} replicas")
+                return arrivals
+            split = None if gaps is None else analytic.random_split_gaps(analytic.scaled_gaps(gaps, 1 / instances), 1 / instances)
+            return _Arrivals(False, 1 - (1 - arrivals.scv) / instances, "randomly split renewal", split)
+        if policy == "round_robin":
+            every = None if gaps is None else analytic.round_robin_gaps(analytic.scaled_gaps(gaps, 1 / instances), instances)
+            if arrivals.poisson:
+                return _Arrivals(False, 1 / instances, f"Poisson split round-robin over {instances} replicas (Erlang-{instances} gaps)", every)
+            return _Arrivals(False, arrivals.scv / instances, f"{arrivals.why}, round-robin over {instances} replicas", every)
         raise _Refused(
             f"load-aware routing ({policy}) couples the replicas' queues: no closed form (random routing would be M/G/c per replica)"
         )
@@ -278,6 +286,8 @@ class _Analysis:
         except _Refused as refused:
             self.rule_out("scenario", self.scenario.name, str(refused))
             return
+        if len(shares) > 1:  # keys hashed over partitions thin the stream at random: its gaps' law is not followed
+            reaching = replace(reaching, unit_gaps=None)
         per_class: _PerClass = {}
         names = iter(self.scenario.node_names())
         for share in shares:
@@ -532,6 +542,9 @@ def _fifo(
                 third_ms3 = float(np.dot(mix[active], thirds) / mix[active].sum())
                 figures.append((k, "wait_ms.second_moment", analytic.mg1_wait_second_moment_ms2(total, mean_ms, second_ms2, third_ms3), "Takács (M/G/1), ms²", "exact"))
         return
+    if c == 1 and rate is not None and arrivals.unit_gaps is not None:
+        _renewal_at_one_server(figures, analytic.gim1(analytic.scaled_gaps(arrivals.unit_gaps, 1 / total), total, rate), active, arrivals)
+        return
     scv = second_ms2 / mean_ms**2 - 1
     if c == 1:
         wait_ms = analytic.kingman_mean_wait_ms(total, mean_ms, arrivals.scv, scv)
@@ -549,6 +562,19 @@ def _fifo(
     for k in active:
         figures.append((k, "wait_ms.mean", wait_ms, name, "approximation"))
         figures.append((k, "latency_ms.mean", wait_ms + means[k], name, "approximation"))
+
+
+def _renewal_at_one_server(figures: _Figures, queue: analytic.GIM1, active: list[int], arrivals: _Arrivals) -> None:
+    """GI/M/1 (FIFO): renewal arrivals at one exponential server, exact through σ = A*(μ(1 − σ))."""
+    name = f"GI/M/1 ({arrivals.why}; σ = {queue.sigma:.4g})"
+    figures.append((None, "mean_queue_length", queue.mean_queue_length, f"{name}, Little's law", "exact"))
+    for k in active:
+        figures.append((k, "wait_ms.mean", queue.mean_wait_ms, name, "exact"))
+        figures.append((k, "latency_ms.mean", queue.mean_wait_ms + 1 / queue.service_per_ms, name, "exact"))
+        figures.append((k, "wait_probability", queue.sigma, name, "exact"))
+        for level, q in QUANTILES.items():
+            figures.append((k, f"wait_ms.{level}", queue.wait_quantile_ms(q), f"{name} wait tail", "exact"))
+            figures.append((k, f"latency_ms.{level}", queue.sojourn_quantile_ms(q), f"{name} sojourn tail", "exact"))
 
 
 def _levels(rates: np.ndarray, active: list[int], means: np.ndarray, seconds: np.ndarray, classes: Sequence[Any], levels: list[int]):

@@ -3,7 +3,7 @@
 Times are in ms and rates per ms throughout (divide a per-second rate by 1000). One concept per
 module: ``queueing`` (M/M/c, M/G/1), ``priority`` (several classes), ``approximations`` (G/G/c
 approximations and bounds), ``loss`` (Erlang B, Engset), ``finite_queue`` (M/M/c/K), ``processor_sharing`` (M/G/1-PS),
-``networks`` (Jackson networks, tandems), ``caching`` (hit ratios); all re-exported here.
+``networks`` (Jackson networks, tandems), ``caching`` (hit ratios), ``renewal_queue`` (GI/M/1); all re-exported here.
 Only numpy is imported eagerly; scipy is imported by the few functions that solve for a root.
 """
 
@@ -41,6 +41,18 @@ from simulator.analytic.processor_sharing import (
     mg1_ps_mean_sojourn_ms,
     mg1_ps_sojourn_given_size_ms,
 )
+from simulator.analytic.renewal_queue import (
+    GIM1,
+    GapTransform,
+    deterministic_gaps,
+    gamma_gaps,
+    gim1,
+    hyperexponential_gaps,
+    random_split_gaps,
+    round_robin_gaps,
+    scaled_gaps,
+    uniform_gaps,
+)
 from simulator.analytic.queueing import (
     erlang_c,
     mg1_mean_queue_length,
@@ -61,7 +73,17 @@ from simulator.analytic.queueing import (
 )
 
 __all__ = [
+    "GIM1",
+    "GapTransform",
     "MMcK",
+    "deterministic_gaps",
+    "gamma_gaps",
+    "gim1",
+    "hyperexponential_gaps",
+    "random_split_gaps",
+    "round_robin_gaps",
+    "scaled_gaps",
+    "uniform_gaps",
     "mmck",
     "JacksonNetwork",
     "allen_cunneen_mean_wait_ms",

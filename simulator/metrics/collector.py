@@ -18,7 +18,7 @@ from operator import attrgetter
 
 import numpy as np
 
-from simulator.metrics.estimators import batch_size_for, mser_truncation, transient_end
+from simulator.metrics.estimators import batch_size_for, run_too_short, mser_truncation, transient_end
 from simulator.metrics.quantiles import StreamingQuantiles
 from simulator.model.request import Request
 from simulator.scenario.workload import ALL_CLASSES as ALL
@@ -33,7 +33,7 @@ _SLOTTED = frozenset(Request.__slots__)
 # per fine batch sums: (numerator, denominator) pairs of the ratio metrics are built from these
 SUMS = (
     "finished", "completed", "met", "cache_hits", "waited", "dropped",
-    "latency_sum_ms", "wait_sum_ms", "service_sum_ms", "ratio_sum", "ratio_count",
+    "latency_sum_ms", "latency_square_sum_ms2", "wait_sum_ms", "service_sum_ms", "ratio_sum", "ratio_count",
 )
 
 
@@ -288,8 +288,12 @@ class Series:
             return values if all_served else values[served]
 
         served_grouped = grouped.subset(served)
-        for name, values in (("latency_sum_ms", latency_ms), ("wait_sum_ms", wait_ms), ("service_sum_ms", service_ms)):
-            self.sums[name][window] += served_grouped.sums(served_only(values))
+        served_latency_ms = served_only(latency_ms)
+        for name, values in (
+            ("latency_sum_ms", served_latency_ms), ("latency_square_sum_ms2", served_latency_ms**2),
+            ("wait_sum_ms", served_only(wait_ms)), ("service_sum_ms", served_only(service_ms)),
+        ):
+            self.sums[name][window] += served_grouped.sums(values)
         ratio_rows = slice(None) if computed.all() else computed
         with np.errstate(invalid="ignore", divide="ignore"):
             ratios = service_ms[ratio_rows] / latency_ms[ratio_rows]
@@ -300,7 +304,7 @@ class Series:
                 per_batch = self.dropped.setdefault(reason, np.zeros(self.batches))
                 per_batch[window] += np.bincount(local[dropped][reason_index == index], minlength=width)
         served_fine, last = served_only(fine).astype(self._fine_dtype), first + width - 1  # kept compact: read again at the end
-        self.latency.add(served_only(latency_ms), served_fine, last)
+        self.latency.add(served_latency_ms, served_fine, last)
         self.wait.add(served_only(wait_ms), served_fine, last)
 
     def result(self, cut: int, with_cache: bool) -> dict:
@@ -308,7 +312,11 @@ class Series:
         replication's quantiles, and (when kept) the latency and wait values with their fine batch."""
         sums = {name: values[cut:] for name, values in self.sums.items() if with_cache or name != "cache_hits"}
         drops = int(sums["dropped"].sum())
-        _, correlated = batch_size_for(sums["latency_sum_ms"], sums["completed"])
+        factor, correlated = batch_size_for(sums["latency_sum_ms"], sums["completed"])
+        served = sums["completed"].sum()
+        if not correlated and served > 0:
+            variance = sums["latency_square_sum_ms2"].sum() / served - (sums["latency_sum_ms"].sum() / served) ** 2
+            correlated = run_too_short(sums["latency_sum_ms"], sums["completed"], variance, factor)
         return {
             "sums": sums,
             "dropped": {reason: values[cut:] for reason, values in sorted(self.dropped.items())},

@@ -6,7 +6,9 @@ of one run), and its interval comes from the delta method around that very estim
 scale, or the logit scale for a proportion), so the estimate always lies inside its own interval
 and the interval inside the quantity's range. Quantiles are positive: their interval is formed on
 the log scale (it can never go below zero) and centred, in log space, on the estimate. A miss
-probability with no observed miss gets a Clopper–Pearson bound instead (no variance to use).
+probability gets Clopper–Pearson bounds on an *effective* number of requests: misses come in
+bursts (busy periods), so n correlated requests weigh as n / τ independent ones, τ being the
+variance inflation of the miss indicator, or of the latency when misses are too few to measure it.
 With one run, batch means make the units: adjacent batches are merged until their lag-1
 autocorrelation is small (Fishman's LBATCH idea), so that they are close to independent.
 """
@@ -20,6 +22,8 @@ import numpy as np
 
 MIN_BATCHES = 10  # fewer batches than this give too few degrees of freedom to trust
 MAX_LAG1 = 0.1  # batch means whose lag-1 autocorrelation is above this are merged further
+CORRELATION_TIMES = 5  # batches shorter than this many correlation times (variance inflations) are still correlated
+MIN_MISS_BLOCKS = 10  # blocks holding a miss needed to measure how misses cluster (fewer: the latency's clustering stands in)
 
 
 def t_quantile(degrees: int, probability: float) -> float:
@@ -97,7 +101,13 @@ def sectioned_log_interval(
 
 
 def quantile_intervals(
-    values: np.ndarray, sections: np.ndarray, extras: Sequence[int], probabilities: Sequence[float], level: float
+    values: np.ndarray,
+    sections: np.ndarray,
+    extras: Sequence[int],
+    probabilities: Sequence[float],
+    level: float,
+    min_batch: int | None = None,
+    inflation: float = math.nan,
 ) -> list[tuple[float, float | None, float | None]]:
     """Quantiles of ``values`` pooled, ``sections[i]`` being the section of ``values[i]`` and ``extras[s]``
     more values of section s counting as +∞; each with an interval from the sections' spread on the
@@ -107,6 +117,11 @@ def quantile_intervals(
     indicators, so its ratio-of-sums interval over the sections is sound (where the spread of the
     sections' own quantiles, in a short or heavy-tailed run, is not); the interval's ends are mapped
     back through the pooled empirical quantile function, so it never leaves the observed range.
+    ``min_batch`` (one run): the sections are consecutive fine batches, merged for each quantile into
+    batches as ``batch_size_for`` chooses on its own indicator series, at least ``min_batch`` at a time,
+    and the tail beyond the estimate is bounded like a miss probability (``miss_bounds``, with the run's
+    latency ``inflation`` as the floor of its own): a tail seen in a few bursts is skewed, and a t
+    interval would be narrowest when it is most wrong.
     One sort of the pooled values and one pass that counts each section's values under every
     estimate: no section is sorted or copied.
     """
@@ -141,8 +156,15 @@ def quantile_intervals(
     at_or_below = np.cumsum(per_bin.reshape(len(extras), -1), axis=1)
     sizes = (at_or_below[:, -1] + extras).astype(float).tolist()
     for index, estimate in estimates.items():
-        below = at_or_below[:, int(np.searchsorted(thresholds, estimate))].astype(float).tolist()
-        _, low, high = ratio_interval(below, sizes, level)
+        below = at_or_below[:, int(np.searchsorted(thresholds, estimate))].astype(float)
+        if min_batch is None:
+            _, low, high = ratio_interval(below, sizes, level)
+        else:  # the tail beyond the estimate as a rare proportion: Clopper–Pearson on its effective count
+            counts = np.asarray(sizes)
+            factor = max(min_batch, batch_size_for(below, counts)[0])
+            above, counts = merge(counts - below, factor), merge(counts, factor)
+            tail_low, tail_high, _ = miss_bounds(above, counts, inflation, 0.5 + level / 2)
+            low, high = 1 - tail_high, 1 - tail_low
         if low is not None:
             results[index] = (estimate, min(quantile(max(low, 0.0)), estimate), max(quantile(min(high, 1.0)), estimate))
     return results
@@ -156,19 +178,37 @@ def lag1_autocorrelation(values: np.ndarray) -> float:
 
 
 def batch_size_for(numerators: np.ndarray, denominators: np.ndarray) -> tuple[int, bool]:
-    """How many fine batches to merge into one batch (a power of two), and whether the result is
-    still correlated: merge pairs while the batch ratios' lag-1 autocorrelation exceeds ``MAX_LAG1``
-    and at least ``2 × MIN_BATCHES`` batches remain."""
+    """How many fine batches to merge into one batch (a power of two), and whether the result is still correlated.
+
+    Pairs are merged until the batch ratios' lag-1 autocorrelation is at most ``MAX_LAG1`` *and* the two
+    finer levels, where there are more batches and so more power, agree: once batches are long against the
+    correlation time their lag-1 halves with each doubling, so those levels must be within 2 and 4 × it.
+    A level with few batches alone would pass by chance (its lag-1 has a standard error near 1/√batches).
+    Merging stops at ``MIN_BATCHES`` to ``2 × MIN_BATCHES`` batches; still correlated there, it says so.
+    """
     factor = 1
     num, den = np.asarray(numerators, dtype=float), np.asarray(denominators, dtype=float)
+    finer: list[float] = []  # lag-1 at the finer levels, finest first
     while True:
         keep = den > 0
         ratios = num[keep] / den[keep]
-        correlated = len(ratios) < 3 or lag1_autocorrelation(ratios) > MAX_LAG1
+        lag1 = lag1_autocorrelation(ratios) if len(ratios) >= 3 else math.inf
+        allowed = [MAX_LAG1 * 2**step for step in range(len(finer[-2:]) + 1)]
+        correlated = any(value > limit for value, limit in zip([lag1, *reversed(finer[-2:])], allowed))
         if not correlated or len(num) < 2 * MIN_BATCHES:
             return factor, correlated
+        finer.append(lag1)
         num, den = merge_pairs(num), merge_pairs(den)
         factor *= 2
+
+
+def run_too_short(numerators: np.ndarray, denominators: np.ndarray, unit_variance: float, factor: int) -> bool:
+    """Whether a run cannot hold ``2 × MIN_BATCHES`` batches of ``CORRELATION_TIMES`` correlation times each, the
+    correlation time being the series' variance inflation over batches of ``factor`` fine batches: a check with
+    more power than the lag-1 of a few batches, which passes by chance when batches are few."""
+    num, den = merge(numerators, factor), merge(denominators, factor)
+    inflation = variance_inflation(num, den, unit_variance, None)
+    return math.isfinite(inflation) and float(den.sum()) < 2 * MIN_BATCHES * CORRELATION_TIMES * inflation
 
 
 def merge_pairs(values: np.ndarray) -> np.ndarray:
@@ -188,14 +228,67 @@ def merge(values: np.ndarray, factor: int) -> np.ndarray:
     return values
 
 
-def clopper_pearson(events: int, trials: int, level: float) -> tuple[float, float]:
-    """One-sided Clopper–Pearson bounds (lower, upper) at ``level`` on a binomial probability."""
+def clopper_pearson(events: float, trials: float, level: float) -> tuple[float, float]:
+    """One-sided Clopper–Pearson bounds (lower, upper) at ``level`` on a binomial probability (counts may be
+    effective, fractional ones: the beta quantiles are continuous in them)."""
     from scipy.special import betaincinv
 
     alpha = 1.0 - level
     lower = 0.0 if events == 0 else float(betaincinv(events, trials - events + 1, alpha))
     upper = 1.0 if events == trials else float(betaincinv(events + 1, trials - events, 1 - alpha))
     return lower, upper
+
+
+def variance_inflation(
+    numerators: np.ndarray, denominators: np.ndarray, unit_variance: float, level: float | None
+) -> float:
+    """How many correlated units weigh as one independent one: the variance of Σ numerators / Σ denominators over
+    independent blocks, divided by that of as many independent units of variance ``unit_variance``, times
+    (t/z)² at ``level`` (None: not) so that a normal bound on the effective count is as wide as the blocks' t
+    bound. nan when unknown."""
+    from scipy.special import ndtri
+
+    num, den = np.asarray(numerators, dtype=float), np.asarray(denominators, dtype=float)
+    keep = den > 0
+    num, den = num[keep], den[keep]
+    blocks = len(den)
+    if blocks < 2 or not unit_variance > 0:
+        return float("nan")
+    units = float(den.sum())
+    ratio = float(num.sum()) / units
+    block_variance = float(np.sum((num - ratio * den) ** 2)) / (blocks - 1) / blocks / float(den.mean()) ** 2
+    widening = 1.0 if level is None else (t_quantile(blocks - 1, level) / float(ndtri(level))) ** 2
+    return block_variance / (unit_variance / units) * widening
+
+
+def miss_bounds(
+    misses: np.ndarray, finished: np.ndarray, latency_inflation: float, level: float
+) -> tuple[float, float, float]:
+    """One-sided bounds (lower, upper) at ``level`` on a miss probability from the misses and finished requests
+    of close-to-independent blocks, and the effective number of requests the bounds rest on.
+
+    Misses come in bursts, so n requests weigh as n / τ independent ones: τ is the variance inflation of
+    the miss indicator over the blocks once ``MIN_MISS_BLOCKS`` blocks hold a miss, never below
+    ``latency_inflation`` (the latency's: how long the system stays in one state, known with no miss
+    at all), and never above the mean block size, where each block counts as one trial (a block holds a
+    miss with a probability at least the miss probability, so its count bounds it). Clopper–Pearson on
+    the effective counts then gives the bounds.
+    """
+    misses, finished = np.asarray(misses, dtype=float), np.asarray(finished, dtype=float)
+    keep = finished > 0
+    misses, finished = misses[keep], finished[keep]
+    requests = float(finished.sum())
+    if requests <= 0:
+        return 0.0, 1.0, 0.0
+    probability = float(misses.sum()) / requests
+    inflation = latency_inflation if math.isfinite(latency_inflation) else float("inf")
+    if np.count_nonzero(misses) >= MIN_MISS_BLOCKS and 0 < probability < 1:
+        measured = variance_inflation(misses, finished, probability * (1 - probability), level)
+        inflation = max(latency_inflation, measured) if math.isfinite(latency_inflation) else measured
+    inflation = min(max(inflation, 1.0), requests / len(finished))
+    effective = requests / inflation
+    lower, upper = clopper_pearson(probability * effective, effective, level)
+    return lower, upper, float(effective)
 
 
 def mser_truncation(batch_means: np.ndarray, counts: np.ndarray) -> int:

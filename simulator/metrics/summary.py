@@ -8,13 +8,15 @@ The statistical method (docs/methods.md):
   run replications instead.
 - **Means, proportions and rates** are ratios of sums, estimated over all units pooled, with a
   delta-method interval around that estimate (``estimators.ratio_interval``).
-- **Quantiles** get log-scale intervals (never negative): over replications, around the
-  geometric mean of the replications' quantiles; in one run, around the run's quantile with the
-  spread of its batches' quantiles (sectioning).
-- **Verdicts** compare a one-sided bound on the miss probability with what the class tolerates:
-  met (upper bound within), violated (lower bound outside) or inconclusive. A hard class is
-  violated by any miss, and met only when the Clopper–Pearson upper bound after zero misses is
-  within its ``miss_tolerance``.
+- **Quantiles** are the quantiles of every measured request pooled; their intervals come from the
+  share of requests at or below them in each replication (a ratio of sums), or in one run from the
+  tail beyond them counted per batch and bounded on its effective count (``miss_bounds``); long runs
+  whose values are streamed: around the geometric mean of the replications' quantiles.
+- **Verdicts** compare one-sided bounds on the miss probability with what the class tolerates
+  (1 − target; a hard class's ``miss_tolerance``): met (upper bound within), violated (lower bound
+  outside) or inconclusive. Misses come in bursts, so the bounds are Clopper–Pearson on an
+  effective number of requests (``estimators.miss_bounds``): zero misses in a run short against
+  the system's correlation time prove little.
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ import numpy as np
 from simulator.metrics.collector import ALL, QUANTILES
 from simulator.metrics.estimators import (
     batch_size_for,
-    clopper_pearson,
     log_interval,
     merge,
+    miss_bounds,
     quantile_intervals,
     ratio_interval,
+    variance_inflation,
 )
 from simulator.scenario.schema import Scenario
 from simulator.scenario.workload import RequestClass
@@ -53,7 +56,12 @@ RATES = {"throughput_per_s": "completed", "goodput_per_s": "met"}  # per simulat
 PROPORTIONS = {"deadline_met_ratio", "wait_probability", "drop_ratio", "processing_ratio", "cache_hit_ratio"}
 DISTRIBUTIONS = {"latency_ms": "latency", "wait_ms": "wait", "latency_or_drop_ms": "latency_or_drop"}
 FEW_REPLICATIONS = 5
-QUANTILE_SECTIONS = 10  # parts of one run whose quantiles give the spread of its quantiles' intervals
+
+
+def is_statistic(path: str) -> bool:
+    """Whether ``path`` names a statistic with an interval in a class summary (what ``run.precision`` may ask about)."""
+    head, _, tail = path.partition(".")
+    return path in RATIOS or path in RATES or head in DISTRIBUTIONS and tail in QUANTILES or head == "drop_ratio_by_reason" and bool(tail)
 
 
 @dataclass(frozen=True)
@@ -110,11 +118,13 @@ class _Units:
         With the values kept: the estimate is the quantile of all measured values pooled (each
         replication is stationary after its warm-up, so the pooled distribution is the stationary
         one, without the downward bias a short run's own quantile has), with the interval of
-        ``estimators.quantile_intervals`` over the sections — the replications, or
-        ``QUANTILE_SECTIONS`` consecutive parts of one run. Without them (very long runs): the
+        ``estimators.quantile_intervals`` over the sections — the replications, or batches of one run
+        (merged for each quantile until its own indicator series looks uncorrelated, and at least as
+        long as the latency's batches). Without them (very long runs): the
         geometric mean of the replications' quantiles, with a log-scale interval.
         """
         per_replication = [s[key] for s in series]
+        min_batch, inflation = None, math.nan
         if any(s["values"] is None for s in series):
             if self.replicated:
                 return {name: Estimate(*log_interval([q[name] for q in per_replication], self.level)) for name in QUANTILES}
@@ -127,21 +137,22 @@ class _Units:
             extras = [int(d.sum()) for d in drops] if drops else [0] * len(kept)
         elif self.batch_means:
             values, fine = kept[0]
-            sections, extras = _sections(fine, len(series[0]["sums"]["dropped"]), drops[0] if drops else None)
+            sums = series[0]["sums"]
+            min_batch, _ = batch_size_for(sums["latency_sum_ms"], sums["completed"])
+            inflation = _latency_inflation(
+                *(merge(sums[name], min_batch) for name in ("latency_sum_ms", "completed", "latency_square_sum_ms2")), self.level
+            )
+            sections, extras = _sections(fine, len(sums["finished"]), drops[0] if drops else None)
         else:
             values, sections, extras = kept[0][0], np.zeros(len(kept[0][0]), np.int64), [int(drops[0].sum()) if drops else 0]
-        intervals = quantile_intervals(values, sections, extras, list(QUANTILES.values()), self.level)
+        intervals = quantile_intervals(values, sections, extras, list(QUANTILES.values()), self.level, min_batch, inflation)
         return {name: Estimate(*interval) for name, interval in zip(QUANTILES, intervals)}
 
 
 def _sections(fine: np.ndarray, batches: int, dropped: np.ndarray | None) -> tuple[np.ndarray, list[int]]:
-    """``QUANTILE_SECTIONS`` consecutive parts of one run of ``batches`` fine batches: the section of each value
-    (from its fine batch) and each section's drops (none without ``dropped``)."""
+    """One run's ``batches`` fine batches as sections: the section of each value (from its fine batch) and each one's drops."""
     first = int(fine.min()) if len(fine) else 0
-    bounds = np.linspace(0, batches, QUANTILE_SECTIONS + 1).astype(int)
-    section_of_batch = np.searchsorted(bounds[1:-1], np.arange(batches), side="right")
-    extras = [int(dropped[bounds[i] : bounds[i + 1]].sum()) if dropped is not None else 0 for i in range(QUANTILE_SECTIONS)]
-    return section_of_batch[fine - first], extras
+    return fine.astype(np.int64) - first, np.round(dropped).astype(int).tolist() if dropped is not None else [0] * batches
 
 
 def _series_stats(units: _Units, series: list[dict], seconds: list[np.ndarray], with_cache: bool) -> dict[str, Any]:
@@ -177,37 +188,52 @@ def _series_stats(units: _Units, series: list[dict], seconds: list[np.ndarray], 
     return stats
 
 
-def _slo(request_class: RequestClass, series: list[dict], met_ratio: dict, units: _Units) -> dict[str, Any]:
-    """The class's verdict: met / violated / inconclusive, from one-sided bounds (at the run's confidence)
-    on its miss probability: over the units when misses vary between them, else Clopper–Pearson."""
+def _miss_blocks(series: list[dict], level: float) -> tuple[np.ndarray, np.ndarray, float, bool]:
+    """Misses and finished requests per block (each replication's fine batches merged until its latency and its
+    misses look uncorrelated), the latency's variance inflation over the same blocks, and whether any
+    replication's batch means are still correlated."""
+    misses, finished, latency, served, squares = [], [], [], [], []
+    for s in series:
+        sums = s["sums"]
+        fine_misses = sums["finished"] - sums["met"]
+        factor = max(batch_size_for(sums["latency_sum_ms"], sums["completed"])[0], batch_size_for(fine_misses, sums["finished"])[0])
+        for blocks, fine in zip(
+            (misses, finished, latency, served, squares),
+            (fine_misses, sums["finished"], sums["latency_sum_ms"], sums["completed"], sums["latency_square_sum_ms2"]),
+        ):
+            blocks.append(merge(fine, factor))
+    misses, finished, latency, served, squares = map(np.concatenate, (misses, finished, latency, served, squares))
+    inflation = _latency_inflation(latency, served, squares, level)
+    return misses, finished, inflation, any(s["batches_correlated"] for s in series)
+
+
+def _latency_inflation(latency_ms: np.ndarray, served: np.ndarray, squares_ms2: np.ndarray, level: float) -> float:
+    """The latency's variance inflation (``estimators.variance_inflation``) over blocks of its sums and squares."""
+    completed = served.sum()
+    variance = squares_ms2.sum() / completed - (latency_ms.sum() / completed) ** 2 if completed > 0 else 0.0
+    return variance_inflation(latency_ms, served, variance, level)
+
+
+def _slo(request_class: RequestClass, series: list[dict], level: float) -> dict[str, Any]:
+    """The class's verdict: met / violated / inconclusive, from one-sided bounds (at the run's confidence) on its
+    miss probability that count correlated requests as fewer independent ones (``estimators.miss_bounds``);
+    while the batch means are still correlated, each block counts as one trial."""
     allowance = request_class.miss_allowance
     finished = int(sum(s["sums"]["finished"].sum() for s in series))
     misses = finished - int(round(sum(s["sums"]["met"].sum() for s in series)))
     if allowance is None:
         return {"required_met_ratio": None, "verdict": None, "misses": misses, "finished": finished}
-    if request_class.kind == "hard" or met_ratio["ci_low"] is None or misses in (0, finished):
-        lower, upper = clopper_pearson(misses, finished, units.level) if finished else (0.0, 1.0)
-        method = "clopper_pearson"
-    else:
-        two_sided = 2 * units.level - 1  # its interval's ends are one-sided bounds at ``level``
-        met = units.ratio([s["sums"]["met"] for s in series], [s["sums"]["finished"] for s in series], two_sided, True)
-        lower, upper = max(1.0 - met.ci_high, 0.0), min(1.0 - met.ci_low, 1.0)
-        method = "replications" if units.replicated else "batch_means"
-    if request_class.kind == "hard" and misses > 0:
-        verdict = "violated"  # a hard class allows no miss at all
-    elif upper <= allowance:
-        verdict = "met"
-    elif lower > allowance:
-        verdict = "violated"
-    else:
-        verdict = "inconclusive"
+    block_misses, block_finished, inflation, correlated = _miss_blocks(series, level)
+    lower, upper, effective = miss_bounds(block_misses, block_finished, math.inf if correlated else inflation, level)
+    verdict = "met" if upper <= allowance else "violated" if lower > allowance else "inconclusive"
     return {
         "required_met_ratio": request_class.required_met_ratio,
         "miss_allowance": allowance,
         "misses": misses,
         "finished": finished,
         "miss_probability": {"estimate": misses / finished if finished else None, "lower_bound": lower, "upper_bound": upper},
-        "bound_method": method,
+        "effective_requests": effective,
+        "bound_method": "blocks_correlated" if correlated else "effective_sample",
         "verdict": verdict,
     }
 
@@ -267,7 +293,7 @@ def summarize(
         if name in classes_by_name:
             request_class = classes_by_name[name]
             entry.update(kind=request_class.kind, priority=request_class.priority, deadline_ms=request_class.deadline_ms)
-            entry["slo"] = _slo(request_class, series, stats["deadline_met_ratio"], units)
+            entry["slo"] = _slo(request_class, series, level)
         entry.update(stats)
         classes[name] = entry
     if not units.replicated and not units.batch_means:

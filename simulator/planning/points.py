@@ -51,6 +51,8 @@ class Point:
 def evaluate_task(task: dict[str, Any]) -> dict[str, Any]:
     """Simulate one point wherever the executor runs it: status, summary, wall seconds (and the reduced detail)."""
     scenario = scenario_from_dict(task["scenario"], source=task["source"], base_dir=Path(task["base_dir"]))
+    if scenario.run.precision is not None:  # the plan sizes its points itself (replications and requests per point)
+        scenario = scenario.replace("run.precision", None)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="latsim-point-") as scratch:
         records = Path(scratch) / "requests.parquet" if task["detail"] else None

@@ -67,12 +67,12 @@ class RunResult:
     def estimate(self, metric: str, cls: str = ALL) -> Estimate:
         """``metric`` is a dotted path inside a class summary, e.g. ``latency_ms.p99`` or ``drop_ratio_by_reason.timeout``
         (any statistic ``to_frame`` lists)."""
-        value = _statistic(self.summary["classes"][cls], metric, f"class {cls!r}")
+        value = find_statistic(self.summary["classes"][cls], metric, f"class {cls!r}")
         return Estimate(value["estimate"], value["ci_low"], value["ci_high"])
 
     def node_estimate(self, metric: str, node: str) -> Estimate:
         """``metric`` is a dotted path inside a node summary, e.g. ``utilization``."""
-        value = _statistic(self.summary["nodes"][node], metric, f"node {node!r}")
+        value = find_statistic(self.summary["nodes"][node], metric, f"node {node!r}")
         return Estimate(value["estimate"], value["ci_low"], value["ci_high"])
 
     def to_frame(self) -> pd.DataFrame:
@@ -93,7 +93,7 @@ class RunResult:
         write_text_atomically(path, self.to_json() + "\n")
 
 
-def _statistic(stats: dict, metric: str, scope: str) -> dict:
+def find_statistic(stats: dict, metric: str, scope: str) -> dict:
     """The statistic at a dotted path; keys may hold dots themselves (``p99.9``), so the whole remainder is tried first."""
     found = _walk(stats, metric)
     if found is None:

@@ -30,8 +30,26 @@ from simulator.scenario.bounds import MAX_NODES, MAX_REPLICATIONS, MAX_REQUESTS,
 from simulator.scenario.events import EventConfig
 from simulator.scenario.nodes import ModelSpec, NodeSpec
 from simulator.scenario.plan import PlanSpec
-from simulator.scenario.workload import Workload
+from simulator.scenario.workload import ALL_CLASSES, Workload
 from simulator.settings import Settings
+
+
+class PrecisionSettings(Settings):
+    """A stopping rule: add replications until one statistic's interval is as narrow as asked, or the cap is hit."""
+
+    statistic: str = Field(
+        min_length=1,
+        max_length=200,
+        description="the statistic whose interval must be narrow, a path in a class summary: latency_ms.p99, "
+        "wait_ms.mean, latency_or_drop_ms.p99.9, deadline_met_ratio, drop_ratio, throughput_per_s, ...",
+    )
+    scope: str = Field("all", min_length=1, description="the class whose statistic it is, or `all` (every class together)")
+    relative_half_width: float = Field(
+        gt=0, le=1, description="the wider half of the interval, relative to the estimate, must be at most this (0.02: ±2 %)"
+    )
+    max_replications: int = Field(
+        50, ge=2, le=MAX_REPLICATIONS, description=f"never more replications than this (at most {MAX_REPLICATIONS:,}); a note says when it stopped the run"
+    )
 
 
 class RunSettings(Settings):
@@ -52,6 +70,22 @@ class RunSettings(Settings):
     max_queue_length: Count = Field(
         100_000, description="a queue longer than this stops the run as unstable instead of growing forever"
     )
+    precision: PrecisionSettings | None = Field(
+        None,
+        description="run `replications` first, then add replications until this statistic's interval is narrow "
+        "enough or `max_replications` is reached (e.g. {statistic: latency_ms.p99, relative_half_width: 0.02})",
+    )
+
+    @model_validator(mode="after")
+    def _precision_fits(self) -> RunSettings:
+        if self.precision is not None:
+            if self.replications < 2:
+                raise ValueError("precision: needs intervals over replications; set run.replications to 2 or more")
+            if self.precision.max_replications < self.replications:
+                raise ValueError(
+                    f"precision.max_replications ({self.precision.max_replications}) is below run.replications ({self.replications})"
+                )
+        return self
 
     @property
     def warmup(self) -> int:
@@ -170,6 +204,12 @@ class Scenario(Settings):
                 )
             if self.cache is not None and self.cache.scope == "per_node":
                 raise ValueError("cache.scope: per_node caches are not supported with a pipeline; use scope: shared")
+        precision = self.run.precision
+        if precision is not None and precision.scope != ALL_CLASSES and precision.scope not in [c.name for c in self.workload.classes]:
+            raise ValueError(
+                f"run.precision.scope: no class {precision.scope!r}; the classes are "
+                f"{', '.join(c.name for c in self.workload.classes)} (or {ALL_CLASSES})"
+            )
         for request_class in self.workload.classes:
             if request_class.model is not None and request_class.model not in self.models:
                 raise ValueError(

@@ -143,16 +143,18 @@ class RequestClass(Settings):
     deadline_ms: TimeMs | None = Field(None, description="relative deadline: arrival to completion (none: no real-time requirement)")
     kind: Literal["hard", "firm", "soft"] | None = Field(
         None,
-        description="hard: no request may miss; firm: a late result is worthless (may be dropped); "
-        "soft: at least `target` of requests must meet the deadline; none: no requirement (nothing is judged)",
+        description="hard: no request may miss (judged as a miss probability within `miss_tolerance`); firm: a late "
+        "result is worthless (may be dropped); soft: at least `target` of requests must meet the deadline; none: "
+        "no requirement (nothing is judged)",
     )
     target: float | None = Field(None, gt=0, le=1, description="fraction that must meet the deadline")
     miss_tolerance: float = Field(
         1e-4,
         gt=0,
         lt=1,
-        description="hard classes: the miss probability the run must show to be below (one-sided "
-        "Clopper-Pearson bound) to call the class met; no finite run proves a probability of 0",
+        description="hard classes: the miss probability the run must show to be below (one-sided bound, counting "
+        "bursts of misses as fewer independent requests) to call the class met, and above to call it violated; no "
+        "finite run proves a probability of 0",
     )
     service: ServiceConfig | None = Field(None, description="service model of this class (default: the node's)")
     model: str | None = Field(None, description="name of the model (in `models`) this class runs, for model caches")
