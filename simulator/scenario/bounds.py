@@ -22,3 +22,6 @@ TimeMsOrZero = Annotated[float, Field(ge=0, le=1e12, description="milliseconds, 
 Weight = Annotated[float, Field(gt=0, le=1e9, description="a positive weight up to 1e9")]
 Count = Annotated[int, Field(ge=1, le=MAX_REQUESTS)]
 CountOrZero = Annotated[int, Field(ge=0, le=MAX_REQUESTS)]
+MAX_NAME_CHARS = 200  # a name is shown in tables, progress lines, plot titles and reports
+MAX_DESCRIPTION_CHARS = 100_000
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS, description=f"a name of 1 to {MAX_NAME_CHARS} characters")]
