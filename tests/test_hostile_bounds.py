@@ -17,7 +17,7 @@ import yaml
 
 from simulator.fitting.fitted_models import MAX_FILE_SAMPLES
 from simulator.scenario.bounds import MAX_NAME_CHARS
-from simulator.scenario.nodes import MAX_VARIATION_SIGMA
+from simulator.scenario.bounds import MAX_VARIATION_SIGMA
 from simulator.testbed.config import MAX_BATCH_SIZE, TestbedConfig
 from simulator.testbed.errors import TestbedError
 from tests.helpers import base_scenario
@@ -272,3 +272,31 @@ def test_a_plan_space_over_its_maximum_is_refused_at_once(tmp_path):
     result = cli("plan", write_scenario(tmp_path, scenario), "--out", tmp_path / "out", "--quiet", seconds=30)
     assert_clean_error(result, "plan.space", "100,000 configurations", f"at most {MAX_CONFIGURATIONS:,}")
     assert not (tmp_path / "out").exists()
+
+
+# --- a hidden-Markov service process given by hand -------------------------------------------------------------
+
+
+def _hmm(directory, mu_log: list[float], sigma_log: list[float]) -> dict:
+    """Measured times (an empirical model) drawn in the order of a chain given by hand."""
+    np.savetxt(directory / "times.csv", np.random.default_rng(2).gamma(4.0, 2.5, 500), header="ms", comments="")
+    process = {"kind": "hmm", "transition": [[0.9, 0.1], [0.1, 0.9]], "mu_log": mu_log, "sigma_log": sigma_log}
+    return _node(service={"distribution": "empirical", "file": "times.csv", "process": process})
+
+
+HMMS = [  # (id, mu_log, sigma_log, the field named): each overflowed exp() to inf or 0 draws
+    ("mu-800", [800.0, 1.0], [0.5, 0.5], "mu_log[0]"),
+    ("mu-minus-800", [1.0, -800.0], [0.5, 0.5], "mu_log[1]"),
+    ("sigma-40", [1.0, 2.0], [40.0, 0.5], "sigma_log[0]"),
+    ("sigma-just-over", [1.0, 2.0], [0.5, 3.01], "sigma_log[1]"),
+]
+
+
+@pytest.mark.parametrize(("mu_log", "sigma_log", "field"), [case[1:] for case in HMMS], ids=[case[0] for case in HMMS])
+def test_an_hmm_chain_that_overflows_is_refused(tmp_path, mu_log, sigma_log, field):
+    path = write_scenario(tmp_path, _hmm(tmp_path, mu_log, sigma_log))
+    assert_clean_error(validate(path), f"nodes[0].service.process.{field}")
+
+
+def test_an_hmm_chain_inside_the_bounds_runs(tmp_path):
+    assert_ok(cli("run", write_scenario(tmp_path, _hmm(tmp_path, [20.0, -14.0], [MAX_VARIATION_SIGMA, 0.1])), *tiny_run()))

@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from simulator.registry import ADMISSION_POLICIES, BATCHERS, DISCIPLINES, PolicyConfig
-from simulator.scenario.bounds import CountOrZero, TimeMs, TimeMsOrZero, Name
+from simulator.scenario.bounds import MAX_VARIATION_SIGMA, CountOrZero, Name, TimeMs, TimeMsOrZero
 from simulator.scenario.service import ServiceConfig
 from simulator.settings import Settings
 
@@ -197,11 +197,6 @@ class _OccupancyCurve(Settings):
         if any(later <= earlier for earlier, later in zip(self.occupancy, self.occupancy[1:])):
             raise ValueError(f"{name}.occupancy: points must increase")
         return self
-
-
-# A mean-1 lognormal multiplier exp(σZ − σ²/2) has median exp(−σ²/2): at σ = 3 most calls take 1 % of the mean and
-# the mean rests on about one call in e^σ² ≈ 8,000; beyond that the mean of any run is luck (at σ = 10, 0.00 ms)
-MAX_VARIATION_SIGMA = 3.0
 
 
 class OverheadSpec(_OccupancyCurve):
