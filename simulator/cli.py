@@ -612,7 +612,7 @@ def _print_frame(frame: object, console: Console, title: str, keys: int = 1) -> 
 @app.command()
 def fit(
     source: Annotated[
-        Path, typer.Argument(help="profile bundle (folder or metadata.json), a CSV/parquet file of times in ms, or a testbed campaign folder")
+        Path, typer.Argument(help="profile bundle (folder or metadata.json), a CSV/parquet file of at most 100,000 times in ms, or a testbed campaign folder")
     ],
     out: Annotated[
         Path, typer.Option(help="fitted-model YAML file to write (scenarios use it: distribution: fitted); a campaign's calibration")
@@ -722,7 +722,8 @@ def fit(
                 if len(names) > 1 or len(variants) > 1:
                     raise typer.BadParameter("a samples file is one cell: give one --family and one --variant name")
                 models = fit_samples_file(
-                    source, column, expression, names[0], variants[0], settings, out.resolve().parent, plots
+                    source, column, expression, names[0], variants[0], settings, out.resolve().parent, plots,
+                    progress=advance, on_work=on_work,
                 )
         _print_frame(fitted_summary(models), console, f"Fitted {source} (per group, at its smallest batch size)")
         console.print(plain(choice_counts(models)), highlight=False)
@@ -780,6 +781,9 @@ def analyze(
             progress = None if quiet else _progress_lines(f"simulating {_shown(loaded.name)}", plan.requests * plan.replications)
             result = run_scenario(loaded, seed=seed, replications=replications, requests=requests, progress=progress)
         _print_analytic(report, result, _console(to_stderr=False))
+        if report.unstable:  # exit 3, as run does: there is no steady state to describe
+            overloaded = "; ".join(f"node {ruled.name}: {ruled.reason}" for ruled in report.unstable[:5])
+            raise UnstableSystemError(f"{loaded.source}: {overloaded}")
 
 
 EXAMPLES = {  # each command's --help ends with these; tests/test_cli_conventions.py checks every one and runs the cheap ones

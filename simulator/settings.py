@@ -1,13 +1,17 @@
 """The base of every validated settings object: unknown keys are errors, and a valid value never changes.
 
 Numbers must be numbers: infinities and NaN are refused everywhere (``allow_inf_nan=False``), and so
-are YAML's ``true``/``false`` where a number is expected (pydantic would read ``true`` as 1).
+are YAML's ``true``/``false`` and quoted text (``"12"``) where a number is expected (pydantic would read
+``true`` as 1 and ``"12"`` as 12); ``1e3`` stays a number (YAML 1.1 reads it as text for want of a dot).
 Fields then bound their values to what is physically meaningful.
 """
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+
+_EXPONENT_NUMBER = re.compile(r"[-+]?[0-9]+(\.[0-9]*)?[eE][-+]?[0-9]+")  # 1e3: a number YAML 1.1 leaves as text
 
 
 class Settings(BaseModel):
@@ -18,8 +22,13 @@ class Settings(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _no_booleans_as_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, bool) and bool not in _accepted_types(cls.model_fields[info.field_name].annotation):
+        accepted = _accepted_types(cls.model_fields[info.field_name].annotation)
+        if isinstance(value, bool) and bool not in accepted:
             raise ValueError("expected a number or text, not true/false")
+        if str not in accepted and accepted & {int, float}:
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str) and not _EXPONENT_NUMBER.fullmatch(item):
+                    raise ValueError(f"expected a number, not text ({item[:40]!r}: write it without quotes)")
         return value
 
 

@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-CATEGORIES = ("encoding", "yaml", "schema", "data_files", "bundles", "options", "outputs", "signals", "properties")
+CATEGORIES = ("encoding", "yaml", "schema", "data_files", "bundles", "options", "outputs", "signals", "properties", "names", "plan_files", "peers", "testbed_tables", "bounds")
 MINIMUM_CASES = 200
 
 

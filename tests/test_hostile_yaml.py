@@ -107,7 +107,9 @@ def test_a_megabyte_key_or_value_is_quoted_short(tmp_path, where):
     assert len(str(caught.value)) < 2_000
 
 
-def test_a_megabyte_name_is_accepted_and_shown_short(tmp_path):
+def test_a_megabyte_name_is_refused_and_shown_short(tmp_path):
+    """Names are capped where they are validated (they reach tables, plot titles and reports)."""
     path = write_scenario(tmp_path, VALID.replace("name: test", "name: " + "n" * 1_000_000))
     result = validate(path)
-    assert result.exit_code == 0 and len(result.stdout) < 1_000
+    assert result.exit_code == 2 and "name: String should have at most 200 characters" in result.stderr
+    assert len(result.stderr) < 2_000

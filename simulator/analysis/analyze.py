@@ -72,6 +72,7 @@ class RuledOut:
     scope: str
     name: str
     reason: str
+    unstable: bool = False  # ruled out because its offered load is 1 or more
 
 
 @dataclass
@@ -81,6 +82,11 @@ class AnalyticReport:
     scenario: str
     predictions: list[Prediction] = field(default_factory=list)
     ruled_out: list[RuledOut] = field(default_factory=list)
+
+    @property
+    def unstable(self) -> list[RuledOut]:
+        """The nodes theory finds overloaded (offered load ≥ 1: no steady state)."""
+        return [ruled for ruled in self.ruled_out if ruled.unstable]
 
     def get(self, metric: str, name: str = ALL, scope: str = "class") -> Prediction | None:
         """The prediction of ``metric`` for a class (or node), if theory gave one."""
@@ -120,6 +126,10 @@ def _verdict(row: Any) -> str:
 
 class _Refused(Exception):
     """A formula does not apply: the message says which assumption fails."""
+
+
+class _Unstable(_Refused):
+    """No formula applies because the offered load is 1 or more: queues grow without bound."""
 
 
 @dataclass(frozen=True)
@@ -165,9 +175,9 @@ class _Analysis:
         self.rates_per_ms = np.array(class_rates_per_s(scenario, scenario.run.seed if seed is None else seed)) / MS_PER_S
         self.models = service_models(scenario)
 
-    def rule_out(self, scope: str, name: str, reason: str) -> None:
+    def rule_out(self, scope: str, name: str, reason: str, unstable: bool = False) -> None:
         """Record a formula the scenario rules out, and why."""
-        self.report.ruled_out.append(RuledOut(scope, name, reason))
+        self.report.ruled_out.append(RuledOut(scope, name, reason, unstable))
 
     def add(self, scope: Literal["class", "node"], name: str, metric: str, value: float, formula: str, kind: Kind) -> None:
         """Record one prediction."""
@@ -417,7 +427,7 @@ class _Analysis:
             self.check_station(spec, models)
             return _station_figures(spec, models, self.classes, rates, arrivals, [c.service or spec.service for c in self.classes])
         except _Refused as refused:
-            self.rule_out("node", name, str(refused))
+            self.rule_out("node", name, str(refused), isinstance(refused, _Unstable))
             return None
 
     def check_station(self, spec: Any, models: Sequence[ServiceTimeModel]) -> None:
@@ -479,7 +489,7 @@ def _station_figures(
         _finite_waiting_room(figures, analytic.mmck(c, c + spec.queue_capacity, total, rate), active)
         return figures
     if rho >= 1:
-        raise _Refused(f"offered load {rho:.3f} ≥ 1: unstable, no steady state")
+        raise _Unstable(f"offered load {rho:.3f} ≥ 1: unstable, no steady state")
     figures.append((None, "utilization", rho, "λE[S]/c", "exact"))
     if fifo:
         _fifo(figures, c, total, mean_ms, second_ms2, active, means, arrivals, rate, models, mix)
@@ -632,7 +642,7 @@ def _processor_sharing(
         raise _Refused("processor sharing at non-Poisson arrivals: no formula")
     rho = total * mean_ms
     if rho >= 1:
-        raise _Refused(f"the shared device's load λE[S] = {rho:.3f} ≥ 1: unstable, no steady state")
+        raise _Unstable(f"the shared device's load λE[S] = {rho:.3f} ≥ 1: unstable, no steady state")
     overflow = rho ** (c + 1)
     if overflow > PS_OVERFLOW_PROBABILITY:
         raise _Refused(f"processor sharing with {c} workers: P(more than {c} requests) = ρ^{c + 1} = {overflow:.2g}; a limited PS has no formula")

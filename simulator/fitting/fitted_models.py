@@ -57,6 +57,7 @@ from simulator.service.distributions import read_service_times
 DEFAULT_STAGES = ("end_to_end", "compute", "h2d", "d2h", "load", "first_call")
 MIN_FIT_SAMPLES = 20  # fewer samples (e.g. 3 cold starts) are kept as they are: empirical
 MIN_PROCESS_SAMPLES = 100  # an ordered run shorter than this says little about its process
+MAX_FILE_SAMPLES = 100_000  # of a samples file: its fit (bootstraps, the hidden-Markov search) grows with them, minutes at this size
 AUTOCORRELATION_LAGS = 10
 HMM_STATES = (2, 3)
 CANDIDATE_DIGITS = 4  # one short line per candidate
@@ -391,16 +392,26 @@ def fit_samples_file(
     settings: FitSettings = FitSettings(),
     relative_to: Path | None = None,
     plots: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_work: Callable[[int], None] | None = None,
 ) -> FittedModels:
     """Fit one column (or expression) of a CSV/parquet file of times, in order, as one cell named ``family``/``variant``.
 
-    The file's order is its process (autocorrelation, drift, block length, hidden Markov chain).
+    The file's order is its process (autocorrelation, drift, block length, hidden Markov chain); it may hold at
+    most ``MAX_FILE_SAMPLES`` times.
     """
     family = path_component(family, "family") if family is not None else path_component(
         path.stem, "the samples file's name (the default family; give one)"
     )
     path_component(variant, "variant")
     times = read_service_times(path, column, expression, "fit")
+    if times.size > MAX_FILE_SAMPLES:
+        raise LatsimError(
+            f"fit: {path} holds {times.size:,} times; a samples file is fitted from at most {MAX_FILE_SAMPLES:,} (the fit "
+            "grows with them): keep a contiguous stretch of rows, since their order is the process that is fitted"
+        )
+    if on_work is not None:
+        on_work(1)
     key = {"family": family, "variant": variant, "device": "cpu", "threads": 1, "concurrency": 1, "stage": "end_to_end", "batch_size": 1}
     work = _Work(cells=[(key, "samples", times)], sequences={tuple(key[name] for name in GROUP_KEYS): times})
     source = FittedSource(
@@ -411,7 +422,7 @@ def fit_samples_file(
         column=column,
         expression=expression,
     )
-    return _assemble(source, work, settings, None, plots)
+    return _assemble(source, work, settings, progress, plots)
 
 
 def _relative(path: Path, folder: Path | None) -> str:

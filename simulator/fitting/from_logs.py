@@ -113,7 +113,7 @@ def _group(logs: list[RequestLog]) -> dict[tuple, list[RequestLog]]:
     groups: dict[tuple, list[RequestLog]] = {}
     for log in logs:
         levels, targets = log.table["level"].dropna(), log.table["target_rate_per_s"].dropna()
-        key = ("level", float(levels.median())) if len(levels) else ("rate", float(targets.median())) if len(targets) else ("run", str(log.path))
+        key = ("level", round(float(levels.median()), 6)) if len(levels) else ("rate", float(targets.median())) if len(targets) else ("run", str(log.path))
         groups.setdefault(key, []).append(log)
     return groups
 

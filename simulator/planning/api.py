@@ -16,6 +16,7 @@ from typing import Any
 
 from simulator.errors import ScenarioError
 from simulator.files import UnusableFile, make_output_folder, read_regular_file, write_text_atomically
+from simulator.planning.documents import check_plan_document, parse_json
 from simulator.planning.load import at_rate, target_rates_per_s, with_load_curve
 from simulator.planning.points import Evaluator, ProgressCallback, versions
 from simulator.planning.search import MaxLoad, Outcome, PlanContext, Planner
@@ -62,6 +63,9 @@ def plan(
         raw_answer = _raw_answer(raw_planner, raw_finalists, raw_views)
     document = _document(planner, finalists, views, time.perf_counter() - started, executor.describe(), exhaustive, command)
     document["calibration"] = _calibration(planner, raw_answer)
+    problem = check_plan_document(document)
+    if problem is not None:
+        raise ScenarioError(f"{Path(out) / RESULT_FILE}: not written: the plan's results are not sound ({problem})")
     write_text_atomically(Path(out) / RESULT_FILE, json.dumps(document, indent=1, allow_nan=False) + "\n")
     return document
 
@@ -78,7 +82,7 @@ def _search(
 ) -> tuple[Planner, list[Configuration], dict[Any, Any]]:
     """The plan's phases on one scenario, its points kept in ``out``: the planner, its finalists and the winner's views."""
     context = plan_context(scenario)
-    store = ResultStore(out)
+    store = ResultStore(out, [(check.scope, check.metric) for check in context.checks])
     try:
         evaluator = Evaluator(context.base, context.space, context.seed, store, executor, progress)
         planner = Planner(context, evaluator)
@@ -144,13 +148,16 @@ def load_result(folder: Path) -> dict[str, Any]:
     """The ``plan.json`` of a results folder, checked to be one (a ScenarioError naming the file otherwise)."""
     path = Path(folder) / RESULT_FILE
     try:
-        document = json.loads(read_regular_file(path, MAX_RESULT_BYTES).decode("utf-8"))
+        document = parse_json(read_regular_file(path, MAX_RESULT_BYTES).decode("utf-8"), allow_nan=False)
     except UnusableFile as reason:
         raise ScenarioError(f"{path}: cannot read the plan's results: it {reason} (run latsim plan --out {folder} first)") from None
     except (UnicodeDecodeError, ValueError) as error:
         raise ScenarioError(f"{path}: not a plan's results (not JSON: {str(error)[:100]})") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT or document.get("format_version") != FORMAT_VERSION:
         raise ScenarioError(f"{path}: not a latsim plan's results file (format {FORMAT!r} version {FORMAT_VERSION})")
+    problem = check_plan_document(document)
+    if problem is not None:
+        raise ScenarioError(f"{path}: not a sound plan's results file: {problem} (run latsim plan again to remake it)")
     return document
 
 

@@ -38,16 +38,17 @@ class Check:
         for part in _path(self.metric):
             value = value[part]
         estimate, low, high = value["estimate"], value["ci_low"], value["ci_high"]
+        scale = abs(self.bound) or 1.0  # a bound of 0 (no drops at all): the margin is the share itself
         if self.upper:  # None is +∞ here: a drop counted as infinitely late
             near, far = low, high
             inside = far is not None and far <= self.bound
             outside = near is None or near > self.bound
-            margin = None if estimate is None else (self.bound - estimate) / self.bound
+            margin = None if estimate is None else (self.bound - estimate) / scale
         else:
             near, far = high, low
             inside = far is not None and far >= self.bound
             outside = near is not None and near < self.bound
-            margin = None if estimate is None else (estimate - self.bound) / self.bound
+            margin = None if estimate is None else (estimate - self.bound) / scale
         verdict = "met" if inside else "violated" if outside else "inconclusive"
         return {"label": self.label, "scope": self.scope, "estimate": estimate, "ci_low": low, "ci_high": high, "verdict": verdict, "margin": margin}
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -124,7 +125,7 @@ class DaskExecutor(Executor):
         self._cluster = None
         try:
             if scheduler is not None:
-                self._client = Client(_scheduler_address(scheduler), timeout="20s")
+                self._client = _connect(Client, _scheduler_address(scheduler))
             else:
                 self._cluster = LocalCluster(
                     n_workers=local_workers or available_cpus(), threads_per_worker=1, processes=True,
@@ -160,6 +161,21 @@ class DaskExecutor(Executor):
         self._client.close()
         if self._cluster is not None:
             self._cluster.close()
+
+
+PEER_ERRORS = (ValueError, MemoryError, TypeError, KeyError, IndexError, struct.error)  # what decoding a foreign peer's bytes raises
+
+
+def _connect(client: type, address: str) -> Any:
+    """A Dask ``Client`` of the scheduler at ``address``; a peer there that does not speak Dask's protocol (its bytes
+    decode to nonsense, or announce frames of exabytes) is an ExecutorError naming the address."""
+    try:
+        return client(address, timeout="20s")
+    except PEER_ERRORS as error:
+        raise ExecutorError(
+            f"the server at {address} does not answer as a Dask scheduler ({type(error).__name__}: {str(error)[:200]}); "
+            "give the address of a Dask scheduler, e.g. tcp://10.0.0.5:8786"
+        ) from None
 
 
 def _scheduler_address(address: str) -> str:

@@ -22,3 +22,9 @@ TimeMsOrZero = Annotated[float, Field(ge=0, le=1e12, description="milliseconds, 
 Weight = Annotated[float, Field(gt=0, le=1e9, description="a positive weight up to 1e9")]
 Count = Annotated[int, Field(ge=1, le=MAX_REQUESTS)]
 CountOrZero = Annotated[int, Field(ge=0, le=MAX_REQUESTS)]
+# A mean-1 lognormal multiplier exp(σZ − σ²/2) has median exp(−σ²/2): at σ = 3 most calls take 1 % of the mean and
+# the mean rests on about one call in e^σ² ≈ 8,000; beyond that the mean of any run is luck (at σ = 10, 0.00 ms)
+MAX_VARIATION_SIGMA = 3.0
+MAX_NAME_CHARS = 200  # a name is shown in tables, progress lines, plot titles and reports
+MAX_DESCRIPTION_CHARS = 100_000
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS, description=f"a name of 1 to {MAX_NAME_CHARS} characters")]

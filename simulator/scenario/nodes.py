@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from simulator.registry import ADMISSION_POLICIES, BATCHERS, DISCIPLINES, PolicyConfig
-from simulator.scenario.bounds import CountOrZero, TimeMs, TimeMsOrZero
+from simulator.scenario.bounds import MAX_VARIATION_SIGMA, CountOrZero, Name, TimeMs, TimeMsOrZero
 from simulator.scenario.service import ServiceConfig
 from simulator.settings import Settings
 
@@ -208,7 +208,7 @@ class OverheadSpec(_OccupancyCurve):
         min_length=1, max_length=10_000, description="mean overhead at each occupancy point, in ms"
     )
     variation_sigma: float = Field(
-        0.0, ge=0, le=10, description="σ of a lognormal mean-1 multiplier (0: the mean exactly)"
+        0.0, ge=0, le=MAX_VARIATION_SIGMA, description="σ of a lognormal mean-1 multiplier (0: the mean exactly)"
     )
 
 
@@ -231,7 +231,7 @@ class SpeedSpec(Settings):
     transition: list[list[Annotated[float, Field(ge=0, le=1)]]] = Field(
         description="probability of moving from state i (row) to state j (column) at each call"
     )
-    variation_sigma: list[Annotated[float, Field(ge=0, le=10)]] | None = Field(
+    variation_sigma: list[Annotated[float, Field(ge=0, le=MAX_VARIATION_SIGMA)]] | None = Field(
         None, description="per state, σ of a mean-1 lognormal multiplier on each call's factor: the spread a "
         "state adds to the service times (none: the factor exactly)"
     )
@@ -277,7 +277,7 @@ class NodeCalibration(Settings):
 class NodeSpec(Settings):
     """A node kind: workers serving one queue; ``replicas`` identical copies of it."""
 
-    name: str = Field(min_length=1)
+    name: Name
     replicas: int = Field(1, ge=1, le=1000)
     workers: int = Field(1, ge=1, le=1_000_000)
     service: ServiceConfig

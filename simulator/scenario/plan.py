@@ -18,7 +18,7 @@ from simulator.scenario.workload import RateSegment
 from simulator.settings import Settings
 
 MAX_OPTIONS = 1_000  # options of one search dimension
-MAX_CONFIGURATIONS = 100_000  # configurations of a whole space (every one is recorded in the results)
+MAX_CONFIGURATIONS = 10_000  # configurations of a whole space (every one is validated, screened by theory and recorded first)
 MAX_RATE_PER_S = 1e9
 
 

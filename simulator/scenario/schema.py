@@ -26,7 +26,7 @@ from simulator.scenario.cluster import (
     RoundRobinRouting,
     RouterConfig,
 )
-from simulator.scenario.bounds import MAX_NODES, MAX_REPLICATIONS, MAX_REQUESTS, Count, CountOrZero
+from simulator.scenario.bounds import MAX_DESCRIPTION_CHARS, MAX_NODES, MAX_REPLICATIONS, MAX_REQUESTS, Count, CountOrZero, Name
 from simulator.scenario.events import EventConfig
 from simulator.scenario.nodes import ModelSpec, NodeSpec
 from simulator.scenario.plan import PlanSpec
@@ -98,8 +98,8 @@ class Scenario(Settings):
     Change a copy with :meth:`replace`, which validates the result like a file would be.
     """
 
-    name: str = Field(min_length=1)
-    description: str = ""
+    name: Name
+    description: str = Field("", max_length=MAX_DESCRIPTION_CHARS)
     run: RunSettings = Field(default_factory=RunSettings)
     workload: Workload
     nodes: list[NodeSpec] = Field(min_length=1)

@@ -31,6 +31,7 @@ from simulator.distributions import (
     ScipyFrozen,
 )
 from simulator.registry import SERVICE_MODELS, PolicyConfig
+from simulator.scenario.bounds import MAX_VARIATION_SIGMA
 from simulator.settings import Settings
 
 ServiceConfig = SERVICE_MODELS.field()
@@ -119,8 +120,13 @@ class HmmProcess(Settings):
 
     kind: Literal["hmm"]
     transition: list[list[float]] | None = Field(None, max_length=MAX_COMPONENTS, description="state transition matrix")
-    mu_log: list[float] | None = Field(None, max_length=MAX_COMPONENTS, description="mean log time (log ms) per state")
-    sigma_log: list[float] | None = Field(None, max_length=MAX_COMPONENTS, description="log-time standard deviation per state")
+    mu_log: list[Annotated[float, Field(ge=-15, le=21)]] | None = Field(
+        None, max_length=MAX_COMPONENTS, description="mean log time (log ms) per state: -15 to 21 (0.3 ns to 15 days)"
+    )
+    sigma_log: list[Annotated[float, Field(gt=0, le=MAX_VARIATION_SIGMA)]] | None = Field(
+        None, max_length=MAX_COMPONENTS,
+        description=f"log-time standard deviation per state, up to {MAX_VARIATION_SIGMA:g} (beyond, the mean rests on rare draws)",
+    )
 
     @model_validator(mode="after")
     def _a_valid_chain(self) -> HmmProcess:

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from simulator.registry import ARRIVAL_PROCESSES, KEY_POPULARITY, PolicyConfig
-from simulator.scenario.bounds import MAX_CATALOG, DurationS, RatePerS, RatePerSOrZero, TimeMs, Weight
+from simulator.scenario.bounds import MAX_CATALOG, DurationS, RatePerS, RatePerSOrZero, TimeMs, Weight, Name
 from simulator.scenario.service import ServiceConfig
 
 ALL_CLASSES = "all"  # the results' name for every class together
@@ -134,7 +134,7 @@ class TraceKeys(PolicyConfig):
 class RequestClass(Settings):
     """A class of requests: its arrivals, priority, deadline and real-time kind."""
 
-    name: str = Field(min_length=1)
+    name: Name
     share: Weight = Field(1.0, description="relative weight of this class among the arrivals of workload.arrival")
     arrival: ArrivalConfig | None = Field(
         None, description="this class's own arrival process (then it takes no share of workload.arrival)"

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -154,6 +155,76 @@ def _check_records(path: Path) -> None:
         snapshots = pq.read_table(path, columns=[SNAPSHOT]).column(SNAPSHOT)
         if not pa.types.is_integer(snapshots.type) or snapshots.null_count:
             raise TestbedError(f"{path}: its column {SNAPSHOT} must hold a profile snapshot's number (an integer) in every row")
+    try:
+        table = pq.read_table(path, columns=list(RECORD_COLUMNS))
+    except (OSError, pa.ArrowException) as error:
+        raise TestbedError(f"{path}: not a table of requests written by latsim testbed ({str(error)[:200]})") from None
+    _check_record_values(path, table)
+
+
+MAX_RECORD_MS = 1e9  # of any time in a table of requests (11 days after the run's start)
+SPANS = {  # a served request's derived column → the timestamps it spans (checked to agree with them)
+    "latency_ms": ("scheduled_ms", "reply_received_ms"), "server_ms": ("arrival_ms", "reply_sent_ms"),
+    "wait_ms": ("enqueue_ms", "dequeue_ms"), "kernel_ms": ("kernel_start_ms", "kernel_end_ms"),
+    "worker_busy_ms": ("dequeue_ms", "worker_done_ms"),
+}
+SERVED_ORDER = ("scheduled_ms", "send_ms", "arrival_ms", "enqueue_ms", "dequeue_ms", "kernel_start_ms", "kernel_end_ms", "worker_done_ms")
+
+
+def _check_record_values(path: Path, table: pa.Table) -> None:
+    """Each column of a table of requests holds what a testbed run writes there: integers, text, booleans, times that are
+    finite, within bounds, ordered for a served request and agreeing with its latency parts; and some request was served."""
+    kinds = {"request_id": pa.types.is_integer, "status": pa.types.is_integer, "batch_id": pa.types.is_integer,
+             "batch_size": pa.types.is_integer, "class": lambda kind: pa.types.is_string(kind) or pa.types.is_large_string(kind),
+             "met_deadline": pa.types.is_boolean}
+    for name in RECORD_COLUMNS:
+        kind = table.schema.field(name).type
+        expected = kinds.get(name, pa.types.is_floating)
+        if not expected(kind):
+            wanted = {pa.types.is_floating: "numbers (floating point)", pa.types.is_integer: "integers", pa.types.is_boolean: "true/false"}
+            raise TestbedError(f"{path}: column {name} holds {kind}, not {wanted.get(expected, 'text')}")
+    frame = table.to_pandas()
+    if len(frame) == 0:
+        raise TestbedError(f"{path}: holds no requests")
+    for name in ("request_id", "status", "class"):
+        if frame[name].isna().any():
+            raise TestbedError(f"{path}: column {name} is empty in row {_first(frame[name].isna())}")
+    _within(path, frame, "status", 100, 599)
+    _within(path, frame, "batch_size", 1, 1_000_000)
+    for name in RECORD_COLUMNS:
+        if pa.types.is_floating(table.schema.field(name).type):
+            values = frame[name].to_numpy(dtype=float)
+            low = 0.0 if name in SERVED_ORDER or name.removesuffix("_ms") + "_ns" in TIMESTAMPS_NS else -MAX_RECORD_MS
+            bad = np.isinf(values) | (values < low) | (values > MAX_RECORD_MS)
+            if bad.any():
+                row = int(np.argmax(bad))
+                raise TestbedError(f"{path}: column {name}, row {row + 1}: {values[row]:g} is not a time from {low:g} to {MAX_RECORD_MS:g} ms")
+    served = frame[(frame["status"] == 200) & frame["worker_busy_ms"].notna()]
+    if len(served) == 0:
+        raise TestbedError(f"{path}: no request was served (status 200 with a worker's times): nothing to measure")
+    for earlier, later in zip(SERVED_ORDER, SERVED_ORDER[1:]):
+        wrong = served[earlier].isna() | served[later].isna() | (served[later] < served[earlier])
+        if wrong.any():
+            row = served.index[_first(wrong) - 1]
+            raise TestbedError(f"{path}: row {row + 1}, a served request: {later} is missing or before {earlier}")
+    for span, (start, end) in SPANS.items():
+        empty_allowed = span == "wait_ms"  # a request a free worker takes at once waits (almost) nothing
+        wrong = ~np.isclose(served[span], served[end] - served[start], rtol=1e-6, atol=1e-6) | ((served[span] <= 0) & (not empty_allowed))
+        if wrong.any():
+            row = served.index[_first(wrong) - 1]
+            raise TestbedError(f"{path}: row {row + 1}, a served request: {span} is {served[span][row]:g}, not {end} − {start} (> 0)")
+
+
+def _first(flags: pd.Series) -> int:
+    """The 1-based row of the first true flag."""
+    return int(np.argmax(flags.to_numpy(dtype=bool))) + 1
+
+
+def _within(path: Path, frame: pd.DataFrame, name: str, low: int, high: int) -> None:
+    values = frame[name].dropna()
+    bad = (values < low) | (values > high)
+    if bad.any():
+        raise TestbedError(f"{path}: column {name} holds {values[bad].iloc[0]}, not a value from {low} to {high}")
 
 
 def _check_summary(path: Path) -> None:

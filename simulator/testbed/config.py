@@ -27,17 +27,21 @@ INFER_PATH = "/infer"  # where every testbed server takes requests (and the load
 SERVER_KINDS: tuple[ServerKind, ...] = ("aiohttp", "litserve")
 
 
+MAX_BATCH_SIZE = 1024  # the server prepares a payload of every size up to it before it listens
+MAX_WORKERS = 256
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class RequestClassSpec(_Strict):
     """A request class: its name, share of arrivals, priority (0 first) and relative deadline."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    share: PositiveFloat = 1.0
-    priority: NonNegativeInt = 0
-    deadline_ms: PositiveFloat | None = Field(None, description="arrival to reply; None: no deadline (last under EDF)")
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.-]+$")
+    share: PositiveFloat = Field(1.0, le=1e9)
+    priority: NonNegativeInt = Field(0, le=1_000_000)
+    deadline_ms: PositiveFloat | None = Field(None, le=1e9, description="arrival to reply; None: no deadline (last under EDF)")
 
 
 class ModelSpec(_Strict):
@@ -46,8 +50,8 @@ class ModelSpec(_Strict):
     family: Literal["mlp", "cnn", "transformer"] = "cnn"
     variant: Literal["fp32", "int8", "bf16", "pruned", "distilled"] = "fp32"
     size: Literal["standard", "tiny"] = "standard"
-    seq_len: PositiveInt = 64
-    seed: int = 0
+    seq_len: PositiveInt = Field(64, le=4096)
+    seed: NonNegativeInt = Field(0, le=2**32 - 1)
 
 
 class BatchingConfig(_Strict):
@@ -55,9 +59,9 @@ class BatchingConfig(_Strict):
     largest preferred size that is waiting, or whatever waits once the oldest waiting request has
     waited ``max_queue_delay_ms``."""
 
-    max_batch_size: PositiveInt = 1
-    max_queue_delay_ms: NonNegativeFloat = 0.0
-    preferred_batch_sizes: tuple[PositiveInt, ...] = ()
+    max_batch_size: PositiveInt = Field(1, le=MAX_BATCH_SIZE)
+    max_queue_delay_ms: NonNegativeFloat = Field(0.0, le=1e12)
+    preferred_batch_sizes: tuple[PositiveInt, ...] = Field((), max_length=MAX_BATCH_SIZE)
 
     @property
     def dynamic(self) -> bool:
@@ -91,12 +95,12 @@ class TestbedConfig(_Strict):
         description="'package.module:factory' of a user kernel instead of the zoo model: "
         "factory(max_batch_size) returns a callable that runs one call on a batch of the given size",
     )
-    workers: PositiveInt = 1
-    intra_op_threads: PositiveInt = Field(1, description="torch.set_num_threads of the server process")
+    workers: PositiveInt = Field(1, le=MAX_WORKERS)
+    intra_op_threads: PositiveInt = Field(1, le=1024, description="torch.set_num_threads of the server process")
     discipline: Discipline = "fifo"
     batching: BatchingConfig = BatchingConfig()
-    classes: tuple[RequestClassSpec, ...] = Field((RequestClassSpec(name="default"),), min_length=1)
-    warmup_calls: NonNegativeInt = Field(20, description="kernel calls per batch size before the server listens")
+    classes: tuple[RequestClassSpec, ...] = Field((RequestClassSpec(name="default"),), min_length=1, max_length=1000)
+    warmup_calls: NonNegativeInt = Field(20, le=10_000, description="kernel calls per batch size before the server listens")
 
     @model_validator(mode="after")
     def _unique_class_names(self) -> TestbedConfig:

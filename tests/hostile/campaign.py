@@ -31,11 +31,17 @@ def record_columns() -> tuple[str, ...]:
     return RECORD_COLUMNS
 
 
+MEASURED = Path(__file__).parent / "measured-campaign"  # a real (short) campaign's files, its run marked valid
+MEASURED_RUN = "level-0.40/repeat-0"
+
+
 def requests_tables(directory: Path, columns: list[str]) -> None:
-    """The profile's and the run's tables of requests, one row of 1.0 in each of ``columns``."""
+    """The profile's and the run's tables of requests: the first served requests of a real run, in ``columns``
+    (a column a run does not write holds 1.0)."""
+    measured = pd.read_parquet(MEASURED / MEASURED_RUN / "requests.parquet").iloc[:20]
     for folder in (directory / "profile", directory / RUN_DIR):
         folder.mkdir(parents=True, exist_ok=True)
-        table = pd.DataFrame({name: [1.0] for name in columns})
+        table = pd.DataFrame({name: measured[name] if name in measured else 1.0 for name in columns})
         table.to_parquet(folder / ("profile.parquet" if folder.name == "profile" else "requests.parquet"), index=False)
 
 
