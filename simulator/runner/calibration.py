@@ -37,14 +37,12 @@ def calibrated(scenario: Scenario, seed: int | None = None, variant: tuple[str, 
     pending = [i for i, spec in enumerate(scenario.nodes) if spec.calibration is not None and spec.calibration.applied is None]
     if not pending:
         return scenario
-    total_rate_per_s = float(sum(class_rates_per_s(scenario, scenario.run.seed if seed is None else seed)))
     data = scenario.model_dump(mode="python")
     for index in pending:
         spec = scenario.nodes[index]
         field = f"nodes[{index}].calibration"
         calibration = _read(scenario.path(spec.calibration.file))
-        instances = scenario.partitioning.partitions * spec.replicas
-        rate_per_s = total_rate_per_s / instances
+        rate_per_s = _rate_per_instance(scenario, index, seed)
         at = machine_at(calibration, rate_per_s)
         machine = at.variants[variant[0]][variant[1]] if variant is not None and index == pending[0] else at.main
         node = data["nodes"][index]
@@ -60,9 +58,8 @@ def calibrated(scenario: Scenario, seed: int | None = None, variant: tuple[str, 
         if spec.calibration.outside and data["network"] is None:
             data["network"] = {"response": machine["outside"]}
             given.append("network")
-        level = min(calibration["levels"], key=lambda entry: abs(entry["rate_per_s"] - rate_per_s))
         node["calibration"]["applied"] = {
-            "level": level["level"], "level_rate_per_s": level["rate_per_s"], "rate_per_s": rate_per_s,
+            "level": at.level, "level_rate_per_s": at.rate_per_s, "rate_per_s": rate_per_s,
             "method": calibration["fitted_on"]["method"], "settings": given,
         }
     from simulator.scenario.loader import scenario_from_dict
@@ -73,13 +70,17 @@ def calibrated(scenario: Scenario, seed: int | None = None, variant: tuple[str, 
 def calibration_variants(scenario: Scenario, seed: int | None = None) -> list[tuple[str, int]]:
     """The first calibrated node's sources of uncertainty, one (source, index) per variant: each calibration run's
     machine alone (``runs``), and the profile taken in a fast or slow stretch of the machine (``drift``)."""
-    for spec in scenario.nodes:
+    for node_index, spec in enumerate(scenario.nodes):
         if spec.calibration is not None:
-            rate_per_s = float(sum(class_rates_per_s(scenario, scenario.run.seed if seed is None else seed)))
-            rate_per_s /= scenario.partitioning.partitions * spec.replicas
-            variants = machine_at(_read(scenario.path(spec.calibration.file)), rate_per_s).variants
+            variants = machine_at(_read(scenario.path(spec.calibration.file)), _rate_per_instance(scenario, node_index, seed)).variants
             return [(source, index) for source, listed in variants.items() for index in range(len(listed))]
     return []
+
+
+def _rate_per_instance(scenario: Scenario, index: int, seed: int | None) -> float:
+    """The mean arrival rate one instance of node spec ``index`` gets: the scenario's, over partitions × replicas."""
+    total_rate_per_s = float(sum(class_rates_per_s(scenario, scenario.run.seed if seed is None else seed)))
+    return total_rate_per_s / (scenario.partitioning.partitions * scenario.nodes[index].replicas)
 
 
 def calibration_notes(scenario: Scenario) -> list[str]:
