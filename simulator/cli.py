@@ -61,6 +61,17 @@ def _on_signal(signum: int, _frame: object) -> None:
     raise Interrupted(signum)
 
 
+def _exit_now(code: int) -> None:
+    """Exit once the interrupted command has unwound, skipping interpreter teardown: code cut off mid-way (numba
+    compiling, for one) can leave half-built objects whose finalizers would print tracebacks after the one line."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 def _install_interrupt_handlers() -> None:
     global _handler_pid
     _handler_pid = os.getpid()
@@ -835,7 +846,7 @@ def main() -> None:
         app()
     except Interrupted as interrupted:
         _say_interrupted(interrupted.signum)
-        sys.exit(128 + interrupted.signum)
+        _exit_now(128 + interrupted.signum)
     except LatsimError as error:  # a command without its own handler: still a plain message and exit 2 or 3
         sys.exit(_report(error))
     except Exception as error:

@@ -344,6 +344,24 @@ class ScenarioText(_Read):
     parameters_yaml: str
 
 
+class RawProfileAnswer(_Read):
+    """What the raw profiles alone would have chosen, beside a calibrated plan's answer."""
+
+    winner: str | None
+    label: str | None
+    cost_per_hour: Magnitude | None
+    max_load: MaxLoad | None
+
+
+class PlanCalibration(_Read):
+    """What the plan's answer rests on: calibration files, or raw profiles alone (with a note how optimistic)."""
+
+    calibrated: bool
+    files: list[str]
+    raw_profile: RawProfileAnswer | None
+    note: str | None = None
+
+
 class PlanDocument(_Read):
     """``plan.json``: the plan's inputs, search, every configuration, the finalists and the winner."""
 
@@ -356,6 +374,7 @@ class PlanDocument(_Read):
     inconclusive_cheaper: list[Cheaper]
     valid: bool
     invalid_reasons: list[str]
+    calibration: PlanCalibration | None = None
 
     @model_validator(mode="after")
     def _ids_refer_to_configurations(self) -> PlanDocument:
