@@ -6,6 +6,7 @@ are YAML's ``true``/``false`` and quoted text (``"12"``) where a number is expec
 Fields then bound their values to what is physically meaningful.
 """
 
+import math
 import re
 from typing import Any
 
@@ -42,3 +43,16 @@ def _accepted_types(annotation: Any) -> set:
     if origin is typing.Literal:
         return {type(value) for value in typing.get_args(annotation)}
     return {kind for argument in typing.get_args(annotation) for kind in _accepted_types(argument)}
+
+
+def non_finite_key(data: Any, at: str = "") -> str | None:
+    """The key path (``levels[2].speed``) of the first infinity or NaN inside plain data, None when every number is
+    finite: checked before latsim writes a file no reader would accept."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return at or "(top level)"
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, (list, tuple)) else ()
+    for key, value in items:
+        found = non_finite_key(value, f"{at}[{key}]" if isinstance(key, int) else f"{at}.{key}" if at else str(key))
+        if found is not None:
+            return found
+    return None

@@ -105,6 +105,21 @@ def test_server_side_logs_recover_speed_overhead_and_outside(tmp_path: Path, sce
     assert utilisations[-1] == pytest.approx(300 * (SPEED * SERVICE_MEAN_MS + OVERHEAD_MS) / 1000, rel=0.05)
 
 
+def test_a_calibration_with_a_non_finite_value_writes_no_file(tmp_path: Path, scenario_file: Path) -> None:
+    """A fitted value that is not finite (or outside times that are not) stops the write before any file is made."""
+    from simulator.fitting.calibration import write_calibration_file
+
+    calibration, fitted_on = calibrate_from_logs(_logs(tmp_path / "logs", [150.0, 300.0], requests=3000), load_scenario(scenario_file))
+    out = tmp_path / "cal" / "calibration.yaml"
+    broken = {**calibration, "overhead": {**calibration["overhead"], "mean_ms": [float("nan")]}}
+    with pytest.raises(CalibrationError, match=r"not written: the fit gave overhead.mean_ms\[0\] no finite value"):
+        write_calibration_file(broken, out, fitted_on)
+    level = {**calibration["levels"][0], "outside_ms": np.array([0.5, np.inf])}
+    with pytest.raises(CalibrationError, match=r"outside-0.\d\d.csv \(outside times\)"):
+        write_calibration_file({**calibration, "levels": [level]}, out, fitted_on)
+    assert not (tmp_path / "cal").exists()
+
+
 def test_client_side_logs_recover_speed_and_outside_by_simulation(tmp_path: Path, scenario_file: Path) -> None:
     logs = _logs(tmp_path, [100.0, 330.0], server_side=False, requests=4000, suffix=".csv")
     calibration, fitted_on = calibrate_from_logs(logs, load_scenario(scenario_file))

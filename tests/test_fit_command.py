@@ -171,8 +171,9 @@ def test_a_changed_or_missing_bundle(fitted, tmp_path):
         (lambda d: d.update(format_version=7), "format version 7"),
         (lambda d: d["source"].update(sha256="abc"), "source.sha256"),
         (lambda d: d.pop("cells"), "cells: Field required"),
+        (lambda d: d["method"].update(note=[1.0, float("nan")]), "method.note[1] is not a finite number"),
     ],
-    ids=["law", "samples", "hmm", "version", "hash", "missing"],
+    ids=["law", "samples", "hmm", "version", "hash", "missing", "nan"],
 )
 def test_an_edited_fitted_file_is_refused_naming_file_and_key(fitted, tmp_path, edit, needle):
     data = yaml.safe_load((fitted / "fitted" / "mlp.yaml").read_text())
@@ -182,6 +183,18 @@ def test_an_edited_fitted_file_is_refused_naming_file_and_key(fitted, tmp_path, 
     with pytest.raises(FittedFileError) as refused:
         read_fitted(path)
     assert str(path) in str(refused.value) and needle in str(refused.value), str(refused.value)
+
+
+def test_a_fit_with_a_non_finite_value_writes_nothing(fitted, tmp_path):
+    """A value no reader would accept (NaN where the file holds free-form numbers) stops the write: no file at all."""
+    from simulator.formats.fitted import write_fitted
+
+    models = read_fitted(fitted / "fitted" / "mlp.yaml")
+    broken = models.model_copy(update={"method": {**models.method, "note": float("inf")}})
+    path = tmp_path / "out.yaml"
+    with pytest.raises(FittedFileError, match=r"method.note is not a finite number; not written"):
+        write_fitted(path, broken)
+    assert not path.exists() and not list(tmp_path.iterdir())
 
 
 def test_aliases_and_foreign_files_are_refused(tmp_path):

@@ -35,6 +35,7 @@ from simulator.fitting.hmm import fit_lognormal_hmm
 from simulator.fitting.overhead import fit_overhead
 from simulator.formats.request_log import RequestLog
 from simulator.scenario.calibration import FORMAT_VERSION, machine_settings
+from simulator.settings import non_finite_key
 
 OVERHEAD_POINTS = 16
 SPEED_STATES = 2
@@ -237,11 +238,11 @@ def _solo(run: CallRun, factors: np.ndarray) -> pd.DataFrame:
 def write_calibration_file(calibration: dict[str, Any], out: Path, fitted_on: dict[str, Any]) -> Path:
     """A fitted calibration as YAML, its outside times as CSV files beside it (named relative to it)."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    outside_tables: dict[Path, np.ndarray] = {}
 
     def outside_file(values: np.ndarray, suffix: str) -> dict[str, str]:
         path = out.with_name(f"{out.stem}-outside-{suffix}.csv")
-        write_atomically(path, lambda temporary: pd.DataFrame({"outside_ms": values}).to_csv(temporary, index=False))
+        outside_tables[path] = np.asarray(values, dtype=float)
         return {"distribution": "empirical", "file": path.name}
 
     levels = []
@@ -264,5 +265,12 @@ def write_calibration_file(calibration: dict[str, Any], out: Path, fitted_on: di
         "profile_drift": calibration["profile_drift"],
         "levels": levels,
     }
+    bad = non_finite_key(document) or next(
+        (f"{path.name} (outside times)" for path, values in outside_tables.items() if not np.isfinite(values).all()), None)
+    if bad is not None:
+        raise CalibrationError(f"{out}: not written: the fit gave {bad} no finite value (too few or too noisy runs?)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for path, values in outside_tables.items():
+        write_atomically(path, lambda temporary, values=values: pd.DataFrame({"outside_ms": values}).to_csv(temporary, index=False))
     write_text_atomically(out, yaml.safe_dump(document, sort_keys=False))
     return out

@@ -40,7 +40,7 @@ from simulator.files import (
     read_regular_file,
     write_atomically,
 )
-from simulator.settings import Settings
+from simulator.settings import Settings, non_finite_key
 
 FORMAT = "latsim-fitted-models"
 FORMAT_VERSION = 1
@@ -199,6 +199,10 @@ def write_fitted(path: Path, models: FittedModels) -> None:
     """Write ``models`` as YAML (block style, leaf mappings on one line), atomically."""
     data = rounded(models.model_dump(mode="python"))
     text = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=160, allow_unicode=True)
+    try:
+        _validated(yaml.load(text, Loader=_SAFE_LOADER), path)  # noqa: S506  (the safe loader)
+    except FittedFileError as error:  # a fit gave a value no reader accepts (an infinity, NaN): write nothing
+        raise FittedFileError(f"{error}; not written") from None
     write_atomically(Path(path), lambda target: target.write_text(text, encoding="utf-8"))
 
 
@@ -216,6 +220,11 @@ def read_fitted(path: Path) -> FittedModels:
         raise FittedFileError(f"fitted file {path}: not valid YAML ({str(error)[:200]})") from None
     if _aliased(data):
         raise FittedFileError(f"fitted file {path}: YAML aliases (*name) are not allowed here")
+    return _validated(data, path)
+
+
+def _validated(data: Any, path: Path) -> FittedModels:
+    """Loaded YAML checked to be a fitted-model file of this version, every value valid and finite."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise FittedFileError(f"fitted file {path}: not a latsim fitted-model file (format is {found!r:.80}, expected {FORMAT!r})")
@@ -224,6 +233,9 @@ def read_fitted(path: Path) -> FittedModels:
             f"fitted file {path}: format version {data.get('format_version')!r:.40}, but this latsim reads version "
             f"{FORMAT_VERSION}; refit with this latsim (latsim fit)"
         )
+    bad = non_finite_key(data)
+    if bad is not None:
+        raise FittedFileError(f"fitted file {path}: {bad} is not a finite number")
     try:
         return FittedModels.model_validate(data)
     except ValidationError as error:
