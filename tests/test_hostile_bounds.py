@@ -87,6 +87,21 @@ def _network(leg: str, mean_ms: float) -> dict:
     return scenario
 
 
+def _pipeline(transfer_ms: float) -> dict:
+    scenario = base_scenario()
+    scenario["nodes"].append({**scenario["nodes"][0], "name": "m"})
+    scenario["pipeline"] = {"stages": ["n", "m"], "transfer": {"distribution": "deterministic", "value_ms": transfer_ms}}
+    return scenario
+
+
+def _cache(hit_ms: float) -> dict:
+    scenario = base_scenario()
+    scenario["workload"]["keys"] = {"popularity": "zipf", "catalog_size": 100, "exponent": 0.8}
+    scenario["cache"] = {"policy": {"policy": "lru", "capacity_entries": 10},
+                         "hit_latency": {"distribution": "deterministic", "value_ms": hit_ms}}
+    return scenario
+
+
 def _named(where: str, length: int) -> dict:
     scenario = base_scenario()
     name = "n" * length
@@ -106,6 +121,8 @@ SCENARIOS = [  # (id, the scenario, words of the error)
     ("response-leg-9e8-ms", _network("response", 9e8), ["network.response", "mean delay of 9e+05 s"]),
     ("request-leg-a-week", _network("request", 6e8), ["network.request"]),
     ("delay-a-day-each-way", _network("delay", 8.64e7), ["network.delay"]),
+    ("pipeline-hop-a-week", _pipeline(6e8), ["pipeline.transfer", "mean delay of 6e+05 s"]),
+    ("cache-hit-a-week", _cache(6e8), ["cache.hit_latency", "mean delay of 6e+05 s"]),
     ("scenario-name-megabyte", _named("scenario", 1_000_000), ["name: String should have at most 200 characters"]),
     ("scenario-name-just-over", _named("scenario", MAX_NAME_CHARS + 1), ["name"]),
     ("class-name-megabyte", _named("class", 1_000_000), ["workload.classes[0].name"]),
@@ -124,8 +141,8 @@ def test_a_scenario_out_of_bounds_is_refused_by_validate_and_run(tmp_path, scena
 
 @pytest.mark.parametrize("scenario", [
     _node(speed=_speed(MAX_VARIATION_SIGMA)), _node(overhead={"occupancy": [1.0], "mean_ms": [1.0], "variation_sigma": 1.0}),
-    _network("response", 50.0), _named("scenario", MAX_NAME_CHARS), _named("class", MAX_NAME_CHARS), _named("node", MAX_NAME_CHARS),
-], ids=["speed-sigma-3", "overhead-sigma-1", "response-leg-50-ms", "scenario-name-200", "class-name-200", "node-name-200"])
+    _network("response", 50.0), _pipeline(1.0), _cache(0.5), _named("scenario", MAX_NAME_CHARS), _named("class", MAX_NAME_CHARS), _named("node", MAX_NAME_CHARS),
+], ids=["speed-sigma-3", "overhead-sigma-1", "response-leg-50-ms", "pipeline-hop-1-ms", "cache-hit-0.5-ms", "scenario-name-200", "class-name-200", "node-name-200"])
 def test_values_inside_the_bounds_run(tmp_path, scenario):
     assert_ok(cli("run", write_scenario(tmp_path, scenario), *tiny_run()))
 

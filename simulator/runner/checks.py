@@ -193,22 +193,27 @@ def check_bounded_work(plan: RunPlan) -> None:
             f"{expected_s:.3g} s make {windows:.3g} windows; at most {MAX_WINDOWS:,} (use longer windows)"
         )
     _check_events(scenario, expected_s)
-    _check_network(scenario, expected_s)
+    _check_delays(scenario, expected_s)
 
 
-def _check_network(scenario: Scenario, horizon_s: float) -> None:
-    """A network leg's mean delay is not far beyond the run's expected length: arrivals go on until every measured
-    request is back, so a delay of days would make a run of seconds simulate days of arrivals."""
-    if scenario.network is None:
-        return
-    for leg, config in scenario.network.legs().items():
-        if config is None:
-            continue
+def _check_delays(scenario: Scenario, horizon_s: float) -> None:
+    """No delay outside the workers (a network leg, a pipeline hop, a cache hit) has a mean far beyond the run's
+    expected length: arrivals go on until every measured request is back, so a delay of days would make a run of
+    seconds simulate days of arrivals."""
+    delays: list[tuple[str, object]] = []
+    if scenario.network is not None and scenario.network.delay is not None:
+        delays.append(("network.delay", scenario.network.delay))
+    elif scenario.network is not None:
+        delays += [(f"network.{leg}", config) for leg, config in scenario.network.legs().items() if config is not None]
+    if scenario.pipeline is not None:
+        delays.append(("pipeline.transfer", scenario.pipeline.transfer))
+    if scenario.cache is not None:
+        delays.append(("cache.hit_latency", scenario.cache.hit_latency))
+    for field, config in delays:
         mean_s = build_service_model(config, scenario.base_dir).mean_ms(1) / 1000
         if mean_s > HORIZON_LIMIT * horizon_s:
-            field = "delay" if scenario.network.delay is not None else leg
             raise ScenarioError(
-                f"{scenario.source}: network.{field}: a mean delay of {mean_s:.3g} s is over {HORIZON_LIMIT} times the run's "
+                f"{scenario.source}: {field}: a mean delay of {mean_s:.3g} s is over {HORIZON_LIMIT} times the run's "
                 f"expected length ({horizon_s:.3g} s of arrivals), and arrivals go on until every measured request is back: "
                 "the run would simulate that long; use a delay in ms, or raise run.requests"
             )
