@@ -323,6 +323,8 @@ class LognormalHMM(ServiceProcess):
         if np.any(values <= 0):
             raise ValueError("samples_ms: a lognormal HMM needs every time > 0 ms")
         logs = np.log(values)
+        from simulator.distributions.hmm_passes import hmm_forward
+
         emissions, offsets = hmm_emissions(logs, self.mu_log, self.sigma_log)
         _, scales = hmm_forward(emissions, self.stationary_distribution(), self.transition)
         return float(np.sum(np.log(scales)) + offsets.sum() - logs.sum())
@@ -351,19 +353,3 @@ def hmm_emissions(logs: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> tuple[
     log_density = -0.5 * ((logs[:, None] - mu) / sigma) ** 2 - np.log(sigma) - 0.5 * math.log(2 * math.pi)
     offsets = log_density.max(axis=1)
     return np.exp(log_density - offsets[:, None]), offsets
-
-
-def hmm_forward(emissions: np.ndarray, initial: np.ndarray, transition: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Scaled forward pass (Rabiner 1989): normalized α_t and the scale factors c_t."""
-    n = emissions.shape[0]
-    alpha = np.empty_like(emissions)
-    scales = np.empty(n)
-    current = initial * emissions[0]
-    for t in range(n):
-        if t:
-            current = (current @ transition) * emissions[t]
-        scale = current.sum()
-        current = current / scale
-        alpha[t] = current
-        scales[t] = scale
-    return alpha, scales

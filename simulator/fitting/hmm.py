@@ -4,8 +4,9 @@ The model (:class:`simulator.distributions.LognormalHMM`) captures slow and fast
 persist: the state follows a Markov chain from one request to the next, and a request's time is
 lognormal with that state's parameters. Fitted by Baum–Welch (Rabiner 1989, with per-step
 scaling) on log times, i.e. a Gaussian HMM on log x; the likelihood of the times differs by the
-Jacobian −Σ log x. A small own implementation (loops over time in numpy) avoids a heavy
-dependency (hmmlearn pulls in scikit-learn) for 2–3 states. Starting points are deterministic
+Jacobian −Σ log x. A small own implementation (the passes over time compiled with numba, in
+:mod:`simulator.distributions.hmm_passes`) avoids a heavy dependency (hmmlearn pulls in
+scikit-learn) for 2–3 states. Starting points are deterministic
 (states from equal-count groups of the sorted log times, persistent transitions), and each
 log-sd is floored at 1% of the data's log-sd so that a state cannot collapse onto repeated values.
 """
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from simulator.distributions.process import LognormalHMM, hmm_emissions, hmm_forward
+from simulator.distributions.hmm_passes import hmm_backward, hmm_forward
+from simulator.distributions.process import LognormalHMM, hmm_emissions
 from simulator.fitting._validation import check_count, positive_samples
 
 _SD_FLOOR_FRACTION = 0.01
@@ -61,10 +63,7 @@ def fit_lognormal_hmm(samples_ms: ArrayLike, states: int = 2, max_iter: int = 10
         emissions, offsets = hmm_emissions(logs, mu, sigma)
         alpha, scales = hmm_forward(emissions, initial, transition)
         log_likelihood = float(np.sum(np.log(scales)) + offsets.sum() - logs.sum())
-        beta = np.empty_like(alpha)
-        beta[-1] = 1.0
-        for t in range(n - 2, -1, -1):
-            beta[t] = transition @ (emissions[t + 1] * beta[t + 1]) / scales[t + 1]
+        beta = hmm_backward(emissions, transition, scales)
         posterior = alpha * beta
         posterior /= posterior.sum(axis=1, keepdims=True)
         pair_counts = transition * (alpha[:-1].T @ (emissions[1:] * beta[1:] / scales[1:, None]))
