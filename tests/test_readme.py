@@ -18,7 +18,7 @@ README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 SETUP_COMMANDS = (  # CI and new users start here: README opens with these two blocks, exactly
     "```bash\npython3 -m venv .venv && . .venv/bin/activate && pip install -q -e . && latsim run scenarios/quickstart.yaml\n```\n\n"
-    "```bash\npython3 -m venv .venv && . .venv/bin/activate && pip install -q -e '.[test,profile,testbed]' && python -m pytest -q\n```\n"
+    "```bash\npython3 -m venv .venv && . .venv/bin/activate && pip install -q -e '.[test,profile,testbed]' && python -m pytest -q -n auto --maxprocesses 4 --dist loadfile\n```\n"
 )
 
 
