@@ -173,3 +173,28 @@ def test_a_calibrated_plan_sizes_for_the_real_server_and_shows_the_raw_answer(tm
     assert document["calibration"]["raw_profile"]["cost_per_hour"] == 3.0
     uncalibrated = plan(scenario_from_dict(plan_scenario({"replicas": [1, 2, 3]}, max_load_tolerance=0.1)), tmp_path / "raw")
     assert not uncalibrated["calibration"]["calibrated"] and "43-58 % low at p50" in uncalibrated["calibration"]["note"]
+
+
+def test_an_inconclusive_verdict_is_rerun_longer_on_fresh_streams():
+    """Each rerun of an inconclusive point is twice as long and on a seed of its own (the first on the plan's seed), so
+    the rerun judges new draws rather than the same ones again plus more; the seeds are the same on every run."""
+    from simulator.planning.api import plan_context
+    from simulator.planning.points import attempt_seed
+    from simulator.planning.search import Planner
+
+    data = plan_scenario({"workers": [1, 2]})
+    data["plan"]["precision"] = {**FAST, "extensions": 2}
+    context = plan_context(scenario_from_dict(data))
+    config = next(iter(context.space.configurations()))
+    straddling = {"status": "ok", "summary": {"classes": {"a": {"latency_or_drop_ms": {"p90": {"estimate": 40.0, "ci_low": 38.0, "ci_high": 42.0}}}}}}
+    search = Planner(context, None).decide(config, 150.0, full=False)
+    points = [next(search)]
+    with pytest.raises(StopIteration) as finished:
+        while True:
+            points.append(search.send([straddling]))
+    assert [point.attempt for (point,) in points] == [0, 1, 2]
+    assert [point.requests for (point,) in points] == [context.screen_requests * 2**k for k in range(3)]
+    assert finished.value.value.verdict == "inconclusive"
+    seeds = [attempt_seed(5, point.attempt) for (point,) in points]
+    assert seeds[0] == 5 and len(set(seeds)) == 3 and seeds == [attempt_seed(5, k) for k in range(3)]
+    assert all(0 <= seed < 2**63 for seed in seeds)

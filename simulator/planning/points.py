@@ -46,6 +46,15 @@ class Point:
     replications: int
     requests: int
     detail: bool = False
+    attempt: int = 0  # k > 0: the k-th rerun of an inconclusive verdict, on streams of its own
+
+
+def attempt_seed(seed: int, attempt: int) -> int:
+    """The seed of a verdict's ``attempt``: the plan's own first, then independent ones, so that a rerun judges fresh
+    draws instead of the same ones again plus more (configurations keep common random numbers attempt by attempt)."""
+    if attempt == 0:
+        return seed
+    return int(np.random.SeedSequence(seed, spawn_key=(attempt,)).generate_state(1, np.uint64)[0] >> 1)
 
 
 def evaluate_task(task: dict[str, Any]) -> dict[str, Any]:
@@ -128,8 +137,8 @@ class Evaluator:
         """Everything a point's result depends on: its whole scenario, seed, length, bundle contents, latsim version."""
         return {
             "scenario": self.scenario(point.config, point.rate_per_s).model_dump(mode="json"),
-            "seed": self.seed, "replications": point.replications, "requests": point.requests, "detail": point.detail,
-            "bundles": self.bundles, "latsim": latsim_version(),
+            "seed": attempt_seed(self.seed, point.attempt), "replications": point.replications, "requests": point.requests,
+            "detail": point.detail, "bundles": self.bundles, "latsim": latsim_version(),
         }
 
     def key(self, point: Point) -> str:
@@ -169,7 +178,8 @@ class Evaluator:
         scenario = self.scenario(point.config, point.rate_per_s)
         return {
             "scenario": scenario.model_dump(mode="json"), "source": scenario.source, "base_dir": str(scenario.base_dir),
-            "seed": self.seed, "replications": point.replications, "requests": point.requests, "detail": point.detail,
+            "seed": attempt_seed(self.seed, point.attempt), "replications": point.replications, "requests": point.requests,
+            "detail": point.detail,
         }
 
     def _report(self) -> None:

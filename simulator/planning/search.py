@@ -19,7 +19,7 @@
 
 ``exhaustive`` (a check of the above) replaces 1.–4. by full runs at every point not excluded by
 definition. Every verdict is an ``Outcome`` of :func:`judge`; inconclusive points are rerun at
-twice the length up to ``precision.extensions`` times.
+twice the length on fresh streams (the rerun alone decides) up to ``precision.extensions`` times.
 """
 
 from __future__ import annotations
@@ -155,11 +155,12 @@ class Planner:
     # -- coroutines: one verdict, all targets, a replica ladder, a maximum load -----------------
 
     def decide(self, config: Configuration, rate_per_s: float, full: bool) -> Search[Outcome]:
-        """The verdict at one load; an inconclusive run is repeated at twice the length, within the budget."""
+        """The verdict at one load; an inconclusive run is repeated at twice the length on fresh streams (judged alone:
+        not the same draws again plus more), within the budget."""
         precision = self.ctx.spec.precision
         requests = self.ctx.full_requests if full else self.ctx.screen_requests
         for extension in range(precision.extensions + 1):
-            (result,) = yield [Point(config, rate_per_s, self.ctx.replications, requests)]
+            (result,) = yield [Point(config, rate_per_s, self.ctx.replications, requests, attempt=extension)]
             judgement = judge(result, self.ctx.checks)
             longer = min(2 * requests, precision.max_requests)
             if judgement.verdict != "inconclusive" or longer == requests or extension == precision.extensions:

@@ -156,7 +156,7 @@ class Precision(Settings):
     max_requests: int = Field(
         2_000_000, ge=100, le=100_000_000, description="most measured requests per replication, inconclusive extensions included"
     )
-    extensions: int = Field(2, ge=0, le=10, description="times an inconclusive point is rerun at twice the length before it stays inconclusive")
+    extensions: int = Field(2, ge=0, le=10, description="times an inconclusive point is rerun at twice the length, on fresh streams, before it stays inconclusive")
 
     @model_validator(mode="after")
     def _ordered(self) -> Precision:
