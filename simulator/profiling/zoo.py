@@ -342,35 +342,16 @@ def _production(sizes: Mapping[str, Any], seq_len: int) -> dict[str, Family]:
         teacher = lstm["teacher"]
         return tasks.token_motifs(seed, teacher["vocab"], seq_len, teacher["classes"], **sizes["recurrent_task"])
 
+    def image_family(name: str, model: str, architecture: type) -> Family:
+        return Family(
+            name=name, description=f"{model}, randomly initialised, on {images} generated images", architecture=architecture,
+            make_task=image_inputs, prepare=_images, **sizes[name], **untrained,
+        )
+
     return {
-        "resnet50": Family(
-            name="resnet50",
-            description=f"ResNet-50 (torchvision's bottleneck stack [3, 4, 6, 3]), randomly initialised, on {images} "
-            "generated images",
-            architecture=BottleneckResNet,
-            make_task=image_inputs,
-            prepare=_images,
-            **sizes["resnet50"],
-            **untrained,
-        ),
-        "mobilenetv3-large": Family(
-            name="mobilenetv3-large",
-            description=f"MobileNetV3-Large (torchvision's), randomly initialised, on {images} generated images",
-            architecture=MobileNetV3,
-            make_task=image_inputs,
-            prepare=_images,
-            **sizes["mobilenetv3-large"],
-            **untrained,
-        ),
-        "mobilenetv3-small": Family(
-            name="mobilenetv3-small",
-            description=f"MobileNetV3-Small (torchvision's), randomly initialised, on {images} generated images",
-            architecture=MobileNetV3,
-            make_task=image_inputs,
-            prepare=_images,
-            **sizes["mobilenetv3-small"],
-            **untrained,
-        ),
+        "resnet50": image_family("resnet50", "ResNet-50 (torchvision's bottleneck stack [3, 4, 6, 3])", BottleneckResNet),
+        "mobilenetv3-large": image_family("mobilenetv3-large", "MobileNetV3-Large (torchvision's)", MobileNetV3),
+        "mobilenetv3-small": image_family("mobilenetv3-small", "MobileNetV3-Small (torchvision's)", MobileNetV3),
         "bert-base": Family(
             name="bert-base",
             description=f"BERT-base-size encoder (12 layers, d=768, 12 heads, FFN 3072), randomly initialised, "
