@@ -27,11 +27,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
+from simulator.errors import ScenarioError
 from simulator.files import write_atomically, write_text_atomically
 from simulator.scenario.schema import Scenario
+from simulator.service.base import build_service_model
 from simulator.testbed.config import TestbedConfig, refuse_unservable
 from simulator.testbed.errors import TestbedError
 
@@ -89,6 +92,38 @@ def _served(table: pd.DataFrame) -> pd.DataFrame:
     return table[(table["status"] == 200) & table["worker_busy_ms"].notna()]
 
 
+def profile_batch_scaling(scenario: Scenario) -> dict[str, float] | None:
+    """A batching node's batch cost as the scenario's profile measured it: ``per_extra_item`` k of
+    mean(b) ≈ mean(1)·(1 + k·(b − 1)), fitted by least squares over the batch sizes it can serve (None: no batching)."""
+    spec = scenario.nodes[0]
+    if spec.batching is None or spec.batching.max_batch_size == 1:
+        return None
+    model = build_service_model(spec.service, scenario.base_dir)
+    single_ms = model.mean_ms(1)
+    extra, ratio = [], []
+    for size in range(2, spec.batching.max_batch_size + 1):
+        try:
+            ratio.append(model.mean_ms(size) / single_ms - 1)
+        except (ValueError, ScenarioError):  # a batch size the profile did not measure and cannot reach
+            continue
+        extra.append(size - 1)
+    if not extra:
+        raise TestbedError(f"{scenario.source}: nodes[0].service: the profile has no batch size above 1, so the batch cost "
+                           "of the node's batching cannot be predicted; profile batch sizes up to max_batch_size")
+    extra_items, ratios = np.asarray(extra, float), np.asarray(ratio, float)
+    return {"per_extra_item": max(0.0, float(extra_items @ ratios / (extra_items @ extra_items)))}
+
+
+def run_batch_scaling(calls: pd.DataFrame, fallback: dict[str, float]) -> dict[str, float]:
+    """A run's own batch cost: ``per_extra_item`` of call time ≈ a + a·k·(b − 1) by least squares over its calls, or
+    ``fallback`` (the profile's) when the run served fewer than two batch sizes."""
+    sizes, times_ms = calls["batch_size"].to_numpy(float), calls["service_ms"].to_numpy(float)
+    if np.unique(sizes).size < 2:
+        return fallback
+    slope, intercept = np.polyfit(sizes - 1, times_ms, 1)
+    return {"per_extra_item": max(0.0, float(slope / intercept))} if intercept > 0 else fallback
+
+
 def _write_column(path: Path, name: str, values: pd.Series) -> str:
     write_atomically(path, lambda temporary: pd.DataFrame({name: values.to_numpy()}).to_csv(temporary, index=False))
     return path.name
@@ -135,7 +170,14 @@ def measured_scenario(scenario: Scenario, run_dir: Path, out_dir: Path, replicat
                                "a run's own prediction replays every class's arrivals")
         arrivals[spec.name] = {"process": "trace", "file": _write_column(out_dir / f"arrivals-{index}.csv", "enqueue_ms", enqueued_ms)}
     calls = served.drop_duplicates("batch_id").sort_values("dequeue_ms")
-    service_file = _write_column(out_dir / "service-ms.csv", "service_ms", calls["service_ms"].clip(lower=MIN_TIME_MS))
+    service = {"distribution": "empirical", "process": "replay"}
+    single_call_ms = calls["service_ms"]
+    scaling = profile_batch_scaling(scenario)
+    if scaling is not None:  # a batching node: each call's time as a single request's, batches priced by the run's own cost
+        scaling = run_batch_scaling(calls, scaling)
+        single_call_ms = single_call_ms / (1 + scaling["per_extra_item"] * (calls["batch_size"] - 1))
+        service["batch_scaling"] = scaling
+    service["file"] = _write_column(out_dir / "service-ms.csv", "service_ms", single_call_ms.clip(lower=MIN_TIME_MS))
     outside_file = _write_column(out_dir / "outside-ms.csv", "outside_ms", served["outside_ms"].clip(lower=MIN_TIME_MS))
     data = {
         "name": f"{scenario.name}-measured",
@@ -147,7 +189,7 @@ def measured_scenario(scenario: Scenario, run_dir: Path, out_dir: Path, replicat
             "replications": replications,
         },
         "workload": {"classes": _classes(scenario, arrivals)},
-        "nodes": [_node(scenario, {"distribution": "empirical", "file": service_file, "process": "replay"})],
+        "nodes": [_node(scenario, service)],
         "network": {"response": {"distribution": "empirical", "file": outside_file}},
     }
     return _write_scenario(out_dir / "measured.yaml", data)
@@ -178,6 +220,9 @@ def profile_scenario(
                                                                       profile["kernel_ms"].clip(lower=MIN_TIME_MS))}
         outside = calibration["outside"]
         node_extra = {key: calibration[key] for key in ("overhead", "speed", "device") if calibration.get(key)}
+    scaling = profile_batch_scaling(scenario)
+    if scaling is not None:  # the profile's calls are single requests: batches cost what the profile's batch sizes do
+        service["batch_scaling"] = scaling
     data = {
         "name": f"{scenario.name}-profile" + ("-calibrated" if calibration else ""),
         "description": "prediction (a): the closed-loop profile taken before the run, as a user has it"
