@@ -140,6 +140,7 @@ def capacity(
     ] = None,
     seed: Annotated[int, typer.Option(min=0)] = 0,
     threads: ThreadsOption = 1,
+    server: ServerOption = "aiohttp",
     max_p99_lateness_ms: Annotated[float, typer.Option(min=0.001, help="a run whose sender's p99 lateness exceeds this is invalid")] = 1.0,
     max_lateness_ms: Annotated[float, typer.Option(min=0.001, help="a run whose sender's lateness ever exceeds this is invalid")] = 10.0,
 ) -> None:
@@ -164,7 +165,7 @@ def capacity(
     sent = 0
 
     with contextlib.ExitStack() as stack:
-        target = url or stack.enter_context(ServerProcess(_config(scenario, threads), folder / "server")).url
+        target = url or stack.enter_context(ServerProcess(_config(scenario, threads, server), folder / "server")).url
 
         def measured(rate: float, repeat: int) -> tuple[float, bool]:
             nonlocal sent
