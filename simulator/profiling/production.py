@@ -27,6 +27,13 @@ def bottleneck_widths(layers: Sequence[int], planes: Sequence[int]) -> list[list
     return [[p, p] for blocks, p in zip(layers, planes) for _ in range(blocks)]
 
 
+def residual_shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    """A residual block's shortcut: the identity, or a strided 1x1 projection where the shape changes."""
+    if stride == 1 and in_channels == out_channels:
+        return nn.Identity()
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels))
+
+
 class Bottleneck(nn.Module):
     """A ResNet bottleneck: 1x1 (in → w1), 3x3 with the stride (w1 → w2), 1x1 (w2 → out), plus the shortcut."""
 
@@ -39,11 +46,7 @@ class Bottleneck(nn.Module):
         self.bn2 = nn.BatchNorm2d(second)
         self.conv3 = nn.Conv2d(second, out_channels, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out_channels)
-        self.downsample: nn.Module = nn.Identity()
-        if stride != 1 or in_channels != out_channels:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels)
-            )
+        self.downsample = residual_shortcut(in_channels, out_channels, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.relu(self.bn1(self.conv1(x)))

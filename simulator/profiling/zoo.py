@@ -33,6 +33,7 @@ from simulator.profiling.production import (
     LSTMClassifier,
     MobileNetV3,
     mobilenetv3_size,
+    residual_shortcut,
 )
 from simulator.profiling.training import TrainingPlan
 
@@ -62,11 +63,7 @@ class ResidualBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(mid)
         self.conv2 = nn.Conv2d(mid, out_channels, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels)
-            )
+        self.shortcut = residual_shortcut(in_channels, out_channels, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.relu(self.bn1(self.conv1(x)))
